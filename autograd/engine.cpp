@@ -1,0 +1,225 @@
+// The tape and the backward walk (micrograd's engine.py, in C++): collect the nodes reachable from
+// the roots, process them in reverse creation order, route each input gradient along its edge, and
+// free each node's saved tensors once it has run.
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/grad_mode.hpp"
+#include "autograd/node.hpp"
+#include "core/error.hpp"
+#include "ops/elementwise.hpp"
+
+namespace gg::autograd {
+
+namespace {
+std::atomic<uint64_t> g_next_sequence_nr{0};
+
+std::string meta_str(const Tensor& t) {
+  return fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()));
+}
+
+// Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
+Tensor conform(const Tensor& grad, const TensorMeta& meta, const std::string& node_name) {
+  Tensor g = grad;
+  if (g.shape() != meta.shape) {
+    try {
+      g = sum_to(g, meta.shape);
+    } catch (const Error&) {
+      fail("[backward] {} returned a gradient of shape {} for an input of shape {}", node_name,
+           shape_str(grad.shape()), shape_str(meta.shape));
+    }
+  }
+  if (g.dtype() != meta.dtype) {
+    GG_CHECK(is_floating(g.dtype()) && is_floating(meta.dtype),
+             "[backward] {} returned a {} gradient for a {} input", node_name,
+             dtype_name(g.dtype()), dtype_name(meta.dtype));
+    g = g.to(meta.dtype);
+  }
+  return g;
+}
+
+void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? slot + g : g; }
+}  // namespace
+
+Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
+           std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
+           bool accepts_undefined_grads)
+    : name_(std::move(name)),
+      sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)),
+      backward_(std::move(backward)),
+      next_edges_(std::move(next_edges)),
+      input_meta_(std::move(input_meta)),
+      output_meta_(std::move(output_meta)),
+      accepts_undefined_grads_(accepts_undefined_grads) {}
+
+std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
+  GG_CHECK(backward_ != nullptr,
+           "[backward] trying to backward through {} a second time: its saved tensors were freed "
+           "after the first backward; pass retain_graph=true to the first call",
+           name_);
+  std::vector<bool> needs(next_edges_.size());
+  for (size_t i = 0; i < needs.size(); ++i) needs[i] = next_edges_[i].valid();
+  return backward_(grad_outputs, needs);
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  return std::any_of(inputs.begin(), inputs.end(),
+                     [](const Tensor& t) { return t.defined() && t.requires_grad(); });
+}
+
+void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+            BackwardFn backward, bool accepts_undefined_grads) {
+  if (!needs_grad(inputs)) return;
+  std::vector<Edge> edges(inputs.size());
+  std::vector<TensorMeta> input_meta(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& in = inputs[i];
+    if (!in.defined()) continue;
+    input_meta[i] = {in.shape(), in.dtype()};
+    const TensorImpl& impl = *in.impl();
+    if (impl.grad_fn) {
+      edges[i].node = impl.grad_fn;
+      edges[i].output_nr = impl.output_nr;
+    } else if (impl.requires_grad) {
+      edges[i].leaf = in.impl();
+      edges[i].is_leaf = true;
+    }
+  }
+  std::vector<TensorMeta> output_meta;
+  for (const Tensor& out : outputs) output_meta.push_back({out.shape(), out.dtype()});
+  auto node = std::make_shared<Node>(std::move(name), std::move(backward), std::move(edges),
+                                     std::move(input_meta), std::move(output_meta),
+                                     accepts_undefined_grads);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    // Only floating outputs carry gradients (an integer out_dtype ends the graph there).
+    if (!outputs[i].defined() || !is_floating(outputs[i].dtype())) continue;
+    outputs[i].impl()->grad_fn = node;
+    outputs[i].impl()->output_nr = static_cast<uint32_t>(i);
+  }
+}
+
+Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
+              BackwardFn backward) {
+  std::vector<Tensor> outputs{std::move(output)};
+  record(std::move(name), inputs, outputs, std::move(backward));
+  return outputs[0];
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.shape() == shape) return grad;
+  const Shape& gs = grad.shape();
+  GG_CHECK(gs.size() >= shape.size(), "[sum_to] cannot reduce {} to {}", shape_str(gs),
+           shape_str(shape));
+  Tensor g = grad;
+  size_t lead = gs.size() - shape.size();
+  for (size_t i = 0; i < lead; ++i) g = g.sum(0);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == g.size(static_cast<int64_t>(i))) continue;
+    GG_CHECK(shape[i] == 1, "[sum_to] cannot reduce {} to {}", shape_str(gs), shape_str(shape));
+    g = g.sum(static_cast<int64_t>(i), /*keepdim=*/true);
+  }
+  return g;
+}
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
+                  bool retain_graph) {
+  NoGradGuard no_grad;  // gradients are computed without recording (no double backward)
+
+  // Gradient buffers: one slot per output of each node reached.
+  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  std::vector<std::shared_ptr<Node>> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::shared_ptr<Node>> stack;
+
+  auto accumulate_leaf = [](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
+    Tensor grad = conform(g, {leaf->shape, leaf->dtype}, "leaf");
+    // The first gradient is copied so that a leaf's grad never aliases another tensor.
+    leaf->grad = leaf->grad ? (Tensor(leaf->grad) + grad).impl() : grad.clone().impl();
+  };
+
+  for (size_t r = 0; r < roots.size(); ++r) {
+    const TensorImpl& root = *roots[r].impl();
+    if (!root.grad_fn) {
+      accumulate_leaf(roots[r].impl(), grad_roots[r]);
+      continue;
+    }
+    auto& slots = buffers[root.grad_fn.get()];
+    slots.resize(root.grad_fn->num_outputs());
+    accumulate(slots[root.output_nr], grad_roots[r]);
+    if (seen.insert(root.grad_fn.get()).second) stack.push_back(root.grad_fn);
+  }
+  while (!stack.empty()) {
+    std::shared_ptr<Node> node = std::move(stack.back());
+    stack.pop_back();
+    for (const Edge& e : node->next_edges())
+      if (e.node && seen.insert(e.node.get()).second) stack.push_back(e.node);
+    order.push_back(std::move(node));
+  }
+  // A node is made after the nodes of its inputs, so reverse creation order is topological.
+  std::sort(order.begin(), order.end(),
+            [](const auto& a, const auto& b) { return a->sequence_nr() > b->sequence_nr(); });
+
+  for (const std::shared_ptr<Node>& node : order) {
+    auto it = buffers.find(node.get());
+    if (it == buffers.end()) {  // reachable, but no gradient flowed into it
+      if (!retain_graph) node->release();
+      continue;
+    }
+    std::vector<Tensor> grads = std::move(it->second);
+    buffers.erase(it);
+    grads.resize(node->num_outputs());
+    if (!node->accepts_undefined_grads()) {
+      for (size_t i = 0; i < grads.size(); ++i)
+        if (!grads[i].defined())
+          grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
+    }
+    std::vector<Tensor> input_grads = node->apply(grads);
+    if (!retain_graph) node->release();
+    const auto& edges = node->next_edges();
+    GG_CHECK(input_grads.size() == edges.size(),
+             "[backward] {} returned {} gradients for {} inputs", node->name(),
+             input_grads.size(), edges.size());
+    for (size_t i = 0; i < edges.size(); ++i) {
+      const Edge& e = edges[i];
+      if (!e.valid() || !input_grads[i].defined()) continue;
+      Tensor g = conform(input_grads[i], node->input_meta()[i], node->name());
+      if (e.node) {
+        auto& slots = buffers[e.node.get()];
+        slots.resize(e.node->num_outputs());
+        accumulate(slots[e.output_nr], g);
+      } else if (auto leaf = e.leaf.lock()) {
+        accumulate_leaf(leaf, g);
+      }
+    }
+  }
+}
+
+}  // namespace gg::autograd
+
+namespace gg {
+
+void Tensor::backward() const {
+  const TensorImpl& t = checked("backward");
+  GG_CHECK(t.shape.empty() || numel() == 1,
+           "[backward] grad can be implicitly created only for one-element outputs; this tensor "
+           "has shape {}: pass a grad_output",
+           shape_str(t.shape));
+  backward(ones(t.shape, t.dtype));
+}
+
+void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
+  const TensorImpl& t = checked("backward");
+  GG_CHECK(requires_grad(),
+           "[backward] the tensor ({} {}) does not require grad and has no grad_fn",
+           dtype_name(t.dtype), shape_str(t.shape));
+  GG_CHECK(grad_output.defined(), "[backward] grad_output is an undefined tensor");
+  GG_CHECK(grad_output.shape() == t.shape && grad_output.dtype() == t.dtype,
+           "[backward] grad_output must match the tensor: expected {}, got {}",
+           autograd::meta_str(*this), autograd::meta_str(grad_output));
+  autograd::run_backward({*this}, {grad_output}, retain_graph);
+}
+
+}  // namespace gg

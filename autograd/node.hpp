@@ -1,0 +1,86 @@
+#pragma once
+// A Node is one recorded op call: edges to where its inputs' gradients go, and a backward closure
+// holding what it saved. Nodes are numbered as they are made; that order is the tape.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.hpp"
+
+namespace gg::autograd {
+
+class Node;
+
+// Where the gradient of one input goes: into another node's output slot, or into a leaf's grad.
+// Leaves are held weakly (a graph never keeps a parameter alive); nodes strongly.
+struct Edge {
+  std::shared_ptr<Node> node;
+  uint32_t output_nr = 0;
+  std::weak_ptr<TensorImpl> leaf;
+  bool is_leaf = false;
+  bool valid() const { return node != nullptr || is_leaf; }
+};
+
+struct TensorMeta {
+  Shape shape;
+  Dtype dtype = kFloat32;
+};
+
+// Backward closure: receives one gradient per output (all defined unless the node accepts
+// undefined ones) and needs_input_grad per input; returns one gradient per input (undefined
+// where none is needed). It runs with grad mode off. Closures must capture saved tensors
+// detached (t.detach()), or the graph would own itself through an output's grad_fn.
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs,
+                                                     const std::vector<bool>& needs_input_grad)>;
+
+class Node {
+ public:
+  Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
+       std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
+       bool accepts_undefined_grads);
+
+  const std::string& name() const { return name_; }
+  uint64_t sequence_nr() const { return sequence_nr_; }
+  const std::vector<Edge>& next_edges() const { return next_edges_; }
+  const std::vector<TensorMeta>& input_meta() const { return input_meta_; }
+  const std::vector<TensorMeta>& output_meta() const { return output_meta_; }
+  size_t num_outputs() const { return output_meta_.size(); }
+  bool accepts_undefined_grads() const { return accepts_undefined_grads_; }
+  bool released() const { return !backward_; }
+
+  // Runs the backward closure; throws gg::Error once the node was released.
+  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs);
+  // Frees the saved tensors (the closure); later apply() calls fail.
+  void release() { backward_ = nullptr; }
+
+ private:
+  std::string name_;
+  uint64_t sequence_nr_;
+  BackwardFn backward_;
+  std::vector<Edge> next_edges_;
+  std::vector<TensorMeta> input_meta_;
+  std::vector<TensorMeta> output_meta_;
+  bool accepts_undefined_grads_;
+};
+
+// True when grad mode is on and some defined input requires grad: only then ops record.
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Records one node for an op call if needs_grad(inputs), and makes it the grad_fn of `outputs`.
+// Undefined inputs are allowed (no edge). Outputs must be freshly made by the op.
+void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+            BackwardFn backward, bool accepts_undefined_grads = false);
+// Single-output convenience: returns `output` with its grad_fn set.
+Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
+              BackwardFn backward);
+
+// Sums a broadcast gradient back to `shape` (over leading dims and dims of size 1).
+Tensor sum_to(const Tensor& grad, const Shape& shape);
+
+// Runs backward from `roots` with their gradients.
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
+                  bool retain_graph);
+
+}  // namespace gg::autograd

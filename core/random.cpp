@@ -1,0 +1,81 @@
+#include "core/random.hpp"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/strided.hpp"
+#include "core/tensor.hpp"
+
+namespace gg {
+
+void Generator::manual_seed(uint64_t seed) {
+  engine_.seed(seed);
+  has_spare_ = false;
+}
+
+uint64_t Generator::next_u64() { return engine_(); }
+
+double Generator::uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+
+double Generator::normal() {
+  if (has_spare_) {
+    has_spare_ = false;
+    return spare_;
+  }
+  double u1 = 1.0 - uniform();  // (0, 1]: log is finite
+  double u2 = uniform();
+  double r = std::sqrt(-2.0 * std::log(u1));
+  spare_ = r * std::sin(2 * std::numbers::pi * u2);
+  has_spare_ = true;
+  return r * std::cos(2 * std::numbers::pi * u2);
+}
+
+Generator& global_generator() {
+  static Generator g;
+  return g;
+}
+
+void manual_seed(uint64_t seed) {
+  Generator& g = global_generator();
+  std::lock_guard lock(g.mutex());
+  g.manual_seed(seed);
+}
+
+namespace {
+template <class Draw>
+Tensor fill_random(Shape shape, Dtype dtype, const char* op, Draw draw) {
+  GG_CHECK(is_floating(dtype), "[{}] needs a floating dtype, got {}", op, dtype_name(dtype));
+  Tensor t = empty(std::move(shape), dtype);
+  Generator& g = global_generator();
+  std::lock_guard lock(g.mutex());
+  dispatch(dtype, [&]<class T>() {
+    T* p = t.data_ptr<T>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) p[i] = convert<T>(draw(g));
+  });
+  return t;
+}
+}  // namespace
+
+Tensor randn(Shape shape, Dtype dtype) {
+  return fill_random(std::move(shape), dtype, "randn", [](Generator& g) { return g.normal(); });
+}
+
+Tensor rand(Shape shape, Dtype dtype) {
+  return fill_random(std::move(shape), dtype, "rand", [](Generator& g) { return g.uniform(); });
+}
+
+Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype) {
+  GG_CHECK(low < high, "[randint] low {} must be below high {}", low, high);
+  Tensor t = empty(std::move(shape), dtype);
+  Generator& g = global_generator();
+  std::lock_guard lock(g.mutex());
+  uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  dispatch(dtype, [&]<class T>() {
+    T* p = t.data_ptr<T>();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i)
+      p[i] = convert<T>(static_cast<double>(low + static_cast<int64_t>(g.next_u64() % range)));
+  });
+  return t;
+}
+
+}  // namespace gg

@@ -1,0 +1,39 @@
+#include "core/storage.hpp"
+
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "core/error.hpp"
+
+namespace gg {
+
+namespace {
+constexpr std::align_val_t kAlignment{64};
+std::atomic<int64_t> g_live_count{0};
+std::atomic<int64_t> g_live_bytes{0};
+}  // namespace
+
+void Storage::Free::operator()(void* p) const { ::operator delete(p, kAlignment); }
+
+Storage::Storage(size_t nbytes, bool zero) : nbytes_(nbytes) {
+  // Always allocate at least one byte so data() is a valid, unique pointer.
+  try {
+    data_.reset(::operator new(nbytes ? nbytes : 1, kAlignment));
+  } catch (const std::bad_alloc&) {
+    fail("[storage] cannot allocate {} bytes", nbytes);
+  }
+  if (zero) std::memset(data_.get(), 0, nbytes);
+  g_live_count.fetch_add(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_add(static_cast<int64_t>(nbytes), std::memory_order_relaxed);
+}
+
+Storage::~Storage() {
+  g_live_count.fetch_sub(1, std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
+}
+
+int64_t Storage::live_count() { return g_live_count.load(); }
+int64_t Storage::live_bytes() { return g_live_bytes.load(); }
+
+}  // namespace gg

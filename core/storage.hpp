@@ -1,0 +1,33 @@
+#pragma once
+// Reference-counted, 64-byte aligned, zero-initialised bytes that tensors and their views share.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace gg {
+
+class Storage {
+ public:
+  // zero=false leaves the bytes uninitialised, for outputs that a kernel overwrites entirely.
+  explicit Storage(size_t nbytes, bool zero = true);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() { return data_.get(); }
+  const void* data() const { return data_.get(); }
+  size_t nbytes() const { return nbytes_; }
+
+  // Live storages and their bytes, process-wide: lets tests show that memory stays flat.
+  static int64_t live_count();
+  static int64_t live_bytes();
+
+ private:
+  struct Free {
+    void operator()(void* p) const;
+  };
+  size_t nbytes_;
+  std::unique_ptr<void, Free> data_;
+};
+
+}  // namespace gg

@@ -1,0 +1,270 @@
+#include "core/tensor.hpp"
+
+#include <cstring>
+#include <limits>
+
+#include "autograd/grad_mode.hpp"
+#include "autograd/node.hpp"
+#include "core/strided.hpp"
+
+namespace gg {
+
+// ---- shape helpers ---------------------------------------------------------------------------
+
+std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+int64_t numel_of(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    GG_CHECK(s >= 0, "[shape] sizes must be non-negative, got {}", shape_str(shape));
+    if (s != 0 && n > std::numeric_limits<int64_t>::max() / s)
+      fail("[shape] number of elements of {} overflows int64", shape_str(shape));
+    n *= s;
+  }
+  return n;
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t s = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= std::max<int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
+  GG_CHECK(dim >= lo && dim <= hi, "[{}] dimension {} out of range for a {}-d tensor (expected {} to {})",
+           op, dim, ndim, lo, hi);
+  return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t sa = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t sb = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    GG_CHECK(sa == sb || sa == 1 || sb == 1,
+             "[{}] shapes {} and {} cannot be broadcast (dimension {}: {} vs {})", op, shape_str(a),
+             shape_str(b), i, sa, sb);
+    out[i] = sa == 1 ? sb : sa;
+  }
+  return out;
+}
+
+Shape broadcast_strides(const Tensor& t, const Shape& out_shape) {
+  const Shape& shape = t.shape();
+  GG_CHECK(shape.size() <= out_shape.size(), "[broadcast] cannot broadcast {} to {}",
+           shape_str(shape), shape_str(out_shape));
+  Shape strides(out_shape.size(), 0);
+  size_t lead = out_shape.size() - shape.size();
+  for (size_t i = 0; i < shape.size(); ++i) {
+    GG_CHECK(shape[i] == out_shape[lead + i] || shape[i] == 1,
+             "[broadcast] cannot broadcast {} to {}", shape_str(shape), shape_str(out_shape));
+    strides[lead + i] = shape[i] == 1 ? 0 : t.strides()[i];
+  }
+  return strides;
+}
+
+double load_as_double(const void* base, Dtype dtype, int64_t offset) {
+  return dispatch(dtype, [&]<class T>() {
+    return convert<double>(static_cast<const T*>(base)[offset]);
+  });
+}
+
+void store_from_double(void* base, Dtype dtype, int64_t offset, double value) {
+  dispatch(dtype, [&]<class T>() { static_cast<T*>(base)[offset] = convert<T>(value); });
+}
+
+// ---- accessors -------------------------------------------------------------------------------
+
+const TensorImpl& Tensor::checked(const char* op) const {
+  GG_CHECK(impl_ != nullptr, "[{}] the tensor is undefined (a default-constructed gg::Tensor)", op);
+  return *impl_;
+}
+
+Dtype Tensor::dtype() const { return checked("dtype").dtype; }
+const Shape& Tensor::shape() const { return checked("shape").shape; }
+const Shape& Tensor::strides() const { return checked("strides").strides; }
+int64_t Tensor::storage_offset() const { return checked("storage_offset").offset; }
+int64_t Tensor::dim() const { return static_cast<int64_t>(checked("dim").shape.size()); }
+int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::numel() const { return numel_of(checked("numel").shape); }
+
+bool Tensor::is_contiguous() const {
+  const TensorImpl& t = checked("is_contiguous");
+  int64_t expected = 1;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    if (t.shape[i] == 1) continue;
+    if (t.shape[i] == 0) return true;
+    if (t.strides[i] != expected) return false;
+    expected *= t.shape[i];
+  }
+  return true;
+}
+
+void* Tensor::raw_data() const {
+  const TensorImpl& t = checked("data");
+  return static_cast<uint8_t*>(t.storage->data()) + t.offset * static_cast<int64_t>(element_size());
+}
+
+template <class T>
+T* Tensor::data_ptr() const {
+  GG_CHECK(dtype() == dtype_of<T>(), "[data_ptr] requested {} but the tensor is {}",
+           dtype_name(dtype_of<T>()), dtype_name(dtype()));
+  return static_cast<T*>(raw_data());
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  GG_CHECK(dtype() == dtype_of<T>(), "[to_vector] requested {} but the tensor is {}",
+           dtype_name(dtype_of<T>()), dtype_name(dtype()));
+  Tensor c = contiguous();
+  const T* p = c.data_ptr<T>();
+  return std::vector<T>(p, p + c.numel());
+}
+
+template <class T>
+T Tensor::item() const {
+  GG_CHECK(numel() == 1, "[item] expected a one-element tensor, got shape {}", shape_str(shape()));
+  GG_CHECK(dtype() == dtype_of<T>(), "[item] requested {} but the tensor is {}",
+           dtype_name(dtype_of<T>()), dtype_name(dtype()));
+  return *data_ptr<T>();
+}
+
+// ---- autograd accessors ----------------------------------------------------------------------
+
+bool Tensor::requires_grad() const {
+  const TensorImpl& t = checked("requires_grad");
+  return t.requires_grad || t.grad_fn != nullptr;
+}
+
+Tensor& Tensor::requires_grad_(bool on) {
+  const TensorImpl& t = checked("requires_grad_");
+  GG_CHECK(!on || is_floating(t.dtype),
+           "[requires_grad_] only floating-point tensors can require grad, this one is {} {}",
+           dtype_name(t.dtype), shape_str(t.shape));
+  GG_CHECK(t.grad_fn == nullptr,
+           "[requires_grad_] can only change requires_grad of a leaf tensor; use detach() first");
+  impl_->requires_grad = on;
+  return *this;
+}
+
+Tensor Tensor::grad() const {
+  const TensorImpl& t = checked("grad");
+  return t.grad ? Tensor(t.grad) : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& grad) const {
+  const TensorImpl& t = checked("set_grad");
+  if (grad.defined()) {
+    GG_CHECK(grad.shape() == t.shape && grad.dtype() == t.dtype,
+             "[set_grad] gradient {} {} does not match the tensor {} {}", dtype_name(grad.dtype()),
+             shape_str(grad.shape()), dtype_name(t.dtype), shape_str(t.shape));
+  }
+  impl_->grad = grad.impl();
+}
+
+bool Tensor::is_leaf() const { return checked("is_leaf").grad_fn == nullptr; }
+
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const { return checked("grad_fn").grad_fn; }
+
+Tensor Tensor::detach() const {
+  const TensorImpl& t = checked("detach");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = t.storage;
+  impl->shape = t.shape;
+  impl->strides = t.strides;
+  impl->offset = t.offset;
+  impl->dtype = t.dtype;
+  return Tensor(std::move(impl));
+}
+
+// ---- factories -------------------------------------------------------------------------------
+
+namespace {
+Tensor make_tensor(Shape shape, Dtype dtype, bool zero) {
+  int64_t n = numel_of(shape);
+  GG_CHECK(shape.size() <= 16, "[empty] at most 16 dimensions are supported, got {}", shape.size());
+  size_t elem = gg::element_size(dtype);
+  GG_CHECK(static_cast<uint64_t>(n) <= std::numeric_limits<int64_t>::max() / elem,
+           "[empty] {} bytes for shape {} overflows", dtype_name(dtype), shape_str(shape));
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::make_shared<Storage>(static_cast<size_t>(n) * elem, zero);
+  impl->strides = contiguous_strides(shape);
+  impl->shape = std::move(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+}  // namespace
+
+Tensor empty(Shape shape, Dtype dtype) { return make_tensor(std::move(shape), dtype, false); }
+Tensor zeros(Shape shape, Dtype dtype) { return make_tensor(std::move(shape), dtype, true); }
+
+Tensor full(Shape shape, double value, Dtype dtype) {
+  Tensor t = empty(std::move(shape), dtype);
+  dispatch(dtype, [&]<class T>() {
+    T v = convert<T>(value);
+    T* p = t.data_ptr<T>();
+    std::fill(p, p + t.numel(), v);
+  });
+  return t;
+}
+
+Tensor ones(Shape shape, Dtype dtype) { return full(std::move(shape), 1.0, dtype); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
+Tensor scalar_tensor(double value, Dtype dtype) { return full({}, value, dtype); }
+
+Tensor arange(double end, Dtype dtype) { return arange(0, end, 1, dtype); }
+
+Tensor arange(double start, double end, double step, Dtype dtype) {
+  GG_CHECK(step != 0, "[arange] step must be nonzero");
+  GG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+           "[arange] start, end and step must be finite (got {}, {}, {})", start, end, step);
+  double count = std::ceil((end - start) / step);
+  int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
+  Tensor t = empty({n}, dtype);
+  dispatch(dtype, [&]<class T>() {
+    T* p = t.data_ptr<T>();
+    for (int64_t i = 0; i < n; ++i) p[i] = convert<T>(start + static_cast<double>(i) * step);
+  });
+  return t;
+}
+
+template <class T>
+Tensor tensor(const std::vector<T>& values, Shape shape) {
+  int64_t n = numel_of(shape);
+  GG_CHECK(static_cast<int64_t>(values.size()) == n,
+           "[tensor] {} values do not fill shape {} ({} elements)", values.size(),
+           shape_str(shape), n);
+  Tensor t = empty(std::move(shape), dtype_of<T>());
+  if (n) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
+  return t;
+}
+
+template <class T>
+Tensor tensor(const std::vector<T>& values) {
+  return tensor<T>(values, {static_cast<int64_t>(values.size())});
+}
+
+#define GG_INSTANTIATE(T)                                              \
+  template T* Tensor::data_ptr<T>() const;                             \
+  template std::vector<T> Tensor::to_vector<T>() const;                \
+  template T Tensor::item<T>() const;                                  \
+  template Tensor tensor<T>(const std::vector<T>& values, Shape shape); \
+  template Tensor tensor<T>(const std::vector<T>& values);
+GG_INSTANTIATE(float)
+GG_INSTANTIATE(double)
+GG_INSTANTIATE(BFloat16)
+GG_INSTANTIATE(Half)
+GG_INSTANTIATE(int8_t)
+GG_INSTANTIATE(int32_t)
+GG_INSTANTIATE(int64_t)
+#undef GG_INSTANTIATE
+
+}  // namespace gg

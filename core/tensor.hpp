@@ -1,0 +1,145 @@
+#pragma once
+// gg::Tensor: a handle (shared_ptr) to a strided view of reference-counted Storage, plus the
+// autograd metadata of that view. Copying a Tensor copies the handle, like torch::Tensor.
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "dtype.hpp"
+#include "error.hpp"
+#include "storage.hpp"
+
+namespace gg {
+
+namespace autograd {
+class Node;
+}
+
+struct TensorImpl {
+  std::shared_ptr<Storage> storage;
+  Shape shape;
+  Shape strides;  // in elements
+  int64_t offset = 0;  // in elements
+  Dtype dtype = kFloat32;
+
+  // Autograd: a leaf has requires_grad set and no grad_fn; an op's result has grad_fn (the node
+  // that made it) and output_nr (which of that node's outputs it is).
+  bool requires_grad = false;
+  std::shared_ptr<autograd::Node> grad_fn;
+  uint32_t output_nr = 0;
+  std::shared_ptr<TensorImpl> grad;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;  // undefined ("null") tensor
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  bool defined() const { return impl_ != nullptr; }
+  Dtype dtype() const;
+  const Shape& shape() const;
+  const Shape& strides() const;
+  int64_t storage_offset() const;
+  int64_t dim() const;
+  int64_t size(int64_t d) const;    // negative d counts from the end
+  int64_t stride(int64_t d) const;  // negative d counts from the end
+  int64_t numel() const;
+  size_t element_size() const { return gg::element_size(dtype()); }
+  bool is_contiguous() const;
+  bool is_floating_point() const { return is_floating(dtype()); }
+
+  // Autograd.
+  bool requires_grad() const;
+  Tensor& requires_grad_(bool on = true);  // only floating dtypes may require grad
+  Tensor grad() const;                     // undefined until a backward reaches this leaf
+  void set_grad(const Tensor& grad) const;  // replaces (or with an undefined tensor, clears) grad
+  bool is_leaf() const;
+  const std::shared_ptr<autograd::Node>& grad_fn() const;
+  void backward() const;  // this must be a one-element tensor
+  void backward(const Tensor& grad_output, bool retain_graph = false) const;
+  Tensor detach() const;  // same storage, no history
+
+  // Conversions and copies.
+  Tensor to(Dtype dtype) const;  // float -> int rounds to nearest and saturates
+  Tensor contiguous() const;     // this, if already contiguous; else a contiguous copy
+  Tensor clone() const;          // always a new storage
+  template <class T>
+  std::vector<T> to_vector() const;  // row-major copy; T must match dtype
+  template <class T>
+  T item() const;  // one-element tensors
+
+  // Raw access for kernels: the address of element 0 of this view. T must match dtype.
+  template <class T>
+  T* data_ptr() const;
+  void* raw_data() const;
+
+  // Views (no copies; results share storage with this).
+  Tensor reshape(Shape shape) const;  // a view when strides allow, else a copy; one dim may be -1
+  Tensor view(Shape shape) const;     // like reshape, but throws if a view is impossible
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor transpose(int64_t d0, int64_t d1) const;
+  Tensor t() const;  // transpose of a 2-D tensor
+  Tensor permute(const Shape& dims) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor select(int64_t dim, int64_t index) const;
+  Tensor squeeze() const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor expand(Shape shape) const;  // -1 keeps a size; new leading dims allowed
+
+  // Math (defined with the op families in ops/).
+  Tensor matmul(const Tensor& other) const;
+  Tensor sum() const;
+  Tensor mean() const;
+  Tensor sum(int64_t dim, bool keepdim = false) const;
+  Tensor mean(int64_t dim, bool keepdim = false) const;
+  Tensor max(int64_t dim, bool keepdim = false) const;  // values only; see gg::max_with_indices
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor tanh() const;
+  Tensor sigmoid() const;
+  Tensor relu() const;
+  Tensor pow(double exponent) const;
+  Tensor neg() const;
+  Tensor operator-() const;
+
+  std::string to_string() const;  // PyTorch style: tensor([[1.0000, 2.0000]], dtype=float32)
+
+  const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+  // Throws "[op] ... is an undefined tensor" for an undefined tensor.
+  const TensorImpl& checked(const char* op) const;
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// Factories. Float dtypes unless given; the random ones draw from the global generator.
+Tensor empty(Shape shape, Dtype dtype = kFloat32);  // contents unspecified
+Tensor zeros(Shape shape, Dtype dtype = kFloat32);
+Tensor ones(Shape shape, Dtype dtype = kFloat32);
+Tensor full(Shape shape, double value, Dtype dtype = kFloat32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor randn(Shape shape, Dtype dtype = kFloat32);  // standard normal
+Tensor rand(Shape shape, Dtype dtype = kFloat32);   // uniform on [0, 1)
+Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype = kInt64);  // [low, high)
+Tensor arange(double end, Dtype dtype = kInt64);
+Tensor arange(double start, double end, double step = 1, Dtype dtype = kInt64);
+Tensor scalar_tensor(double value, Dtype dtype = kFloat32);  // a 0-dim tensor
+template <class T>
+Tensor tensor(const std::vector<T>& values, Shape shape);  // dtype from T
+template <class T>
+Tensor tensor(const std::vector<T>& values);  // 1-D
+
+// Shape helpers shared by ops.
+int64_t numel_of(const Shape& shape);  // throws on negative sizes or int64 overflow
+Shape contiguous_strides(const Shape& shape);
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);  // negative dims count from the end
+std::string shape_str(const Shape& shape);                     // "[2, 3]"
+
+}  // namespace gg

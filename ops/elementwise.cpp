@@ -1,0 +1,186 @@
+// Elementwise ops: validation, type promotion and autograd here; kernels in
+// ops/kernels/elementwise_kernels.cpp (oneDNN for f32/bf16 where it fits, plain loops otherwise).
+#include "ops/elementwise.hpp"
+
+#include <cmath>
+
+#include "autograd/node.hpp"
+#include "ops/kernels/elementwise_kernels.hpp"
+#include "ops/reduce.hpp"
+
+namespace gg {
+
+namespace {
+using autograd::record;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+using kernels::BinaryOp;
+using kernels::UnaryOp;
+}  // namespace
+
+Tensor scalar_like(double value, const Tensor& like) {
+  Dtype dtype = like.dtype();
+  if (!is_floating(dtype) && value != std::trunc(value)) dtype = kFloat32;
+  return scalar_tensor(value, dtype);
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = kernels::binary(BinaryOp::Add, a, b, "add");
+  return record("AddBackward", {a, b}, out,
+                [](const Grads& g, const Needs&) { return Grads{g[0], g[0]}; });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = kernels::binary(BinaryOp::Sub, a, b, "sub");
+  return record("SubBackward", {a, b}, out,
+                [](const Grads& g, const Needs& needs) {
+                  return Grads{g[0], needs[1] ? neg(g[0]) : Tensor()};
+                });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = kernels::binary(BinaryOp::Mul, a, b, "mul");
+  if (!autograd::needs_grad({a, b})) return out;
+  return record("MulBackward", {a, b}, out,
+                [a = a.detach(), b = b.detach()](const Grads& g, const Needs& needs) {
+                  return Grads{needs[0] ? g[0] * b : Tensor(), needs[1] ? g[0] * a : Tensor()};
+                });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = kernels::binary(BinaryOp::Div, a, b, "div");
+  if (!autograd::needs_grad({a, b})) return out;
+  return record("DivBackward", {a, b}, out,
+                [a = a.detach(), b = b.detach()](const Grads& g, const Needs& needs) {
+                  Tensor ga = needs[0] ? g[0] / b : Tensor();
+                  Tensor gb = needs[1] ? neg(g[0] * a / (b * b)) : Tensor();
+                  return Grads{ga, gb};
+                });
+}
+
+namespace {
+// max/min: the gradient goes to a where it was chosen (ties to a), else to b.
+Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  Tensor out = kernels::binary(op, a, b, name);
+  if (!autograd::needs_grad({a, b})) return out;
+  Tensor mask = kernels::binary(op == BinaryOp::Max ? BinaryOp::Ge : BinaryOp::Le, a, b, name);
+  return record(std::string(name) + "Backward", {a, b}, out,
+                [mask](const Grads& g, const Needs&) {
+                  Tensor gm = g[0] * mask;
+                  return Grads{gm, g[0] - gm};
+                });
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Max, a, b, "maximum"); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Min, a, b, "minimum"); }
+
+Tensor eq(const Tensor& a, const Tensor& b) { return kernels::binary(BinaryOp::Eq, a, b, "eq"); }
+Tensor gt(const Tensor& a, const Tensor& b) { return kernels::binary(BinaryOp::Gt, a, b, "gt"); }
+Tensor lt(const Tensor& a, const Tensor& b) { return kernels::binary(BinaryOp::Lt, a, b, "lt"); }
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  // cond * a + (1 - cond) * b would turn 0 * inf into nan; select explicitly instead.
+  Tensor out = kernels::where(cond, a, b);
+  if (!autograd::needs_grad({a, b})) return out;
+  return record("WhereBackward", {a, b}, out, [cond = cond.detach()](const Grads& g, const Needs&) {
+    Tensor zero = scalar_like(0.0, g[0]);
+    return Grads{kernels::where(cond, g[0], zero), kernels::where(cond, zero, g[0])};
+  });
+}
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, scalar_like(b, a)); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, scalar_like(b, a)); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, scalar_like(b, a)); }
+Tensor operator/(const Tensor& a, double b) { return div(a, scalar_like(b, a)); }
+Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); }
+Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(a, b), b); }
+Tensor operator*(double a, const Tensor& b) { return mul(scalar_like(a, b), b); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); }
+
+// ---- unary ------------------------------------------------------------------------------------
+
+Tensor neg(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Neg, x, 0, "neg");
+  return record("NegBackward", {x}, out,
+                [](const Grads& g, const Needs&) { return Grads{neg(g[0])}; });
+}
+
+Tensor exp(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Exp, x, 0, "exp");
+  return record("ExpBackward", {x}, out,
+                [y = out.detach()](const Grads& g, const Needs&) { return Grads{g[0] * y}; });
+}
+
+Tensor log(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Log, x, 0, "log");
+  return record("LogBackward", {x}, out,
+                [x = x.detach()](const Grads& g, const Needs&) { return Grads{g[0] / x}; });
+}
+
+Tensor sqrt(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Sqrt, x, 0, "sqrt");
+  return record("SqrtBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] / (y * 2.0)};
+  });
+}
+
+Tensor pow(const Tensor& x, double exponent) {
+  Tensor out = kernels::unary(UnaryOp::Pow, x, exponent, "pow");
+  return record("PowBackward", {x}, out,
+                [x = x.detach(), exponent](const Grads& g, const Needs&) {
+                  if (exponent == 0) return Grads{g[0] * 0.0};
+                  return Grads{g[0] * pow(x, exponent - 1) * exponent};
+                });
+}
+
+Tensor tanh(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Tanh, x, 0, "tanh");
+  return record("TanhBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] * (1.0 - y * y)};
+  });
+}
+
+Tensor sigmoid(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Sigmoid, x, 0, "sigmoid");
+  return record("SigmoidBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] * y * (1.0 - y)};
+  });
+}
+
+Tensor relu(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Relu, x, 0, "relu");
+  return record("ReluBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] * gt(y, scalar_like(0.0, y)).to(g[0].dtype())};
+  });
+}
+
+Tensor gelu(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Gelu, x, 0, "gelu");
+  return record("GeluBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] * kernels::unary(UnaryOp::GeluGrad, x, 0, "gelu_backward")};
+  });
+}
+
+Tensor abs(const Tensor& x) {
+  Tensor out = kernels::unary(UnaryOp::Abs, x, 0, "abs");
+  return record("AbsBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
+    return Grads{g[0] * kernels::unary(UnaryOp::Sign, x, 0, "sign")};
+  });
+}
+
+Tensor Tensor::exp() const { return gg::exp(*this); }
+Tensor Tensor::log() const { return gg::log(*this); }
+Tensor Tensor::sqrt() const { return gg::sqrt(*this); }
+Tensor Tensor::tanh() const { return gg::tanh(*this); }
+Tensor Tensor::sigmoid() const { return gg::sigmoid(*this); }
+Tensor Tensor::relu() const { return gg::relu(*this); }
+Tensor Tensor::pow(double exponent) const { return gg::pow(*this, exponent); }
+Tensor Tensor::neg() const { return gg::neg(*this); }
+Tensor Tensor::operator-() const { return gg::neg(*this); }
+
+}  // namespace gg

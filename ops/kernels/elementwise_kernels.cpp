@@ -1,0 +1,158 @@
+#include "ops/kernels/elementwise_kernels.hpp"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/strided.hpp"
+
+namespace gg::kernels {
+
+bool is_comparison(BinaryOp op) {
+  return op == BinaryOp::Eq || op == BinaryOp::Gt || op == BinaryOp::Lt || op == BinaryOp::Ge ||
+         op == BinaryOp::Le;
+}
+
+Dtype binary_result_dtype(BinaryOp op, Dtype a, Dtype b) {
+  if (is_comparison(op)) return kFloat32;
+  Dtype t = promote_types(a, b);
+  if (op == BinaryOp::Div && !is_floating(t)) return kFloat32;
+  return t;
+}
+
+namespace {
+// Compute type of the loops: double for f64, float for the other floats, int64 for integers.
+template <class T>
+using Acc = std::conditional_t<std::is_same_v<T, double>, double,
+                               std::conditional_t<std::is_integral_v<T>, int64_t, float>>;
+
+template <class A>
+A apply_binary(BinaryOp op, A x, A y) {
+  switch (op) {
+    case BinaryOp::Add: return x + y;
+    case BinaryOp::Sub: return x - y;
+    case BinaryOp::Mul: return x * y;
+    case BinaryOp::Div:
+      if constexpr (std::is_integral_v<A>) return y == 0 ? 0 : x / y;  // unreachable: Div promotes
+      else return x / y;
+    case BinaryOp::Max: return (x >= y || x != x) ? x : y;  // NaN propagates
+    case BinaryOp::Min: return (x <= y || x != x) ? x : y;
+    case BinaryOp::Eq: return x == y;
+    case BinaryOp::Gt: return x > y;
+    case BinaryOp::Lt: return x < y;
+    case BinaryOp::Ge: return x >= y;
+    case BinaryOp::Le: return x <= y;
+  }
+  return 0;
+}
+
+template <class A>
+A apply_unary(UnaryOp op, A x, double scalar) {
+  switch (op) {
+    case UnaryOp::Neg: return -x;
+    case UnaryOp::Abs: return x < 0 ? -x : x;
+    case UnaryOp::Sign: return static_cast<A>((x > 0) - (x < 0));
+    default: break;
+  }
+  if constexpr (std::is_integral_v<A>) {
+    return 0;  // unreachable: other ops promote integers to float
+  } else {
+    constexpr A inv_sqrt2 = static_cast<A>(0.70710678118654752440);
+    constexpr A inv_sqrt_2pi = static_cast<A>(0.39894228040143267794);
+    switch (op) {
+      case UnaryOp::Exp: return std::exp(x);
+      case UnaryOp::Log: return std::log(x);
+      case UnaryOp::Sqrt: return std::sqrt(x);
+      case UnaryOp::Pow: return std::pow(x, static_cast<A>(scalar));
+      case UnaryOp::Tanh: return std::tanh(x);
+      case UnaryOp::Sigmoid: return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+      case UnaryOp::Relu: return x > 0 ? x : (x != x ? x : A(0));
+      case UnaryOp::Gelu: return x * A(0.5) * (1 + std::erf(x * inv_sqrt2));
+      case UnaryOp::GeluGrad:  // d/dx x*Phi(x) = Phi(x) + x*phi(x)
+        return A(0.5) * (1 + std::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * std::exp(-x * x / 2);
+      default: return 0;
+    }
+  }
+}
+}  // namespace
+
+namespace reference {
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), "binary");
+  Tensor out = empty(shape, out_dtype);
+  Shape sa = broadcast_strides(a, shape), sb = broadcast_strides(b, shape);
+  Dtype compute = is_comparison(op) ? promote_types(a.dtype(), b.dtype()) : out_dtype;
+  dispatch(compute, [&]<class C>() {
+    using A = Acc<C>;
+    dispatch(a.dtype(), [&]<class TA>() {
+      dispatch(b.dtype(), [&]<class TB>() {
+        dispatch(out_dtype, [&]<class TO>() {
+          const TA* pa = static_cast<const TA*>(a.raw_data());
+          const TB* pb = static_cast<const TB*>(b.raw_data());
+          TO* po = static_cast<TO*>(out.raw_data());
+          for_each_strided<3>(shape, {out.strides().data(), sa.data(), sb.data()}, {0, 0, 0},
+                              [&](const std::array<int64_t, 3>& o) {
+                                A x = convert<A>(convert<C>(pa[o[1]]));
+                                A y = convert<A>(convert<C>(pb[o[2]]));
+                                po[o[0]] = convert<TO>(apply_binary<A>(op, x, y));
+                              });
+        });
+      });
+    });
+  });
+  return out;
+}
+
+Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
+  Tensor out = empty(x.shape(), out_dtype);
+  dispatch(out_dtype, [&]<class TO>() {
+    using A = Acc<TO>;
+    dispatch(x.dtype(), [&]<class TX>() {
+      const TX* px = static_cast<const TX*>(x.raw_data());
+      TO* po = static_cast<TO*>(out.raw_data());
+      for_each_strided<2>(x.shape(), {out.strides().data(), x.strides().data()}, {0, 0},
+                          [&](const std::array<int64_t, 2>& o) {
+                            po[o[0]] = convert<TO>(apply_unary<A>(op, convert<A>(px[o[1]]), scalar));
+                          });
+    });
+  });
+  return out;
+}
+
+}  // namespace reference
+
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  a.checked(name);
+  b.checked(name);
+  broadcast_shapes(a.shape(), b.shape(), name);  // throws with the op's name
+  return reference::binary(op, a, b, binary_result_dtype(op, a.dtype(), b.dtype()));
+}
+
+Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
+  x.checked(name);
+  bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
+  Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
+  return reference::unary(op, x, scalar, out_dtype);
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  Dtype dtype = promote_types(a.dtype(), b.dtype());
+  Tensor out = empty(shape, dtype);
+  Tensor ca = a.detach().to(dtype), cb = b.detach().to(dtype);
+  Shape sc = broadcast_strides(cond, shape), sa = broadcast_strides(ca, shape),
+        sb = broadcast_strides(cb, shape);
+  dispatch(dtype, [&]<class T>() {
+    const T* pa = static_cast<const T*>(ca.raw_data());
+    const T* pb = static_cast<const T*>(cb.raw_data());
+    T* po = static_cast<T*>(out.raw_data());
+    const void* pc = cond.raw_data();
+    for_each_strided<4>(shape, {out.strides().data(), sc.data(), sa.data(), sb.data()},
+                        {0, 0, 0, 0}, [&](const std::array<int64_t, 4>& o) {
+                          po[o[0]] = load_as_double(pc, cond.dtype(), o[1]) != 0 ? pa[o[2]] : pb[o[3]];
+                        });
+  });
+  return out;
+}
+
+}  // namespace gg::kernels
