@@ -4,6 +4,7 @@
 
 #include "autograd/node.hpp"
 #include "core/strided.hpp"
+#include "ops/onednn/reorder.hpp"
 
 namespace gg {
 
@@ -17,6 +18,10 @@ void copy_(const Tensor& dst, const Tensor& src) {
       std::memmove(dst.raw_data(), src.raw_data(), dst.numel() * dst.element_size());
     return;
   }
+  // oneDNN's reorder where it gives exactly convert's results (ops/onednn/reorder.hpp).
+  if (dst.numel() >= onednn::kMinElements &&
+      onednn::reorder_matches_convert(src.dtype(), dst.dtype()) && onednn::reorder(dst, src))
+    return;
   dispatch(dst.dtype(), [&]<class To>() {
     dispatch(src.dtype(), [&]<class From>() {
       To* out = static_cast<To*>(dst.raw_data());

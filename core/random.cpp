@@ -61,7 +61,12 @@ Tensor randn(Shape shape, Dtype dtype) {
 }
 
 Tensor rand(Shape shape, Dtype dtype) {
-  return fill_random(std::move(shape), dtype, "rand", [](Generator& g) { return g.uniform(); });
+  // As many random bits as the dtype has mantissa bits, so that rounding to the dtype can never
+  // give 1.0 (a 53-bit uniform rounds up to 1.0f about once in 2^25 draws).
+  const int bits = dtype == kFloat64 ? 53 : dtype == kFloat32 ? 24 : dtype == kFloat16 ? 11 : 8;
+  return fill_random(std::move(shape), dtype, "rand", [bits](Generator& g) {
+    return std::ldexp(static_cast<double>(g.next_u64() >> (64 - bits)), -bits);
+  });
 }
 
 Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype) {

@@ -21,6 +21,9 @@ class Storage {
   // Live storages and their bytes, process-wide: lets tests show that memory stays flat.
   static int64_t live_count();
   static int64_t live_bytes();
+  // The most bytes live at once since the last reset_peak_bytes() (for tools/bench).
+  static int64_t peak_bytes();
+  static void reset_peak_bytes();
 
  private:
   struct Free {

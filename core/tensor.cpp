@@ -91,16 +91,23 @@ const Shape& Tensor::shape() const { return checked("shape").shape; }
 const Shape& Tensor::strides() const { return checked("strides").strides; }
 int64_t Tensor::storage_offset() const { return checked("storage_offset").offset; }
 int64_t Tensor::dim() const { return static_cast<int64_t>(checked("dim").shape.size()); }
-int64_t Tensor::size(int64_t d) const { return shape()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  GG_CHECK(dim() > 0, "[size] dimension {} out of range: the tensor is 0-d", d);
+  return shape()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  GG_CHECK(dim() > 0, "[stride] dimension {} out of range: the tensor is 0-d", d);
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 int64_t Tensor::numel() const { return numel_of(checked("numel").shape); }
 
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = checked("is_contiguous");
+  for (int64_t s : t.shape)
+    if (s == 0) return true;  // no elements: any strides are contiguous
   int64_t expected = 1;
   for (size_t i = t.shape.size(); i-- > 0;) {
     if (t.shape[i] == 1) continue;
-    if (t.shape[i] == 0) return true;
     if (t.strides[i] != expected) return false;
     expected *= t.shape[i];
   }
@@ -227,6 +234,7 @@ Tensor arange(double start, double end, double step, Dtype dtype) {
   GG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
            "[arange] start, end and step must be finite (got {}, {}, {})", start, end, step);
   double count = std::ceil((end - start) / step);
+  GG_CHECK(count < 0x1p62, "[arange] ({}, {}, step {}) has too many elements", start, end, step);
   int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor t = empty({n}, dtype);
   dispatch(dtype, [&]<class T>() {

@@ -52,7 +52,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op, const Shape& from)
 // computeStride): each run of merged input dims must be contiguous within itself.
 std::optional<Shape> view_strides(const Shape& shape, const Shape& strides, const Shape& new_shape) {
   Shape out(new_shape.size());
-  if (numel_of(shape) == 0) return contiguous_strides(new_shape);
+  // No elements, or a 0-d tensor (all new sizes are 1): any strides do.
+  if (numel_of(shape) == 0 || shape.empty()) return contiguous_strides(new_shape);
   int64_t view_d = static_cast<int64_t>(new_shape.size()) - 1;
   int64_t chunk_base_stride = strides.empty() ? 1 : strides.back();
   int64_t tensor_numel = 1, view_numel = 1;
@@ -233,7 +234,7 @@ Tensor Tensor::expand(Shape shape) const {
     }
     int64_t have = t.shape[i - lead];
     if (shape[i] == -1) shape[i] = have;
-    GG_CHECK(have == shape[i] || have == 1,
+    GG_CHECK(have == shape[i] || (have == 1 && shape[i] >= 0),
              "[expand] the size {} of dimension {} must match the target size {} or be 1 "
              "(tensor {}, target {})",
              have, i - lead, shape[i], shape_str(t.shape), shape_str(shape));
