@@ -1,0 +1,10 @@
+# Runs COMMAND (a ;-list) and fails unless it exits with EXPECTED and its output contains MATCH.
+execute_process(COMMAND ${COMMAND} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL EXPECTED)
+  message(FATAL_ERROR "expected exit status ${EXPECTED}, got ${rc}")
+endif()
+string(FIND "${out}${err}" "${MATCH}" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "expected the output to contain '${MATCH}'")
+endif()
