@@ -1,0 +1,471 @@
+#include "ops/onednn/matmul.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "core/error.hpp"
+#include "ops/onednn/context.hpp"
+#include "ops/reference/matmul.hpp"
+
+// What oneDNN 2.6.3 does with these problems on this machine (2 cores, avx512_core with
+// avx512_bf16; implementations from DNNL_VERBOSE=1; GFLOPS are wall-clock on 2 threads, and in
+// brackets per core from CPU time with OMP_NUM_THREADS=1, which stays valid on a busy machine):
+//   M=1024 K=512 N=1024  f32   brg:avx512_core       ~205 GFLOPS [100] (the machine's f32 peak)
+//                        bf16  brg:avx512_core_bf16  ~440 GFLOPS [204]; bf16 -> f32 dst [190]
+//   A transposed src or wei (layout acb) stays on brg at the same speed (within 2%).
+//   f32 -> bf16 dst (f32 result, then the reorder below): ~3% slower than f32 -> f32.
+//   Per-batch bias as a binary-add post-op: ~6% slower at 8 x 512x512x1024, ~18% at 8 x 320x64x64.
+//   Batched 64 x 16x32x32: ~165 GFLOPS as one primitive, ~16 as 64 calls; one 16x32x32 call
+//   costs ~1.0 us (the bare primitive execute ~0.6 us).
+//   Layouts that are plain but not dense -- rows with a leading dimension larger than the row
+//   (column slices), batch strides with gaps, heads interleaved as [M, batch, K] -- go to
+//   gemm:jit, within ~10% of brg for large problems (~10-20% slower for 8 x 320x64x64).
+//   A stride-0 (broadcast) batch dim, a column-major dst, a per-batch bias given as the bias
+//   argument ([batch, 1, N], batch > 1), a dim with stride 0 and strides without a unit stride
+//   all go to ref:any, ~800 times slower than brg (0.12 GFLOPS a core at 256^3; our plain
+//   reference::matmul does 6). Hence the rewrites below: broadcast batches become batch dims of
+//   1 (which brg broadcasts itself), a column-major dst is computed as dst^T = wei^T @ src^T, a
+//   per-batch bias is a binary-add post-op, and what is left for ref:any runs reference::matmul.
+//   Zero-sized dims: M, N or K == 0 give ref:any and batch == 0 is rejected; we never pass them.
+//   Inside an OpenMP parallel region (libgomp, the runtime oneDNN is built with here) a primitive
+//   runs single-threaded in the calling thread, correctly, whatever thread count it was built
+//   with; a primitive built inside a region still runs on all threads outside it.
+
+namespace gg::onednn {
+
+namespace {
+
+using dnnl::memory;
+using Dims = memory::dims;
+
+// One operand as a [batch, rows, cols] matrix stack with element strides (before oneDNN).
+struct Operand {
+  int64_t batch, rows, cols;
+  std::array<int64_t, 3> strides;
+
+  Operand transposed() const { return {batch, cols, rows, {strides[0], strides[2], strides[1]}}; }
+};
+
+// The oneDNN memory descriptor of an operand. A broadcast batch (stride 0) becomes a batch dim
+// of 1, which oneDNN broadcasts itself with its fast kernels (a stride-0 dim sends it to
+// ref:any). Strides of size-1 dims address nothing, but oneDNN reads the layout from them, so
+// they get the values a plain row-major (or, for a strided row, column-major) layout has.
+memory::desc describe(const Operand& op, Dtype dtype) {
+  auto s = op.strides;
+  if (op.cols == 1) s[2] = 1;
+  if (op.rows == 1) s[1] = s[2] == 1 ? op.cols : 1;
+  const bool broadcast = op.batch == 1 || s[0] == 0;
+  if (broadcast) s[0] = std::max(op.rows * s[1], op.cols * s[2]);
+  return memory::desc(Dims{broadcast ? 1 : op.batch, op.rows, op.cols}, to_dnnl(dtype),
+                      Dims{s[0], s[1], s[2]});
+}
+
+// Whether oneDNN accepts the strides of an operand: it refuses overlapping ones, e.g. a [3, 4]
+// view with strides [2, 1]. Its rule (memory_desc_strides_check), which this matches exactly on
+// 4 million random 3-D layouts: ignoring size-1 dims, sorted by (stride, size), each stride is
+// at least the previous stride times the previous size. Stride 0 passes. Building a
+// memory::desc to find out costs ~0.1 us per operand; this is for matmul_supported's hot path.
+bool describable(const Operand& op) {
+  const std::array<int64_t, 3> size{op.batch, op.rows, op.cols};
+  const auto& stride = op.strides;
+  std::array<int, 3> order{};
+  int n = 0;
+  for (int d = 0; d < 3; ++d) {
+    if (size[d] > 1) order[n++] = d;
+  }
+  auto before = [&](int a, int b) {
+    return stride[a] < stride[b] || (stride[a] == stride[b] && size[a] < size[b]);
+  };
+  for (int i = 1; i < n; ++i) {  // insertion sort of at most 3 dims
+    for (int j = i; j > 0 && before(order[j], order[j - 1]); --j) std::swap(order[j], order[j - 1]);
+  }
+  for (int i = 1; i < n; ++i) {
+    if (stride[order[i]] < stride[order[i - 1]] * size[order[i - 1]]) return false;
+  }
+  return true;
+}
+
+bool is_compute_dtype(Dtype d) { return d == kFloat32 || d == kBFloat16; }
+// Dtypes a reorder writes from f32 (when the matmul cannot write them itself).
+bool is_dst_dtype(Dtype d) {
+  return d == kFloat32 || d == kBFloat16 || d == kFloat16 || d == kInt8 || d == kInt32;
+}
+// The dst dtypes oneDNN's matmul writes itself for these inputs (measured, see matmul.hpp).
+bool writes_natively(const MatmulProblem& p) {
+  return p.dst_dtype == kFloat32 || (p.dst_dtype == kBFloat16 && p.src_dtype == kBFloat16);
+}
+
+// Everything needed to run one problem: built once per distinct problem, then shared by all
+// threads (executions only read it; scratchpads and temporaries are per thread).
+struct Plan {
+  dnnl::matmul matmul;
+  memory::desc src_md, wei_md, dst_md, bias_md, scratchpad_md;
+  int bias_arg = 0;      // DNNL_ARG_BIAS or the binary post-op's src1; 0 without bias
+  bool swapped = false;  // runs dst^T = wei^T @ src^T: oneDNN's src is our wei and vice versa
+  // > 1: a batch-1 primitive runs once per batch, every operand moving by its batch stride.
+  int64_t runs = 1;
+  // The bias post-op reads a dense [batch, 1, N] copy of a bias whose batch stride is not N.
+  bool dense_bias = false;
+  // Set when the matmul cannot write dst's dtype: it writes f32 into a per-thread buffer
+  // (dst_md), and this reorder (with a sum post-op when accumulating) converts into final_md.
+  std::optional<dnnl::reorder> convert;
+  memory::desc final_md, convert_scratchpad_md;
+  std::string implementation;
+  // oneDNN offers only ref:any (~0.12 GFLOPS a core, measured): reference::matmul (a plain loop,
+  // ~6 GFLOPS a core) runs the problem instead, and nothing above is set.
+  bool use_reference = false;
+};
+
+// One way of posing the problem to oneDNN; build_plan tries them in order.
+struct Variant {
+  bool per_batch_runs;   // one execution per batch (so that a per-batch bias is shared)
+  bool swapped;          // dst^T = wei^T @ src^T, for a column-major dst
+  bool bias_as_post_op;  // the bias is a binary-add post-op rather than the bias argument
+};
+
+// The first implementation oneDNN offers for this matmul that we trust with it: a bias post-op
+// only runs correctly in brg and ref:any (see build_plan).
+std::optional<dnnl::matmul::primitive_desc> try_build(
+    const memory::desc& src, const memory::desc& wei, const memory::desc& bias,
+    const memory::desc& dst, const dnnl::post_ops& post_ops, bool bias_post_op) {
+  try {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_post_ops(post_ops);
+    auto desc = bias.is_zero() ? dnnl::matmul::desc(src, wei, dst)
+                               : dnnl::matmul::desc(src, wei, bias, dst);
+    dnnl::matmul::primitive_desc pd(desc, attr, engine());
+    do {
+      const std::string impl = pd.impl_info_str();
+      if (!bias_post_op || impl.starts_with("brg") || impl.starts_with("ref")) return pd;
+    } while (pd.next_impl());
+  } catch (const dnnl::error&) {
+  }
+  return std::nullopt;
+}
+
+// Poses the problem to oneDNN in the variants that can be right for it, best first, and keeps
+// the first that oneDNN runs with a fast kernel it runs correctly; if it only has ref:any, the
+// plan is to run reference::matmul.
+// Bugs in oneDNN 2.6.3 found by tests/test_matmul_kernel.cpp that this steers around:
+//  - brg reads a binary post-op's src1 as dense, whatever its batch stride says: a per-batch
+//    bias with batch stride != N is copied to a dense buffer first.
+//  - gemm:jit applies a per-batch ([batch, 1, N]) binary post-op at the wrong place when dst
+//    is not dense, and crashes for some dst layouts (heads interleaved as [M, batch, N]); so a
+//    bias post-op is only used with brg or ref:any (try_build skips to the next implementation),
+//    and gemm:jit gets the bias argument, one execution per batch when it differs per batch.
+Plan build_plan(const MatmulProblem& p) {
+  const bool native = writes_natively(p);
+  const Dtype result_dtype = native ? p.dst_dtype : kFloat32;
+  const bool per_batch_bias = p.has_bias && p.batch > 1 && p.bias_batch_stride != 0;
+  // oneDNN takes dst's batch from src or wei: with both broadcast, one execution per batch.
+  const bool both_broadcast = p.batch > 1 && p.src_strides[0] == 0 && p.wei_strides[0] == 0;
+  auto dst_operand = [&](int64_t batch) {
+    return native ? Operand{batch, p.M, p.N, p.dst_strides}
+                  : Operand{batch, p.M, p.N, {p.M * p.N, p.N, 1}};  // the f32 buffer
+  };
+  const bool dst_row_major =
+      describe(dst_operand(p.batch), result_dtype).data.format_desc.blocking.strides[2] == 1;
+
+  std::vector<Variant> variants;
+  for (bool runs : {false, true}) {
+    if (runs != both_broadcast && !(runs && per_batch_bias)) continue;
+    const bool shared_bias = runs || !per_batch_bias;
+    for (bool swapped : {false, true}) {
+      if (swapped && (dst_row_major || !native)) continue;
+      // The bias argument is [1, 1, N]: a per-batch or (swapped) per-row bias is a post-op.
+      if (p.has_bias && shared_bias && !swapped) variants.push_back({runs, swapped, false});
+      variants.push_back({runs, swapped, p.has_bias});
+    }
+  }
+
+  Plan plan;
+  std::optional<dnnl::matmul::primitive_desc> chosen;
+  bool chosen_is_reference = false;
+  for (const Variant& v : variants) {
+    const int64_t batch = v.per_batch_runs ? 1 : p.batch;
+    const Operand src{batch, p.M, p.K, p.src_strides}, wei{batch, p.K, p.N, p.wei_strides};
+    const Operand dst = dst_operand(batch);
+    memory::desc src_md =
+        v.swapped ? describe(wei.transposed(), p.wei_dtype) : describe(src, p.src_dtype);
+    memory::desc wei_md =
+        v.swapped ? describe(src.transposed(), p.src_dtype) : describe(wei, p.wei_dtype);
+    memory::desc dst_md = describe(v.swapped ? dst.transposed() : dst, result_dtype);
+    memory::desc bias_md;
+    dnnl::post_ops post_ops;
+    if (p.has_bias) {
+      const int64_t bias_batch = per_batch_bias && !v.per_batch_runs ? p.batch : 1;
+      bias_md = !v.bias_as_post_op
+                    ? memory::desc({1, 1, p.N}, to_dnnl(p.bias_dtype), Dims{p.N, p.N, 1})
+                : v.swapped
+                    ? memory::desc({bias_batch, p.N, 1}, to_dnnl(p.bias_dtype), Dims{p.N, 1, 1})
+                    : memory::desc({bias_batch, 1, p.N}, to_dnnl(p.bias_dtype), Dims{p.N, p.N, 1});
+      if (v.bias_as_post_op) post_ops.append_binary(dnnl::algorithm::binary_add, bias_md);
+    }
+    if (p.accumulate && native) post_ops.append_sum(1.f);
+    auto pd = try_build(src_md, wei_md, v.bias_as_post_op ? memory::desc() : bias_md, dst_md,
+                        post_ops, v.bias_as_post_op);
+    if (!pd) continue;
+    const bool reference = std::string(pd->impl_info_str()).starts_with("ref");
+    if (!chosen || (chosen_is_reference && !reference)) {
+      chosen = pd;
+      chosen_is_reference = reference;
+      plan.src_md = src_md;
+      plan.wei_md = wei_md;
+      plan.dst_md = dst_md;
+      plan.bias_md = bias_md;
+      plan.swapped = v.swapped;
+      plan.runs = v.per_batch_runs ? p.batch : 1;
+      plan.dense_bias =
+          v.bias_as_post_op && per_batch_bias && !v.per_batch_runs && p.bias_batch_stride != p.N;
+      plan.bias_arg = !p.has_bias         ? 0
+                      : v.bias_as_post_op ? DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1
+                                          : DNNL_ARG_BIAS;
+    }
+    if (!reference) break;
+  }
+  GG_CHECK(chosen, "[matmul] oneDNN has no implementation for {}", to_string(p));
+  if (chosen_is_reference) {
+    Plan reference;
+    reference.use_reference = true;
+    reference.implementation = "reference (oneDNN offers only ref:any)";
+    return reference;
+  }
+  plan.matmul = dnnl::matmul(*chosen);
+  plan.scratchpad_md = chosen->scratchpad_desc();
+  plan.implementation = chosen->impl_info_str();
+  if (plan.runs > 1) plan.implementation += " (one execution per batch)";
+
+  if (!native) {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (p.accumulate) {
+      dnnl::post_ops sum;
+      sum.append_sum(1.f);
+      attr.set_post_ops(sum);
+    }
+    const int64_t batch = plan.runs > 1 ? 1 : p.batch;
+    plan.final_md = describe({batch, p.M, p.N, p.dst_strides}, p.dst_dtype);
+    dnnl::reorder::primitive_desc pd(engine(), plan.dst_md, engine(), plan.final_md, attr);
+    plan.convert = dnnl::reorder(pd);
+    plan.convert_scratchpad_md = pd.scratchpad_desc();
+    plan.implementation += std::string(" + reorder ") + pd.impl_info_str();
+  }
+  return plan;
+}
+
+// Every field that changes the primitive, as raw bytes (no formatting on the hot path), with
+// the fields that cannot matter zeroed so that equivalent problems share an entry. The thread
+// count is part of it because oneDNN's kernels are blocked for the threads they will use.
+const std::string& cache_key(const MatmulProblem& p) {
+  const bool batched = p.batch > 1;
+  const int64_t fields[] = {p.batch,
+                            p.M,
+                            p.K,
+                            p.N,
+                            static_cast<int64_t>(p.src_dtype),
+                            static_cast<int64_t>(p.wei_dtype),
+                            static_cast<int64_t>(p.dst_dtype),
+                            p.has_bias ? static_cast<int64_t>(p.bias_dtype) : -1,
+                            batched ? p.src_strides[0] : 0,
+                            p.src_strides[1],
+                            p.src_strides[2],
+                            batched ? p.wei_strides[0] : 0,
+                            p.wei_strides[1],
+                            p.wei_strides[2],
+                            batched ? p.dst_strides[0] : 0,
+                            p.dst_strides[1],
+                            p.dst_strides[2],
+                            p.has_bias && batched ? p.bias_batch_stride : 0,
+                            p.accumulate,
+                            omp_get_max_threads()};
+  thread_local std::string key;
+  key.assign(reinterpret_cast<const char*>(fields), sizeof fields);
+  return key;
+}
+
+PrimitiveCache<Plan>& plan_cache() {
+  // The engine is created first so that it outlives the cached primitives at exit.
+  engine();
+  static PrimitiveCache<Plan> cache;
+  return cache;
+}
+
+const Plan& find_plan(const MatmulProblem& p) {
+  return plan_cache().get(cache_key(p), [&] {
+    try {
+      return build_plan(p);
+    } catch (const dnnl::error& e) {
+      fail("[matmul] oneDNN rejected {}: {}", to_string(p), e.what());
+    }
+  });
+}
+
+// Per-thread temporaries: the f32 result of problems whose dst dtype oneDNN's matmul cannot
+// write, and dense copies of strided per-batch biases. They grow to the largest problem seen.
+enum ThreadBuffer { kResultBuffer, kBiasBuffer };
+void* thread_buffer(ThreadBuffer which, size_t bytes) {
+  thread_local std::vector<double> buffers[2];  // double: aligned for every dtype
+  auto& buffer = buffers[which];
+  if (buffer.size() * sizeof(double) < bytes)
+    buffer.resize((bytes + sizeof(double) - 1) / sizeof(double));
+  return buffer.data();
+}
+
+// A plan's memory objects and argument maps for one thread, re-pointed with set_data_handle
+// on every call: creating the dnnl::memory objects anew costs ~0.2 us each, which is more than
+// a 16x32x32 matmul takes (measured: 1.7 us per call with fresh objects, 0.6 us for the bare
+// execute). Plans are never evicted, so their addresses are stable keys.
+struct Bound {
+  memory src, wei, dst, bias, result, final_dst;
+  std::unordered_map<int, memory> matmul_args, convert_args;
+};
+
+Bound& bind(const Plan& plan) {
+  thread_local std::unordered_map<const Plan*, Bound> bound;
+  auto [it, inserted] = bound.try_emplace(&plan);
+  Bound& b = it->second;
+  if (inserted) {
+    const dnnl::engine& e = engine();
+    b.src = memory(plan.src_md, e, nullptr);
+    b.wei = memory(plan.wei_md, e, nullptr);
+    b.dst = memory(plan.dst_md, e, nullptr);
+    b.matmul_args = {{DNNL_ARG_SRC, b.src}, {DNNL_ARG_WEIGHTS, b.wei}, {DNNL_ARG_DST, b.dst}};
+    if (plan.bias_arg) {
+      b.bias = memory(plan.bias_md, e, nullptr);
+      b.matmul_args.emplace(plan.bias_arg, b.bias);
+    }
+    if (plan.convert) {
+      b.result = b.dst;  // the matmul's dst is the reorder's source
+      b.final_dst = memory(plan.final_md, e, nullptr);
+      b.convert_args = {{DNNL_ARG_FROM, b.result}, {DNNL_ARG_TO, b.final_dst}};
+    }
+  }
+  return b;
+}
+
+void check_dtypes(const MatmulProblem& p) {
+  GG_CHECK(p.src_dtype == p.wei_dtype && is_compute_dtype(p.src_dtype) &&
+               is_dst_dtype(p.dst_dtype) && (!p.has_bias || is_compute_dtype(p.bias_dtype)),
+           "[matmul] oneDNN has no matmul for src {} x wei {} -> dst {}{} (supported: float32 or "
+           "bfloat16 inputs of one dtype, float32/bfloat16 bias)",
+           dtype_name(p.src_dtype), dtype_name(p.wei_dtype), dtype_name(p.dst_dtype),
+           p.has_bias ? fmt::format(" with a {} bias", dtype_name(p.bias_dtype)) : "");
+}
+
+}  // namespace
+
+void check_matmul_problem(const MatmulProblem& p) {
+  GG_CHECK(p.batch >= 0 && p.M >= 0 && p.K >= 0 && p.N >= 0,
+           "[matmul] sizes must not be negative ({})", to_string(p));
+  GG_CHECK(p.batch <= 1 || p.M == 0 || p.N == 0 || p.dst_strides[0] != 0,
+           "[matmul] dst batch stride is 0 with batch {}: every batch would write the same matrix",
+           p.batch);
+}
+
+std::string to_string(const MatmulProblem& p) {
+  auto strides = [](const std::array<int64_t, 3>& s) {
+    return fmt::format("[{}, {}, {}]", s[0], s[1], s[2]);
+  };
+  std::string bias = p.has_bias ? fmt::format(", {} bias (batch stride {})",
+                                              dtype_name(p.bias_dtype), p.bias_batch_stride)
+                                : "";
+  return fmt::format("batch={} M={} K={} N={} {} x {} -> {}, strides src {} wei {} dst {}{}{}",
+                     p.batch, p.M, p.K, p.N, dtype_name(p.src_dtype), dtype_name(p.wei_dtype),
+                     dtype_name(p.dst_dtype), strides(p.src_strides), strides(p.wei_strides),
+                     strides(p.dst_strides), bias, p.accumulate ? ", accumulate" : "");
+}
+
+bool matmul_supported(const MatmulProblem& p) {
+  if (p.batch < 0 || p.M < 0 || p.K < 0 || p.N < 0) return false;
+  if (p.batch > 1 && p.M > 0 && p.N > 0 && p.dst_strides[0] == 0) return false;
+  if (p.src_dtype != p.wei_dtype || !is_compute_dtype(p.src_dtype)) return false;
+  if (!is_dst_dtype(p.dst_dtype) || (p.has_bias && !is_compute_dtype(p.bias_dtype))) return false;
+  for (const auto* s : {&p.src_strides, &p.wei_strides, &p.dst_strides}) {
+    if (std::any_of(s->begin(), s->end(), [](int64_t x) { return x < 0; })) return false;
+  }
+  if (p.has_bias && p.bias_batch_stride < 0) return false;
+  if (p.batch == 0 || p.M == 0 || p.N == 0 || p.K == 0) return true;  // never reaches oneDNN
+  return describable({p.batch, p.M, p.K, p.src_strides}) &&
+         describable({p.batch, p.K, p.N, p.wei_strides}) &&
+         describable({p.batch, p.M, p.N, p.dst_strides});
+}
+
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst) {
+  check_matmul_problem(p);
+  check_dtypes(p);
+  GG_CHECK(!p.has_bias || bias, "[matmul] has_bias is set but the bias pointer is null");
+  if (p.batch == 0 || p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {  // oneDNN sends K == 0 to ref:any; the result is just the bias (or zeros)
+    reference::matmul(p, src, wei, bias, dst);
+    return;
+  }
+  const Plan& plan = find_plan(p);
+  if (plan.use_reference) {
+    reference::matmul(p, src, wei, bias, dst);
+    return;
+  }
+  if (plan.dense_bias) {
+    const size_t row = static_cast<size_t>(p.N) * element_size(p.bias_dtype);
+    auto* dense = static_cast<char*>(thread_buffer(kBiasBuffer, row * p.batch));
+    for (int64_t b = 0; b < p.batch; ++b) {
+      std::memcpy(
+          dense + b * row,
+          static_cast<const char*>(bias) + b * p.bias_batch_stride * element_size(p.bias_dtype),
+          row);
+    }
+    bias = dense;
+  }
+  void* result = plan.convert ? thread_buffer(kResultBuffer, plan.dst_md.get_size()) : nullptr;
+  // Byte steps between executions (only when a batch-1 primitive runs once per batch).
+  auto step = [&](int64_t batch_stride, Dtype dtype) {
+    return plan.runs > 1 ? batch_stride * static_cast<int64_t>(element_size(dtype)) : 0;
+  };
+  const int64_t src_step = step(p.src_strides[0], p.src_dtype);
+  const int64_t wei_step = step(p.wei_strides[0], p.wei_dtype);
+  const int64_t dst_step = step(p.dst_strides[0], p.dst_dtype);
+  const int64_t bias_step = step(p.bias_batch_stride, p.bias_dtype);
+  Bound& b = bind(plan);
+  dnnl::stream& s = stream();
+  for (int64_t run = 0; run < plan.runs; ++run) {
+    auto* run_src = const_cast<char*>(static_cast<const char*>(src)) + run * src_step;
+    auto* run_wei = const_cast<char*>(static_cast<const char*>(wei)) + run * wei_step;
+    auto* run_dst = static_cast<char*>(dst) + run * dst_step;
+    b.src.set_data_handle(plan.swapped ? run_wei : run_src);
+    b.wei.set_data_handle(plan.swapped ? run_src : run_wei);
+    b.dst.set_data_handle(plan.convert ? result : run_dst);
+    if (plan.bias_arg) {
+      b.bias.set_data_handle(const_cast<char*>(static_cast<const char*>(bias)) + run * bias_step);
+    }
+    // The per-thread scratchpad may have moved (grown) since the last call.
+    if (plan.scratchpad_md.get_size() > 0) {
+      b.matmul_args.insert_or_assign(DNNL_ARG_SCRATCHPAD, scratchpad(plan.scratchpad_md));
+    }
+    plan.matmul.execute(s, b.matmul_args);
+    if (plan.convert) {
+      b.final_dst.set_data_handle(run_dst);
+      if (plan.convert_scratchpad_md.get_size() > 0) {
+        b.convert_args.insert_or_assign(DNNL_ARG_SCRATCHPAD,
+                                        scratchpad(plan.convert_scratchpad_md));
+      }
+      plan.convert->execute(s, b.convert_args);
+    }
+  }
+  s.wait();
+}
+
+std::string matmul_implementation(const MatmulProblem& p) {
+  check_matmul_problem(p);
+  check_dtypes(p);
+  if (p.batch == 0 || p.M == 0 || p.N == 0) return "none";
+  if (p.K == 0) return "reference";
+  return find_plan(p).implementation;
+}
+
+}  // namespace gg::onednn

@@ -1,0 +1,66 @@
+#pragma once
+// The matmul kernel that every matmul in the library (matmul, bmm, grouped_mm forward and
+// backward) calls: one (batched) problem on raw strided memory, run by a cached oneDNN primitive.
+// ops/reference/matmul.hpp runs the same problem with a plain loop (Float64, and the test oracle).
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.hpp"
+
+namespace gg::onednn {
+
+// One (batched) matmul problem on raw strided memory: dst[b] = src[b] @ wei[b] (+ bias[b]) for
+// b < batch. Operands are 3-D [batch, rows, cols] with element strides; a batch stride of 0
+// broadcasts (dst's may not, unless batch == 1). Transposed operands are just strides, e.g. wei
+// strides {0, 1, K} for a shared [N, K] weight used as [K, N].
+struct MatmulProblem {
+  int64_t batch = 1, M = 0, K = 0, N = 0;
+  Dtype src_dtype = kFloat32, wei_dtype = kFloat32, dst_dtype = kFloat32, bias_dtype = kFloat32;
+  // src [batch, M, K], wei [batch, K, N], dst [batch, M, N]
+  std::array<int64_t, 3> src_strides{}, wei_strides{}, dst_strides{};
+  bool has_bias = false;
+  int64_t bias_batch_stride = 0;  // bias is [batch or 1, 1, N], contiguous along N; 0 = shared
+  bool accumulate = false;        // dst += result (oneDNN sum post-op) instead of dst = result
+};
+
+// Throws gg::Error ("[matmul] ...") for a problem no kernel can run: negative sizes, or a dst
+// batch stride of 0 with batch > 1 and a non-empty dst (every batch would write one matrix).
+void check_matmul_problem(const MatmulProblem& p);
+// "batch=2 M=3 K=4 N=5 float32 x float32 -> bfloat16, strides src [12, 4, 1] wei ..." (messages).
+std::string to_string(const MatmulProblem& p);
+
+// Whether onednn::matmul runs p: src and wei both Float32 or both BFloat16; dst Float32,
+// BFloat16, Float16, Int8 or Int32; bias Float32 or BFloat16; no negative strides, and no
+// overlapping rows (oneDNN rejects, e.g., a [3, 4] view with strides [2, 1]). Anything else
+// (Float64, Float16 or integer inputs, mixed src/wei) is for reference::matmul or a conversion.
+//
+// What oneDNN 2.6.3 itself implements, measured on avx512_core + bf16 (the rest is done here):
+//   f32 x f32 -> f32            brg:avx512_core
+//   bf16 x bf16 -> bf16 or f32  brg:avx512_core_bf16
+//   f32 x f32 -> bf16           no implementation at all: computed as f32 into a per-thread
+//                               buffer, then a reorder (jit:uni) writes bf16. Same for f16
+//                               (simple:any reorder), s8 and s32 dst (round to nearest even,
+//                               saturate) from either input type.
+//   f32 matmul, bf16 bias       no implementation with the bias argument; the bias goes in as a
+//                               binary-add post-op instead.
+bool matmul_supported(const MatmulProblem& p);
+
+// Runs p with a oneDNN primitive built on the first call for this problem (every field; not the
+// pointers) and reused from then on. Thread-safe: the same problem may run concurrently from
+// several threads, and from inside an OpenMP parallel region (the primitive then runs
+// single-threaded in the calling thread). Transposed and broadcast operands cost nothing; empty
+// problems do nothing; K == 0 writes the bias (or zeros), or adds the bias when accumulating.
+// Layouts for which oneDNN has only its ref:any kernel (no unit stride, a stride-0 row or column,
+// and a few bias combinations) run reference::matmul instead, which is ~50x faster than ref:any
+// but ~15x slower than brg per core: copy such operands if they are big.
+// Throws gg::Error when !matmul_supported(p).
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst);
+
+// The oneDNN implementation(s) that run p, e.g. "brg:avx512_core" or
+// "brg:avx512_core + reorder jit:uni" or "gemm:jit (one execution per batch)"; "none" when
+// nothing runs (empty problem), "reference" for K == 0 and "reference (oneDNN offers only
+// ref:any)". Builds (and caches) the plan like matmul does. For tests and tools/bench.
+std::string matmul_implementation(const MatmulProblem& p);
+
+}  // namespace gg::onednn

@@ -1,0 +1,16 @@
+#pragma once
+// The plain-loop matmul: any dtype combination of gg::Dtype, accumulating in double. It runs
+// Float64 (which oneDNN does not have; gradcheck depends on it) and is the oracle that the oneDNN
+// kernel is tested against. Same problem description and semantics as onednn::matmul.
+#include "ops/onednn/matmul.hpp"
+
+namespace gg::reference {
+
+using onednn::MatmulProblem;
+
+// dst[b] = src[b] @ wei[b] (+ bias[b]) (+ dst[b] when p.accumulate). Loads convert to double;
+// the store converts once from double (integer dst: round to nearest even, saturate, NaN -> 0).
+// K == 0 writes the bias (or zeros). dst must not overlap the inputs.
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst);
+
+}  // namespace gg::reference
