@@ -1,0 +1,365 @@
+#include "ops/kernels/nn_kernels.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+#include "core/random.hpp"
+#include "core/strided.hpp"
+#include "ops/onednn/layer_norm.hpp"
+#include "ops/onednn/softmax.hpp"
+
+namespace gg::kernels {
+
+namespace {
+
+// x viewed as [outer, size(dim), inner] (row-major).
+struct Split3 {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+Split3 split_at(const Shape& shape, int64_t dim) {
+  Split3 s;
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d < dim)
+      s.outer *= shape[d];
+    else if (d == dim)
+      s.n = shape[d];
+    else
+      s.inner *= shape[d];
+  }
+  return s;
+}
+
+Dtype stat_dtype(Dtype x) { return x == kFloat64 ? kFloat64 : kFloat32; }
+
+}  // namespace
+
+// ---- softmax ----------------------------------------------------------------------------------
+
+namespace reference {
+
+Tensor softmax(const Tensor& x, int64_t dim, bool log) {
+  Tensor xc = x.detach().contiguous();
+  Tensor out = empty(x.shape(), x.dtype());
+  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  dispatch(x.dtype(), [&]<class T>() {
+    if constexpr (!std::is_integral_v<T>) {
+      const T* px = xc.data_ptr<T>();
+      T* po = out.data_ptr<T>();
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t i = 0; i < inner; ++i) {
+          const int64_t base = o * n * inner + i;
+          double max = -std::numeric_limits<double>::infinity();
+          for (int64_t j = 0; j < n; ++j)
+            max = std::fmax(max, convert<double>(px[base + j * inner]));
+          double sum = 0;
+          for (int64_t j = 0; j < n; ++j)
+            sum += std::exp(convert<double>(px[base + j * inner]) - max);
+          const double log_sum = std::log(sum);
+          for (int64_t j = 0; j < n; ++j) {
+            const double shifted = convert<double>(px[base + j * inner]) - max;
+            po[base + j * inner] = convert<T>(log ? shifted - log_sum : std::exp(shifted) / sum);
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace reference
+
+Tensor softmax(const Tensor& x, int64_t dim, bool log) {
+  if (!onednn::softmax_supported(x.dtype()) || x.numel() == 0)
+    return reference::softmax(x, dim, log);
+  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  if (inner != 1) {
+    // oneDNN runs a non-last axis with ref:any (~20x slower than its jit kernel on the last
+    // axis, and slower than our loop); moving the axis last costs two copies and wins.
+    const int64_t last = x.dim() - 1;
+    Tensor moved = softmax(x.detach().transpose(dim, last).contiguous(), last, log);
+    return moved.transpose(dim, last).contiguous();
+  }
+  Tensor xc = x.detach().contiguous();
+  Tensor out = empty(x.shape(), x.dtype());
+  onednn::softmax(xc.raw_data(), out.raw_data(), x.dtype(), outer, n, 1, log);
+  return out;
+}
+
+// ---- layer norm -------------------------------------------------------------------------------
+
+namespace reference {
+
+LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
+                           double eps, bool stats) {
+  Tensor xc = x.detach().contiguous();
+  const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  LayerNormOutput r{empty(x.shape(), x.dtype()), Tensor(), Tensor()};
+  if (stats) {
+    r.mean = empty({rows}, stat_dtype(x.dtype()));
+    r.rstd = empty({rows}, stat_dtype(x.dtype()));
+  }
+  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  dispatch(x.dtype(), [&]<class T>() {
+    if constexpr (!std::is_integral_v<T>) {
+      const T* px = xc.data_ptr<T>();
+      const T* pw = w.defined() ? w.data_ptr<T>() : nullptr;
+      const T* pb = b.defined() ? b.data_ptr<T>() : nullptr;
+      T* py = r.y.data_ptr<T>();
+      for (int64_t row = 0; row < rows; ++row) {
+        const T* xr = px + row * cols;
+        double mean = 0, var = 0;
+        for (int64_t j = 0; j < cols; ++j) mean += convert<double>(xr[j]);
+        mean /= static_cast<double>(cols);
+        for (int64_t j = 0; j < cols; ++j) {
+          const double d = convert<double>(xr[j]) - mean;
+          var += d * d;
+        }
+        var /= static_cast<double>(cols);
+        const double rstd = 1.0 / std::sqrt(var + eps);
+        for (int64_t j = 0; j < cols; ++j) {
+          double y = (convert<double>(xr[j]) - mean) * rstd;
+          if (pw) y *= convert<double>(pw[j]);
+          if (pb) y += convert<double>(pb[j]);
+          py[row * cols + j] = convert<T>(y);
+        }
+        if (stats) {
+          store_from_double(r.mean.raw_data(), r.mean.dtype(), row, mean);
+          store_from_double(r.rstd.raw_data(), r.rstd.dtype(), row, rstd);
+        }
+      }
+    }
+  });
+  return r;
+}
+
+}  // namespace reference
+
+LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
+                           double eps, bool stats) {
+  const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  if (!onednn::layer_norm_supported(x.dtype()) || rows == 0)
+    return reference::layer_norm(x, cols, weight, bias, eps, stats);
+  // oneDNN takes scale and shift in f32 whatever the data type.
+  auto as_f32 = [](const Tensor& t) {
+    return t.defined() ? t.detach().to(kFloat32).contiguous() : Tensor();
+  };
+  Tensor xc = x.detach().contiguous(), w = as_f32(weight), b = as_f32(bias);
+  LayerNormOutput r{empty(x.shape(), x.dtype()), Tensor(), Tensor()};
+  if (stats) {
+    r.mean = empty({rows}, kFloat32);
+    r.rstd = empty({rows}, kFloat32);  // holds the variance until converted below
+  }
+  const float eps_f = static_cast<float>(eps);
+  onednn::layer_norm(xc.raw_data(), r.y.raw_data(), x.dtype(), rows, cols,
+                     w.defined() ? w.data_ptr<float>() : nullptr,
+                     b.defined() ? b.data_ptr<float>() : nullptr,
+                     stats ? r.mean.data_ptr<float>() : nullptr,
+                     stats ? r.rstd.data_ptr<float>() : nullptr, eps_f);
+  if (stats) {
+    float* p = r.rstd.data_ptr<float>();
+    for (int64_t i = 0; i < rows; ++i) p[i] = 1.0f / std::sqrt(p[i] + eps_f);
+  }
+  return r;
+}
+
+LayerNormGrads layer_norm_backward(const Tensor& grad, const Tensor& x, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& weight, int64_t cols,
+                                   bool need_dx, bool need_dweight, bool need_dbias) {
+  const Dtype dtype = x.dtype();
+  const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  Tensor g = grad.detach().to(dtype).contiguous(), xc = x.detach().contiguous();
+  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor mc = mean.contiguous().to(stat_dtype(dtype)), rc = rstd.contiguous().to(stat_dtype(dtype));
+  LayerNormGrads out;
+  if (need_dx) out.dx = empty(x.shape(), dtype);
+  if (need_dweight) out.dweight = empty({cols}, dtype);
+  if (need_dbias) out.dbias = empty({cols}, dtype);
+  dispatch(dtype, [&]<class T>() {
+    if constexpr (!std::is_integral_v<T>) {
+      using A = std::conditional_t<std::is_same_v<T, double>, double, float>;  // == stat dtype
+      const T* pg = g.data_ptr<T>();
+      const T* px = xc.data_ptr<T>();
+      const T* pw = w.defined() ? w.data_ptr<T>() : nullptr;
+      const A* pmean = mc.data_ptr<A>();
+      const A* prstd = rc.data_ptr<A>();
+      T* pdx = need_dx ? out.dx.data_ptr<T>() : nullptr;
+      // Rows in parallel; each thread sums its own dweight/dbias partials, merged after.
+      const int threads = rows >= 64 ? omp_get_max_threads() : 1;
+      // (Sized up front: inside another parallel region fewer threads may run than asked.)
+      std::vector<std::vector<A>> dw_part(threads, std::vector<A>(need_dweight ? cols : 0, A(0)));
+      std::vector<std::vector<A>> db_part(threads, std::vector<A>(need_dbias ? cols : 0, A(0)));
+#pragma omp parallel num_threads(threads)
+      {
+        const int tid = omp_get_thread_num();
+        std::vector<A> xhat(cols), dxhat(cols);
+        std::vector<A>& dw = dw_part[tid];
+        std::vector<A>& db = db_part[tid];
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < rows; ++row) {
+          const A mu = pmean[row], rs = prstd[row];
+          const T* gr = pg + row * cols;
+          const T* xr = px + row * cols;
+          A sum_dxhat = 0, sum_dxhat_xhat = 0;
+          for (int64_t j = 0; j < cols; ++j) {
+            const A gj = convert<A>(gr[j]);
+            xhat[j] = (convert<A>(xr[j]) - mu) * rs;
+            dxhat[j] = pw ? gj * convert<A>(pw[j]) : gj;
+            sum_dxhat += dxhat[j];
+            sum_dxhat_xhat += dxhat[j] * xhat[j];
+          }
+          if (need_dweight)
+            for (int64_t j = 0; j < cols; ++j) dw[j] += convert<A>(gr[j]) * xhat[j];
+          if (need_dbias)
+            for (int64_t j = 0; j < cols; ++j) db[j] += convert<A>(gr[j]);
+          if (!need_dx) continue;
+          const A a = sum_dxhat / static_cast<A>(cols), b = sum_dxhat_xhat / static_cast<A>(cols);
+          for (int64_t j = 0; j < cols; ++j)
+            pdx[row * cols + j] = convert<T>(rs * (dxhat[j] - a - xhat[j] * b));
+        }
+      }
+      auto merge = [&](const std::vector<std::vector<A>>& parts, const Tensor& dst) {
+        T* pd = dst.data_ptr<T>();
+        for (int64_t j = 0; j < cols; ++j) {
+          double total = 0;
+          for (const auto& part : parts) total += part[j];
+          pd[j] = convert<T>(total);
+        }
+      };
+      if (need_dweight) merge(dw_part, out.dweight);
+      if (need_dbias) merge(db_part, out.dbias);
+    }
+  });
+  return out;
+}
+
+// ---- index_select -----------------------------------------------------------------------------
+
+Tensor index_select(const Tensor& x, int64_t dim, const std::vector<int64_t>& index) {
+  Tensor xc = x.detach().contiguous();
+  Shape shape = x.shape();
+  shape[dim] = static_cast<int64_t>(index.size());
+  Tensor out = empty(shape, x.dtype());
+  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  const size_t row_bytes = static_cast<size_t>(inner) * x.element_size();
+  if (row_bytes == 0) return out;
+  const auto* src = static_cast<const uint8_t*>(xc.raw_data());
+  auto* dst = static_cast<uint8_t*>(out.raw_data());
+  const int64_t k = static_cast<int64_t>(index.size());
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < k; ++i)
+      std::memcpy(dst + (o * k + i) * row_bytes, src + (o * n + index[i]) * row_bytes, row_bytes);
+  return out;
+}
+
+Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
+                 const Tensor& src) {
+  Tensor out = zeros(shape, src.dtype());
+  Tensor sc = src.detach().contiguous();
+  const auto [outer, n, inner] = split_at(shape, dim);
+  const int64_t k = static_cast<int64_t>(index.size());
+  dispatch(src.dtype(), [&]<class T>() {
+    using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    const T* ps = sc.data_ptr<T>();
+    T* po = out.data_ptr<T>();
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t i = 0; i < k; ++i) {
+        T* d = po + (o * n + index[i]) * inner;
+        const T* s = ps + (o * k + i) * inner;
+        for (int64_t j = 0; j < inner; ++j) d[j] = convert<T>(convert<A>(d[j]) + convert<A>(s[j]));
+      }
+    }
+  });
+  return out;
+}
+
+// ---- nll loss ---------------------------------------------------------------------------------
+
+NllOutput nll_loss(const Tensor& logp, const std::vector<int64_t>& target, Reduction reduction,
+                   int64_t ignore_index, double smoothing) {
+  Tensor lc = logp.detach().contiguous();
+  const int64_t N = logp.size(0), C = logp.size(1), D = logp.size(2);
+  const int64_t positions = N * D;
+  std::vector<double> losses(positions, 0.0);
+  NllOutput r;
+  dispatch(logp.dtype(), [&]<class T>() {
+    const T* pl = lc.data_ptr<T>();
+    for (int64_t p = 0; p < positions; ++p) {
+      const int64_t t = target[p];
+      if (t == ignore_index) continue;
+      const T* row = pl + (p / D) * C * D + p % D;  // class c of position p at row[c * D]
+      double loss = -(1.0 - smoothing) * convert<double>(row[t * D]);
+      if (smoothing != 0) {
+        double sum = 0;
+        for (int64_t c = 0; c < C; ++c) sum += convert<double>(row[c * D]);
+        loss -= smoothing / static_cast<double>(C) * sum;
+      }
+      losses[p] = loss;
+      ++r.count;
+    }
+  });
+  if (reduction == Reduction::None) {
+    r.loss = empty({positions}, logp.dtype());
+    for (int64_t p = 0; p < positions; ++p)
+      store_from_double(r.loss.raw_data(), logp.dtype(), p, losses[p]);
+    return r;
+  }
+  double total = 0;
+  for (double l : losses) total += l;
+  // Mean divides by the non-ignored count, as PyTorch does: 0 / 0 = NaN when all are ignored.
+  if (reduction == Reduction::Mean) total /= static_cast<double>(r.count);
+  r.loss = scalar_tensor(total, logp.dtype());
+  return r;
+}
+
+Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logp,
+                              const std::vector<int64_t>& target, Reduction reduction,
+                              int64_t ignore_index, double smoothing, int64_t count) {
+  const int64_t N = logp.size(0), C = logp.size(1), D = logp.size(2);
+  const int64_t positions = N * D;
+  Tensor out = zeros(logp.shape(), logp.dtype());
+  Tensor gc = grad.detach().to(kFloat64).contiguous(), lc = logp.detach().contiguous();
+  const double* pg = gc.data_ptr<double>();
+  const double scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
+  dispatch(logp.dtype(), [&]<class T>() {
+    if constexpr (!std::is_integral_v<T>) {
+      using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
+      const T* pl = lc.data_ptr<T>();
+      T* po = out.data_ptr<T>();
+      const A spread = static_cast<A>(smoothing / static_cast<double>(C));
+      const A hit = static_cast<A>(1.0 - smoothing);
+      for (int64_t p = 0; p < positions; ++p) {
+        const int64_t t = target[p];
+        if (t == ignore_index) continue;
+        const A w = static_cast<A>(pg[reduction == Reduction::None ? p : 0] * scale);
+        const int64_t base = (p / D) * C * D + p % D;  // class c of position p at base + c * D
+        for (int64_t c = 0; c < C; ++c) {
+          const A softmax = std::exp(convert<A>(pl[base + c * D]));
+          po[base + c * D] = convert<T>(w * (softmax - spread - (c == t ? hit : A(0))));
+        }
+      }
+    }
+  });
+  return out;
+}
+
+// ---- dropout ----------------------------------------------------------------------------------
+
+Tensor dropout_mask(const Shape& shape, Dtype dtype, double p) {
+  Tensor mask = empty(shape, dtype);
+  const double scale = p < 1 ? 1.0 / (1.0 - p) : 0.0;
+  Generator& gen = global_generator();
+  std::lock_guard lock(gen.mutex());
+  dispatch(dtype, [&]<class T>() {
+    T* pm = mask.data_ptr<T>();
+    const T keep = convert<T>(scale), drop = convert<T>(0.0);
+    for (int64_t i = 0, n = mask.numel(); i < n; ++i) pm[i] = gen.uniform() < p ? drop : keep;
+  });
+  return mask;
+}
+
+}  // namespace gg::kernels

@@ -1,0 +1,166 @@
+// Ops that assemble tensors from pieces or pick pieces out: cat/stack copy, split/chunk are
+// narrow views, index_select gathers rows (kernels in ops/kernels/nn_kernels.cpp).
+#include "ops/shape_ops.hpp"
+
+#include <algorithm>
+
+#include "autograd/node.hpp"
+#include "core/copy.hpp"
+#include "ops/kernels/nn_kernels.hpp"
+
+namespace gg {
+
+namespace {
+using autograd::record;
+using Grads = std::vector<Tensor>;
+using Needs = std::vector<bool>;
+
+// The checks cat and stack share: a non-empty list of defined tensors of one dtype.
+void check_list(const std::vector<Tensor>& tensors, const char* op) {
+  GG_CHECK(!tensors.empty(), "[{}] expects a non-empty list of tensors", op);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    GG_CHECK(tensors[i].defined(), "[{}] tensor {} is undefined", op, i);
+    GG_CHECK(tensors[i].dtype() == tensors[0].dtype(),
+             "[{}] all tensors must have the same dtype: tensor 0 is {} but tensor {} is {}", op,
+             dtype_name(tensors[0].dtype()), i, dtype_name(tensors[i].dtype()));
+  }
+}
+}  // namespace
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  check_list(tensors, "cat");
+  const Tensor& first = tensors[0];
+  GG_CHECK(first.dim() > 0, "[cat] zero-dimensional tensor 0 cannot be concatenated (use stack)");
+  dim = wrap_dim(dim, first.dim(), "cat");
+  Shape shape = first.shape();
+  shape[dim] = 0;
+  std::vector<int64_t> sizes;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Shape& s = tensors[i].shape();
+    bool same = s.size() == shape.size();
+    for (size_t d = 0; same && d < s.size(); ++d)
+      same = static_cast<int64_t>(d) == dim || s[d] == shape[d];
+    GG_CHECK(same,
+             "[cat] tensor {} has shape {} but tensor 0 has shape {}: all sizes must match "
+             "except in dimension {}",
+             i, shape_str(s), shape_str(first.shape()), dim);
+    sizes.push_back(s[dim]);
+    shape[dim] += s[dim];
+  }
+  Tensor out = empty(shape, first.dtype());
+  int64_t offset = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    copy_(out.narrow(dim, offset, sizes[i]), tensors[i].detach());
+    offset += sizes[i];
+  }
+  return record("CatBackward", tensors, out, [=](const Grads& g, const Needs& needs) {
+    Grads grads(sizes.size());
+    int64_t start = 0;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      if (needs[i]) grads[i] = g[0].narrow(dim, start, sizes[i]);
+      start += sizes[i];
+    }
+    return grads;
+  });
+}
+
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
+  check_list(tensors, "stack");
+  const Tensor& first = tensors[0];
+  for (size_t i = 1; i < tensors.size(); ++i) {
+    GG_CHECK(tensors[i].shape() == first.shape(),
+             "[stack] all tensors must have the same shape: tensor 0 is {} but tensor {} is {}",
+             shape_str(first.shape()), i, shape_str(tensors[i].shape()));
+  }
+  dim = wrap_dim(dim, first.dim() + 1, "stack");
+  Shape shape = first.shape();
+  shape.insert(shape.begin() + dim, static_cast<int64_t>(tensors.size()));
+  Tensor out = empty(shape, first.dtype());
+  for (size_t i = 0; i < tensors.size(); ++i)
+    copy_(out.select(dim, static_cast<int64_t>(i)), tensors[i].detach());
+  return record("StackBackward", tensors, out, [dim](const Grads& g, const Needs& needs) {
+    Grads grads(needs.size());
+    for (size_t i = 0; i < needs.size(); ++i)
+      if (needs[i]) grads[i] = g[0].select(dim, static_cast<int64_t>(i));
+    return grads;
+  });
+}
+
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim) {
+  x.checked("split");
+  GG_CHECK(x.dim() > 0, "[split] cannot split a 0-d tensor");
+  dim = wrap_dim(dim, x.dim(), "split");
+  int64_t total = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    GG_CHECK(sizes[i] >= 0, "[split] size {} at position {} is negative (sizes [{}])", sizes[i], i,
+             fmt::join(sizes, ", "));
+    total += sizes[i];
+  }
+  GG_CHECK(total == x.size(dim),
+           "[split] sizes [{}] sum to {} but dimension {} has size {} (shape {})",
+           fmt::join(sizes, ", "), total, dim, x.size(dim), shape_str(x.shape()));
+  std::vector<Tensor> pieces;
+  int64_t start = 0;
+  for (int64_t s : sizes) {
+    pieces.push_back(x.narrow(dim, start, s));
+    start += s;
+  }
+  return pieces;
+}
+
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
+  x.checked("split");
+  GG_CHECK(x.dim() > 0, "[split] cannot split a 0-d tensor");
+  dim = wrap_dim(dim, x.dim(), "split");
+  const int64_t n = x.size(dim);
+  GG_CHECK(split_size > 0 || (split_size == 0 && n == 0),
+           "[split] split_size must be positive, got {} (dimension {} has size {})", split_size,
+           dim, n);
+  // As in PyTorch: at least one piece (an empty dim gives one empty piece).
+  const int64_t count =
+      split_size == 0 ? 1 : std::max<int64_t>((n + split_size - 1) / split_size, 1);
+  std::vector<int64_t> sizes(count, split_size);
+  sizes.back() = n - split_size * (count - 1);
+  return split(x, sizes, dim);
+}
+
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
+  x.checked("chunk");
+  GG_CHECK(x.dim() > 0, "[chunk] cannot chunk a 0-d tensor");
+  GG_CHECK(chunks > 0, "[chunk] chunks must be positive, got {}", chunks);
+  dim = wrap_dim(dim, x.dim(), "chunk");
+  const int64_t n = x.size(dim);
+  // PyTorch's rule: pieces of ceil(n / chunks), so there may be fewer than `chunks` of them;
+  // an empty dim gives `chunks` empty pieces.
+  if (n == 0) return split(x, std::vector<int64_t>(chunks, 0), dim);
+  return split(x, (n + chunks - 1) / chunks, dim);
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  x.checked("index_select");
+  index.checked("index_select");
+  GG_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32,
+           "[index_select] index must be int64 or int32, got {} (shape {})",
+           dtype_name(index.dtype()), shape_str(index.shape()));
+  GG_CHECK(index.dim() <= 1, "[index_select] index must be 0-d or 1-d, got shape {}",
+           shape_str(index.shape()));
+  GG_CHECK(x.dim() > 0, "[index_select] cannot index a 0-d tensor");
+  dim = wrap_dim(dim, x.dim(), "index_select");
+  const int64_t n = x.size(dim);
+  std::vector<int64_t> idx = index.to(kInt64).to_vector<int64_t>();
+  for (size_t i = 0; i < idx.size(); ++i) {
+    GG_CHECK(idx[i] >= 0 && idx[i] < n,
+             "[index_select] index {} at position {} is out of range for dimension {} of size {} "
+             "(shape {})",
+             idx[i], i, dim, n, shape_str(x.shape()));
+  }
+  Tensor out = kernels::index_select(x, dim, idx);
+  if (!autograd::needs_grad({x})) return out;
+  Shape in_shape = x.shape();
+  return record("IndexSelectBackward", {x}, out,
+                [in_shape, dim, idx = std::move(idx)](const Grads& g, const Needs&) {
+                  return Grads{kernels::index_add(in_shape, dim, idx, g[0])};
+                });
+}
+
+}  // namespace gg
