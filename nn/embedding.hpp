@@ -1,0 +1,24 @@
+#pragma once
+#include "module.hpp"
+
+namespace gg::nn {
+
+// A lookup table: indices (Int32/Int64, any shape) -> rows of weight [num_embeddings, dim], giving
+// [*, dim]. weight is initialised N(0, 1), as in PyTorch.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim);
+  Tensor forward(const Tensor& indices);
+  void reset_parameters();
+
+  int64_t num_embeddings() const { return num_embeddings_; }
+  int64_t embedding_dim() const { return embedding_dim_; }
+
+  Tensor weight;
+
+ private:
+  int64_t num_embeddings_;
+  int64_t embedding_dim_;
+};
+
+}  // namespace gg::nn

@@ -1,0 +1,28 @@
+#pragma once
+// The functional ops under one namespace, as torch::nn::functional:
+//   namespace F = gg::nn::functional;
+//   auto y = F::gelu(F::linear(x, w, b));
+#include "../ops/elementwise.hpp"
+#include "../ops/grouped_mm.hpp"
+#include "../ops/nn_ops.hpp"
+
+namespace gg::nn::functional {
+
+using gg::cross_entropy;
+using gg::dropout;
+using gg::gelu;
+using gg::layer_norm;
+using gg::log_softmax;
+using gg::mse_loss;
+using gg::Reduction;
+using gg::relu;
+using gg::sigmoid;
+using gg::softmax;
+using gg::tanh;
+
+// y = x @ weight^T + bias: x [*, in], weight [out, in], bias [out] or undefined -> [*, out].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// Rows of weight [num_embeddings, dim] picked by an Int32/Int64 index of any shape -> [*, dim].
+Tensor embedding(const Tensor& indices, const Tensor& weight);
+
+}  // namespace gg::nn::functional
