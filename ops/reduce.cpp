@@ -1,4 +1,5 @@
-// Reductions. Float kernels accumulate in double, so sums of long Float32 rows stay accurate.
+// Reductions. Float32/BFloat16 sums run on oneDNN's reduction (f32 accumulation) for tensors of
+// onednn::kMinElements or more; the loops accumulate in double.
 #include "ops/reduce.hpp"
 
 #include <limits>
@@ -7,6 +8,8 @@
 #include "autograd/node.hpp"
 #include "core/strided.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/onednn/reduction.hpp"
+#include "ops/onednn/reorder.hpp"
 
 namespace gg {
 
@@ -33,11 +36,11 @@ void for_each_row(const Tensor& x, int64_t dim, F&& f) {
                       [&](const std::array<int64_t, 2>& o) { f(o[0], o[1]); });
 }
 
-Tensor sum_dim_kernel(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
-  Tensor out = empty(reduced_shape(x.shape(), dim, true), out_dtype);
+// out (x's shape with dim kept as 1) = sum over dim, accumulating in double or int64.
+void sum_dim_loop(const Tensor& x, int64_t dim, const Tensor& out) {
   const int64_t n = x.size(dim), stride = x.stride(dim);
   dispatch(x.dtype(), [&]<class T>() {
-    dispatch(out_dtype, [&]<class TO>() {
+    dispatch(out.dtype(), [&]<class TO>() {
       const T* px = static_cast<const T*>(x.raw_data());
       TO* po = static_cast<TO*>(out.raw_data());
       for_each_row(x, dim, [&](int64_t oo, int64_t io) {
@@ -48,6 +51,14 @@ Tensor sum_dim_kernel(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtyp
       });
     });
   });
+}
+
+Tensor sum_dim_kernel(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
+  Tensor out = empty(reduced_shape(x.shape(), dim, true), out_dtype);
+  // Float32/BFloat16 run on oneDNN where it fits (onednn::sum_dim declines the rest).
+  const bool done = out_dtype == x.dtype() && x.numel() >= onednn::kMinElements &&
+                    onednn::sum_dim(x, dim, out);
+  if (!done) sum_dim_loop(x, dim, out);
   return keepdim ? out : out.detach().reshape(reduced_shape(x.shape(), dim, false));
 }
 

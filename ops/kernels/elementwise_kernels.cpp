@@ -4,6 +4,9 @@
 #include <numbers>
 
 #include "core/strided.hpp"
+#include "ops/onednn/binary.hpp"
+#include "ops/onednn/eltwise.hpp"
+#include "ops/onednn/reorder.hpp"
 
 namespace gg::kernels {
 
@@ -49,7 +52,9 @@ template <class A>
 A apply_unary(UnaryOp op, A x, double scalar) {
   switch (op) {
     case UnaryOp::Neg: return -x;
-    case UnaryOp::Abs: return x < 0 ? -x : x;
+    case UnaryOp::Abs:
+      if constexpr (std::is_floating_point_v<A>) return std::fabs(x);  // abs(-0) = +0
+      else return x < 0 ? -x : x;
     case UnaryOp::Sign: return static_cast<A>((x > 0) - (x < 0));
     default: break;
   }
@@ -124,14 +129,24 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   a.checked(name);
   b.checked(name);
-  broadcast_shapes(a.shape(), b.shape(), name);  // throws with the op's name
-  return reference::binary(op, a, b, binary_result_dtype(op, a.dtype(), b.dtype()));
+  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);  // throws with the op's name
+  Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
+  if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
+      numel_of(shape) >= onednn::kMinElements) {
+    Tensor out = empty(shape, out_dtype);
+    if (onednn::binary(op, a, b, out)) return out;
+  }
+  return reference::binary(op, a, b, out_dtype);
 }
 
 Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
   x.checked(name);
   bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
   Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
+  if (onednn::unary_supported(op, x.dtype()) && x.numel() >= onednn::kMinElements) {
+    Tensor out = empty(x.shape(), out_dtype);
+    if (onednn::unary(op, x, scalar, out)) return out;
+  }
   return reference::unary(op, x, scalar, out_dtype);
 }
 

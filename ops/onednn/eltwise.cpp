@@ -1,0 +1,161 @@
+#include "ops/onednn/eltwise.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <optional>
+
+#include "core/strided.hpp"
+#include "ops/onednn/context.hpp"
+#include "ops/onednn/reorder.hpp"
+
+namespace gg::onednn {
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::memory;
+using kernels::UnaryOp;
+
+struct EltwisePlan {
+  std::optional<dnnl::eltwise_forward> eltwise;  // empty: no fast (jit) implementation
+  memory::desc md, scratchpad_md;
+};
+
+PrimitiveCache<EltwisePlan>& plan_cache() {
+  engine();  // created first, so that it outlives the cached primitives at exit
+  static PrimitiveCache<EltwisePlan> cache;
+  return cache;
+}
+
+// dst = f(alpha, beta, src), one oneDNN algorithm per op.
+struct Eltwise {
+  algorithm alg = algorithm::undef;
+  float alpha = 0, beta = 0;
+};
+
+Eltwise to_eltwise(UnaryOp op, double scalar) {
+  switch (op) {
+    // alpha * x + beta with beta = -0: exactly -x, signed zeros included (-(+0) = -0 + -0).
+    case UnaryOp::Neg:
+      return {algorithm::eltwise_linear, -1.f, -0.f};
+    case UnaryOp::Abs:
+      return {algorithm::eltwise_abs};
+    case UnaryOp::Exp:
+      return {algorithm::eltwise_exp};
+    case UnaryOp::Sqrt:
+      return {algorithm::eltwise_sqrt};
+    case UnaryOp::Pow:
+      return {algorithm::eltwise_pow, 1.f, static_cast<float>(scalar)};
+    case UnaryOp::Tanh:
+      return {algorithm::eltwise_tanh};
+    case UnaryOp::Sigmoid:
+      return {algorithm::eltwise_logistic};
+    case UnaryOp::Gelu:
+      return {algorithm::eltwise_gelu_erf};
+    default:
+      break;
+  }
+  return {};
+}
+
+EltwisePlan build_plan(const Eltwise& e, const memory::desc& md) {
+  EltwisePlan plan;
+  try {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::eltwise_forward::primitive_desc pd(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e.alg, md, e.alpha, e.beta),
+        attr, engine());
+    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
+    plan.eltwise = dnnl::eltwise_forward(pd);
+    plan.md = md;
+    plan.scratchpad_md = pd.scratchpad_desc();
+  } catch (const dnnl::error&) {
+    plan.eltwise.reset();
+  }
+  return plan;
+}
+
+// Whether a contiguous f32 or bf16 buffer holds a NaN (vectorised blocks, early exit between).
+bool any_nan(const void* data, Dtype dtype, int64_t n) {
+  constexpr int64_t kChunk = 4096;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t end = std::min(n, start + kChunk);
+    uint32_t found = 0;
+    if (dtype == kFloat32) {
+      const uint32_t* p = static_cast<const uint32_t*>(data);
+      for (int64_t i = start; i < end; ++i) found |= (p[i] & 0x7FFFFFFFu) > 0x7F800000u;
+    } else {
+      const uint16_t* p = static_cast<const uint16_t*>(data);
+      for (int64_t i = start; i < end; ++i) found |= (p[i] & 0x7FFFu) > 0x7F80u;
+    }
+    if (found) return true;
+  }
+  return false;
+}
+
+bool is_nan(float v) { return v != v; }
+bool is_nan(BFloat16 v) { return (v.bits & 0x7FFF) > 0x7F80; }
+
+// oneDNN's exp maps NaN to +inf: put x's NaNs back into out (the loop, PyTorch and std::exp
+// all propagate NaN).
+void restore_nans(const Tensor& x, const Tensor& out) {
+  dispatch(x.dtype(), [&]<class T>() {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, BFloat16>) {
+      const T* in = static_cast<const T*>(x.raw_data());
+      T* o = static_cast<T*>(out.raw_data());
+      for_each_strided<2>(x.shape(), {out.strides().data(), x.strides().data()}, {0, 0},
+                          [&](const std::array<int64_t, 2>& off) {
+                            if (is_nan(in[off[1]])) o[off[0]] = in[off[1]];
+                          });
+    }
+  });
+}
+
+constexpr int64_t kEltwiseTag = 0x454c5457;  // "ELTW"
+
+}  // namespace
+
+bool unary_supported(UnaryOp op, Dtype dtype) {
+  return (dtype == kFloat32 || dtype == kBFloat16) && to_eltwise(op, 0).alg != algorithm::undef;
+}
+
+bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
+  if (!unary_supported(op, x.dtype())) return false;
+  GG_CHECK(out.is_contiguous() && out.dtype() == x.dtype() && out.shape() == x.shape(),
+           "[unary] internal: out must be a contiguous {} tensor of shape {}",
+           dtype_name(x.dtype()), shape_str(x.shape()));
+  const int64_t n = x.numel();
+  if (n == 0) return true;
+  // Every op is elementwise, so a contiguous tensor is one flat run of n elements.
+  const Eltwise e = to_eltwise(op, scalar);
+  KeyBuilder key(kEltwiseTag);
+  key.add(static_cast<int64_t>(e.alg))
+      .add(std::bit_cast<int32_t>(e.alpha))
+      .add(std::bit_cast<int32_t>(e.beta))
+      .add(static_cast<int64_t>(x.dtype()))
+      .add(n);
+  const EltwisePlan& plan =
+      plan_cache().get(key.str(), [&] { return build_plan(e, plain_desc({n}, {1}, x.dtype())); });
+  if (!plan.eltwise) return false;
+
+  const void* src = x.raw_data();
+  if (!x.is_contiguous()) {  // gather into out, then run in place
+    if (!reorder(out, x)) return false;
+    src = out.raw_data();
+  }
+  // oneDNN's exp(NaN) is +inf: find the NaNs before they are overwritten, restore them after.
+  const bool nans = op == UnaryOp::Exp && any_nan(src, x.dtype(), n);
+  dnnl::stream& s = stream();
+  memory src_mem(plan.md, engine(), const_cast<void*>(src));
+  memory dst_mem(plan.md, engine(), out.raw_data());
+  plan.eltwise->execute(s, {{DNNL_ARG_SRC, src_mem},
+                            {DNNL_ARG_DST, dst_mem},
+                            {DNNL_ARG_SCRATCHPAD, scratchpad(plan.scratchpad_md)}});
+  s.wait();
+  if (nans) restore_nans(x, out);
+  return true;
+}
+
+}  // namespace gg::onednn
