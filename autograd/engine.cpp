@@ -180,8 +180,8 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     GG_CHECK(input_grads.size() == edges.size(),
-             "[backward] {} returned {} gradients for {} inputs", node->name(),
-             input_grads.size(), edges.size());
+             "[backward] {} returned {} gradients for {} inputs", node->name(), input_grads.size(),
+             edges.size());
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid() || !input_grads[i].defined()) continue;

@@ -1,0 +1,399 @@
+#include "ops/kernels/grouped_mm_kernel.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <optional>
+
+#include "core/strided.hpp"
+#include "ops/reference/matmul.hpp"
+
+namespace gg::kernels {
+
+namespace {
+
+using onednn::MatmulProblem;
+
+// Below this many flops a product is too small to split across threads well: such groups run
+// side by side, one per thread. (8 x [320, 64] @ [64, 64] is 2.6 MFLOP a group; the MoE groups
+// of the benchmark are 67 MFLOP and up.)
+constexpr double kSmallFlops = 8e6;
+// Identical small groups in separate allocations are copied into one batch when a group's
+// operands take at most this many bytes (see run_as_one_batch).
+constexpr double kCopyBytes = 48 * 1024;
+// Column sums are split into blocks of this many columns (the unit of parallel work).
+constexpr int64_t kColumnBlock = 256;
+
+char* at(void* base, int64_t elements, Dtype dtype) {
+  return static_cast<char*>(base) + elements * static_cast<int64_t>(element_size(dtype));
+}
+
+// The strides oneDNN reads a size-1 dim with (see onednn::describe): strides of such dims address
+// nothing, so canonical values let equal problems share a cache entry and merge into a batch.
+void canonical_strides(int64_t rows, int64_t cols, int64_t& rs, int64_t& cs) {
+  if (cols == 1) cs = 1;
+  if (rows == 1) rs = cs == 1 ? cols : 1;
+}
+
+bool runs_on_onednn(const MatmulProblem& p) {
+  return p.src_dtype == p.wei_dtype && (p.src_dtype == kFloat32 || p.src_dtype == kBFloat16) &&
+         onednn::matmul_supported(p);
+}
+
+double flops(const MatmulProblem& p) {
+  return 2.0 * static_cast<double>(p.batch) * static_cast<double>(p.M) * static_cast<double>(p.N) *
+         static_cast<double>(p.K);
+}
+
+void run(const GemmTask& t, bool onednn_ok) {
+  if (onednn_ok) {
+    onednn::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
+  } else {
+    reference::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
+  }
+}
+
+// Everything but the addresses (and the batch strides, meaningless for batch 1) is equal.
+bool same_problem(const MatmulProblem& a, const MatmulProblem& b) {
+  auto tail = [](const std::array<int64_t, 3>& s) { return std::array<int64_t, 2>{s[1], s[2]}; };
+  return a.batch == 1 && b.batch == 1 && a.M == b.M && a.K == b.K && a.N == b.N &&
+         a.src_dtype == b.src_dtype && a.wei_dtype == b.wei_dtype && a.dst_dtype == b.dst_dtype &&
+         a.has_bias == b.has_bias && (!a.has_bias || a.bias_dtype == b.bias_dtype) &&
+         a.accumulate == b.accumulate && tail(a.src_strides) == tail(b.src_strides) &&
+         tail(a.wei_strides) == tail(b.wei_strides) && tail(a.dst_strides) == tail(b.dst_strides);
+}
+
+// The element stride s with ptr(i) == ptr(0) + i * s for every task, if there is one (>= 0).
+template <class Get>
+std::optional<int64_t> common_stride(const std::vector<GemmTask>& tasks, Dtype dtype, Get get,
+                                     const void* GemmTask::*owner) {
+  const void* first_owner = tasks[0].*owner;
+  if (first_owner == nullptr) return std::nullopt;
+  for (const GemmTask& t : tasks) {
+    if (t.*owner != first_owner) return std::nullopt;
+  }
+  // Addresses as integers: the tasks' operands may live in unrelated allocations.
+  auto address = [&](size_t i) {
+    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(get(tasks[i])));
+  };
+  const int64_t step = address(1) - address(0);
+  const auto elem = static_cast<int64_t>(element_size(dtype));
+  if (step < 0 || step % elem != 0) return std::nullopt;
+  for (size_t i = 2; i < tasks.size(); ++i) {
+    if (address(i) - address(0) != static_cast<int64_t>(i) * step) return std::nullopt;
+  }
+  return step / elem;
+}
+
+// Where one operand of every task lies, as a batch: in place when the tasks' copies are equally
+// spaced, else in a dense [G, rows, cols] block of scratch memory (same orientation).
+struct BatchOperand {
+  const void* data = nullptr;
+  int64_t batch_stride = 0;
+  std::array<int64_t, 2> strides{};  // row, column
+  bool copied = false;
+  size_t scratch_offset = 0;  // bytes, when copied
+};
+
+// Copies a rows x cols matrix between two strided layouts (row by row or column by column when
+// both have the same unit stride).
+void copy_matrix(const char* from, std::array<int64_t, 2> fs, char* to, std::array<int64_t, 2> ts,
+                 int64_t rows, int64_t cols, int64_t elem) {
+  if (fs[1] == 1 && ts[1] == 1) {
+    for (int64_t i = 0; i < rows; ++i)
+      std::memcpy(to + i * ts[0] * elem, from + i * fs[0] * elem, static_cast<size_t>(cols * elem));
+  } else if (fs[0] == 1 && ts[0] == 1) {
+    for (int64_t j = 0; j < cols; ++j)
+      std::memcpy(to + j * ts[1] * elem, from + j * fs[1] * elem, static_cast<size_t>(rows * elem));
+  } else {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j)
+        std::memcpy(to + (i * ts[0] + j * ts[1]) * elem, from + (i * fs[0] + j * fs[1]) * elem,
+                    static_cast<size_t>(elem));
+  }
+}
+
+// Plans operand `get` of every task (a rows x cols matrix with the given strides) as a batch,
+// reserving scratch bytes when it has to be copied. A batch stride of 0 (every task reads the same
+// matrix, e.g. one input for several models) is fine for inputs, not for dst.
+template <class Get>
+BatchOperand plan_operand(const std::vector<GemmTask>& tasks, Dtype dtype, int64_t rows,
+                          int64_t cols, std::array<int64_t, 3> strides, bool is_dst, Get get,
+                          const void* GemmTask::*owner, size_t& scratch) {
+  BatchOperand op;
+  op.strides = {strides[1], strides[2]};
+  if (auto step = common_stride(tasks, dtype, get, owner); step && (*step != 0 || !is_dst)) {
+    op.data = get(tasks[0]);
+    op.batch_stride = *step;
+    return op;
+  }
+  op.copied = true;
+  op.strides = strides[2] == 1 ? std::array<int64_t, 2>{cols, 1} : std::array<int64_t, 2>{1, rows};
+  op.batch_stride = rows * cols;
+  op.scratch_offset = scratch;
+  const auto bytes = static_cast<size_t>(rows * cols * tasks.size() * element_size(dtype));
+  scratch += (bytes + 63) / 64 * 64;
+  return op;
+}
+
+// Copies of the operands for packed batches, reused per thread.
+char* scratch_buffer(size_t bytes) {
+  thread_local std::vector<double> buffer;
+  if (buffer.size() * sizeof(double) < bytes)
+    buffer.resize((bytes + sizeof(double) - 1) / sizeof(double));
+  return reinterpret_cast<char*>(buffer.data());
+}
+
+// Runs identical tasks as ONE batched oneDNN problem: directly when their operands are equally
+// spaced in memory (3D x 3D, equal groups of a packed layout, list tensors cut from one buffer),
+// or -- when `allow_copies` -- after copying the scattered ones into a batch (small list groups
+// in separate allocations: two memcpys per group cost less than a primitive call per group).
+// Returns false, having done nothing, when the tasks are not like that.
+bool run_as_one_batch(const std::vector<GemmTask>& tasks, bool allow_copies) {
+  if (tasks.size() < 2) return false;
+  const MatmulProblem& first = tasks[0].problem;
+  for (const GemmTask& t : tasks) {
+    if (!same_problem(first, t.problem)) return false;
+  }
+  if (!runs_on_onednn(first) || first.accumulate) return false;
+  size_t scratch = 0;
+  const BatchOperand src = plan_operand(
+      tasks, first.src_dtype, first.M, first.K, first.src_strides, false,
+      [](const GemmTask& t) { return t.src; }, &GemmTask::src_owner, scratch);
+  const BatchOperand wei = plan_operand(
+      tasks, first.wei_dtype, first.K, first.N, first.wei_strides, false,
+      [](const GemmTask& t) { return t.wei; }, &GemmTask::wei_owner, scratch);
+  const BatchOperand dst = plan_operand(
+      tasks, first.dst_dtype, first.M, first.N, first.dst_strides, true,
+      [](const GemmTask& t) -> const void* { return t.dst; }, &GemmTask::dst_owner, scratch);
+  BatchOperand bias;
+  if (first.has_bias) {
+    bias = plan_operand(
+        tasks, first.bias_dtype, 1, first.N, {0, first.N, 1}, false,
+        [](const GemmTask& t) { return t.bias; }, &GemmTask::bias_owner, scratch);
+  }
+  if (scratch > 0 && !allow_copies) return false;
+
+  MatmulProblem p = first;
+  p.batch = static_cast<int64_t>(tasks.size());
+  p.src_strides = {src.batch_stride, src.strides[0], src.strides[1]};
+  p.wei_strides = {wei.batch_stride, wei.strides[0], wei.strides[1]};
+  p.dst_strides = {dst.batch_stride, dst.strides[0], dst.strides[1]};
+  p.bias_batch_stride = bias.batch_stride;
+  if (!runs_on_onednn(p)) return false;
+
+  char* base = scratch > 0 ? scratch_buffer(scratch) : nullptr;
+  auto gather = [&](const BatchOperand& op, Dtype dtype, int64_t rows, int64_t cols,
+                    const std::array<int64_t, 3>& strides, auto get) -> const void* {
+    if (!op.copied) return op.data;
+    const auto elem = static_cast<int64_t>(element_size(dtype));
+    char* out = base + op.scratch_offset;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      copy_matrix(static_cast<const char*>(get(tasks[i])), {strides[1], strides[2]},
+                  out + static_cast<int64_t>(i) * op.batch_stride * elem, op.strides, rows, cols,
+                  elem);
+    }
+    return out;
+  };
+  const void* src_data = gather(src, first.src_dtype, first.M, first.K, first.src_strides,
+                                [](const GemmTask& t) { return t.src; });
+  const void* wei_data = gather(wei, first.wei_dtype, first.K, first.N, first.wei_strides,
+                                [](const GemmTask& t) { return t.wei; });
+  const void* bias_data = first.has_bias
+                              ? gather(bias, first.bias_dtype, 1, first.N, {0, first.N, 1},
+                                       [](const GemmTask& t) { return t.bias; })
+                              : nullptr;
+  void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0].dst;
+  onednn::matmul(p, src_data, wei_data, bias_data, dst_data);
+  if (dst.copied) {  // scatter the results to where each task wants them
+    const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      copy_matrix(
+          static_cast<const char*>(dst_data) + static_cast<int64_t>(i) * dst.batch_stride * elem,
+          dst.strides, static_cast<char*>(tasks[i].dst),
+          {first.dst_strides[1], first.dst_strides[2]}, first.M, first.N, elem);
+    }
+  }
+  return true;
+}
+
+// Whether copying one task's operands costs less than running it as its own primitive call.
+bool cheap_to_copy(const MatmulProblem& p) {
+  const double bytes = static_cast<double>(p.M * p.K + p.K * p.N + p.M * p.N) *
+                       static_cast<double>(element_size(p.src_dtype));
+  return bytes <= kCopyBytes;
+}
+
+// Runs `body(i)` for i < n on the OpenMP threads, rethrowing the first exception afterwards
+// (an exception must not leave a parallel region).
+template <class Body>
+void parallel_for(int64_t n, Body body) {
+  if (n == 1) {
+    body(0);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+MatRef MatRef::row_range(int64_t begin, int64_t end) const {
+  return {
+      at(data, begin * row_stride, dtype), end - begin, cols, row_stride, col_stride, dtype, owner};
+}
+
+MatRef MatRef::col_range(int64_t begin, int64_t end) const {
+  return {
+      at(data, begin * col_stride, dtype), rows, end - begin, row_stride, col_stride, dtype, owner};
+}
+
+bool gemm_ready(const MatRef& m) {
+  if (m.rows == 0 || m.cols == 0) return true;
+  int64_t rs = m.row_stride, cs = m.col_stride;
+  canonical_strides(m.rows, m.cols, rs, cs);
+  return (cs == 1 && rs >= m.cols) || (rs == 1 && cs >= m.rows);
+}
+
+void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei, const MatRef& dst,
+              const std::optional<MatRef>& bias) {
+  if (dst.rows == 0 || dst.cols == 0) return;
+  GemmTask t;
+  MatmulProblem& p = t.problem;
+  p.M = dst.rows;
+  p.K = src.cols;
+  p.N = dst.cols;
+  p.src_dtype = src.dtype;
+  p.wei_dtype = wei.dtype;
+  p.dst_dtype = dst.dtype;
+  auto strides = [](const MatRef& m) {
+    int64_t rs = m.row_stride, cs = m.col_stride;
+    canonical_strides(m.rows, m.cols, rs, cs);
+    return std::array<int64_t, 3>{0, rs, cs};
+  };
+  p.src_strides = strides(src);
+  p.wei_strides = strides(wei);
+  p.dst_strides = strides(dst);
+  p.has_bias = bias.has_value();
+  t.src = src.data;
+  t.wei = wei.data;
+  t.dst = dst.data;
+  t.src_owner = src.owner;
+  t.wei_owner = wei.owner;
+  t.dst_owner = dst.owner;
+  if (bias) {
+    p.bias_dtype = bias->dtype;
+    t.bias = bias->data;
+    t.bias_owner = bias->owner;
+  }
+  tasks.push_back(t);
+}
+
+void run_gemm_tasks(const std::vector<GemmTask>& tasks) {
+  if (tasks.empty()) return;
+  // Tasks with identical problems (in order of first appearance) may run as one batch each.
+  std::vector<std::vector<GemmTask>> classes;
+  for (const GemmTask& t : tasks) {
+    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) {
+      return same_problem(c.front().problem, t.problem);
+    });
+    if (it == classes.end()) {
+      classes.push_back({t});
+    } else {
+      it->push_back(t);
+    }
+  }
+  // The rest: big oneDNN products one after another, each on all threads; small products and
+  // reference-kernel ones (single-threaded) side by side across groups.
+  std::vector<const GemmTask*> side_by_side;
+  std::vector<bool> side_onednn;
+  for (const std::vector<GemmTask>& c : classes) {
+    if (run_as_one_batch(c, cheap_to_copy(c.front().problem))) continue;
+    const bool onednn_ok = runs_on_onednn(c.front().problem);  // the same for the whole class
+    const bool big = flops(c.front().problem) >= kSmallFlops;
+    for (const GemmTask& t : c) {
+      if (onednn_ok && big) {
+        run(t, true);
+      } else {
+        side_by_side.push_back(&t);
+        side_onednn.push_back(onednn_ok);
+      }
+    }
+  }
+  if (side_by_side.empty()) return;
+  parallel_for(static_cast<int64_t>(side_by_side.size()),
+               [&](int64_t i) { run(*side_by_side[i], side_onednn[i]); });
+}
+
+void run_column_sums(const std::vector<ColumnSumTask>& tasks) {
+  struct Block {
+    const ColumnSumTask* task;
+    int64_t begin, end;
+  };
+  std::vector<Block> blocks;
+  int64_t elements = 0;
+  for (const ColumnSumTask& t : tasks) {
+    for (int64_t j = 0; j < t.src.cols; j += kColumnBlock)
+      blocks.push_back({&t, j, std::min(j + kColumnBlock, t.src.cols)});
+    elements += t.src.rows * t.src.cols;
+  }
+  auto body = [&](int64_t b) {
+    const Block& block = blocks[b];
+    const MatRef& s = block.task->src;
+    const int64_t n = block.end - block.begin;
+    std::array<double, kColumnBlock> acc{};
+    dispatch(s.dtype, [&]<class T>() {
+      const T* base = static_cast<const T*>(s.data) + block.begin * s.col_stride;
+      for (int64_t i = 0; i < s.rows; ++i) {
+        const T* row = base + i * s.row_stride;
+        if (s.col_stride == 1) {
+          for (int64_t j = 0; j < n; ++j) acc[j] += convert<double>(row[j]);
+        } else {
+          for (int64_t j = 0; j < n; ++j) acc[j] += convert<double>(row[j * s.col_stride]);
+        }
+      }
+    });
+    dispatch(block.task->dst_dtype, [&]<class T>() {
+      T* out = static_cast<T*>(block.task->dst) + block.begin * block.task->dst_stride;
+      for (int64_t j = 0; j < n; ++j) out[j * block.task->dst_stride] = convert<T>(acc[j]);
+    });
+  };
+  const auto n = static_cast<int64_t>(blocks.size());
+  if (n == 0) return;
+  if (elements < (int64_t{1} << 16)) {
+    for (int64_t b = 0; b < n; ++b) body(b);
+  } else {
+    parallel_for(n, body);
+  }
+}
+
+void fill_zero(const MatRef& m) {
+  if (m.rows == 0 || m.cols == 0) return;
+  const auto elem = static_cast<int64_t>(element_size(m.dtype));
+  // Every dtype's zero is all zero bits.
+  for (int64_t i = 0; i < m.rows; ++i) {
+    char* row = at(m.data, i * m.row_stride, m.dtype);
+    if (m.col_stride == 1) {
+      std::memset(row, 0, static_cast<size_t>(m.cols * elem));
+    } else {
+      for (int64_t j = 0; j < m.cols; ++j)
+        std::memset(row + j * m.col_stride * elem, 0, static_cast<size_t>(elem));
+    }
+  }
+}
+
+}  // namespace gg::kernels

@@ -1,0 +1,74 @@
+#pragma once
+// How grouped_mm runs its matmuls: the op describes each group's product as a GemmTask on raw
+// strided memory (forward and backward alike), and run_gemm_tasks decides how to execute them:
+//   - identical problems at equally spaced addresses (3D x 3D, equal groups of a packed layout,
+//     list tensors cut from one buffer) become ONE batched oneDNN primitive;
+//   - otherwise one cached primitive per distinct shape (onednn::matmul keys its cache by
+//     problem), big groups one after another on all threads, small groups in parallel across
+//     groups (oneDNN runs single-threaded inside an OpenMP region);
+//   - Float32 / BFloat16 inputs run on oneDNN, anything else (Float64) on the reference kernel.
+// No autograd and no validation here: the op has checked everything already.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "../../core/dtype.hpp"
+#include "../onednn/matmul.hpp"
+
+namespace gg::kernels {
+
+// A 2-D matrix on raw memory: element (i, j) is at data + (i * row_stride + j * col_stride)
+// elements. Slicing and transposing only change these numbers. `owner` identifies the allocation
+// (the Storage): matrices of one owner at evenly spaced addresses are a batch that oneDNN can
+// read in place; separate allocations never are (their spacing is the allocator's whim, and a
+// batch stride taken from it would key a new primitive on every call).
+struct MatRef {
+  void* data = nullptr;
+  int64_t rows = 0, cols = 0;
+  int64_t row_stride = 0, col_stride = 0;
+  Dtype dtype = kFloat32;
+  const void* owner = nullptr;
+
+  MatRef t() const { return {data, cols, rows, col_stride, row_stride, dtype, owner}; }
+  MatRef row_range(int64_t begin, int64_t end) const;  // rows [begin, end)
+  MatRef col_range(int64_t begin, int64_t end) const;  // columns [begin, end)
+};
+
+// dst = src @ wei (+ bias, a contiguous row of dst.cols elements), with the operands' owners.
+struct GemmTask {
+  onednn::MatmulProblem problem;
+  const void* src = nullptr;
+  const void* wei = nullptr;
+  const void* bias = nullptr;
+  void* dst = nullptr;
+  const void *src_owner = nullptr, *wei_owner = nullptr, *bias_owner = nullptr,
+             *dst_owner = nullptr;
+};
+
+// Appends the task for dst = src @ wei (+ bias, a 1 x dst.cols row with unit column stride) to
+// `tasks`, unless dst is empty. An empty inner dimension (src.cols == 0) is kept: it writes the
+// bias, or zeros.
+void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei, const MatRef& dst,
+              const std::optional<MatRef>& bias = std::nullopt);
+
+// Runs every task (see the top of this file). Tasks must not write overlapping memory.
+void run_gemm_tasks(const std::vector<GemmTask>& tasks);
+
+// Whether oneDNN can read/write m as it is: one of its two strides is 1 (or the matrix is a
+// single row or column) and rows do not overlap. Otherwise the op makes a contiguous copy.
+bool gemm_ready(const MatRef& m);
+
+// One column-sum job: dst[j * dst_stride] = sum over i of src(i, j) (zeros when src has no rows).
+struct ColumnSumTask {
+  MatRef src;
+  void* dst = nullptr;
+  int64_t dst_stride = 1;
+  Dtype dst_dtype = kFloat32;
+};
+// Runs the jobs (in parallel across jobs and column blocks), accumulating in double.
+void run_column_sums(const std::vector<ColumnSumTask>& tasks);
+
+// Sets every element of m to zero.
+void fill_zero(const MatRef& m);
+
+}  // namespace gg::kernels
