@@ -489,7 +489,7 @@ TEST_CASE("nn: layer cases pass the shared gradcheck registry", "[nn][gradcheck]
   gradcheck::Registry registry;
   gradcheck::register_nn_module_cases(registry);
   auto cases = registry.list();
-  REQUIRE(cases.size() == 5);
+  REQUIRE(cases.size() >= 5);  // the grouped layers add theirs
   for (const gradcheck::CheckCase* c : cases) {
     for (Dtype dtype : {kFloat64, kFloat32}) {
       if (dtype == kFloat32 && !c->linear) continue;

@@ -46,7 +46,9 @@ std::vector<std::string> Adam::state_keys() const {
 void Adam::step() {
   NoGradGuard no_grad;
   const double lr = this->lr();
-  const auto [beta1, beta2] = options_.betas();
+  // Plain variables, not a structured binding: the lambda below captures them (clang < 16
+  // cannot capture structured bindings).
+  const double beta1 = std::get<0>(options_.betas()), beta2 = std::get<1>(options_.betas());
   const double eps = options_.eps();
   const double weight_decay = options_.weight_decay();
   const bool amsgrad = options_.amsgrad();

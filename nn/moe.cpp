@@ -1,0 +1,169 @@
+#include "nn/moe.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "nn/functional.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/nn_ops.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape_ops.hpp"
+
+namespace gg::nn {
+
+namespace {
+
+constexpr const char* kOp = "[MoEFeedForward]";
+
+std::string desc(const Tensor& t) {
+  return t.defined() ? fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()))
+                     : std::string("undefined");
+}
+
+// Where each (token, slot) pair goes, from the router probabilities (not differentiable).
+struct Routing {
+  std::vector<int64_t> counts;       // slots per expert
+  std::vector<int64_t> token_of;     // sorted position -> token
+  std::vector<int64_t> position_of;  // slot t * k + j -> sorted position
+  std::vector<int64_t> prob_index;   // slot t * k + j -> t * num_experts + expert
+};
+
+Routing route(const Tensor& probs, int64_t top_k) {
+  const int64_t T = probs.size(0), NE = probs.size(1);
+  const std::vector<double> p = probs.detach().to(kFloat64).to_vector<double>();
+  Routing r;
+  r.counts.assign(static_cast<size_t>(NE), 0);
+  r.prob_index.resize(static_cast<size_t>(T * top_k));
+  std::vector<int64_t> expert(static_cast<size_t>(T * top_k));
+  std::vector<int64_t> order(static_cast<size_t>(NE));
+  for (int64_t t = 0; t < T; ++t) {
+    const double* row = p.data() + t * NE;
+    std::iota(order.begin(), order.end(), 0);
+    // Highest probability first; ties go to the lower expert index.
+    std::partial_sort(order.begin(), order.begin() + top_k, order.end(), [&](int64_t a, int64_t b) {
+      return row[a] > row[b] || (row[a] == row[b] && a < b);
+    });
+    for (int64_t j = 0; j < top_k; ++j) {
+      const int64_t e = order[j];
+      expert[t * top_k + j] = e;
+      r.prob_index[t * top_k + j] = t * NE + e;
+      ++r.counts[e];
+    }
+  }
+  // Counting sort of the slots by expert, stable (token order within an expert).
+  std::vector<int64_t> next(static_cast<size_t>(NE), 0);
+  std::partial_sum(r.counts.begin(), r.counts.end() - 1, next.begin() + 1);
+  r.token_of.resize(expert.size());
+  r.position_of.resize(expert.size());
+  for (int64_t s = 0; s < T * top_k; ++s) {
+    const int64_t pos = next[expert[s]]++;
+    r.token_of[pos] = s / top_k;
+    r.position_of[s] = pos;
+  }
+  return r;
+}
+
+}  // namespace
+
+namespace functional {
+
+MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_weight,
+                           const Tensor& router_bias, const Tensor& up_weight,
+                           const Tensor& up_bias, const Tensor& down_weight,
+                           const Tensor& down_bias, bool normalize_top_k) {
+  GG_CHECK(x.defined(), "{} input is an undefined tensor", kOp);
+  GG_CHECK(router_weight.defined() && router_weight.dim() == 2,
+           "{} router weight must be [num_experts, embed_dim], got {}", kOp, desc(router_weight));
+  const int64_t NE = router_weight.size(0), E = router_weight.size(1);
+  GG_CHECK(x.dim() >= 1 && x.size(-1) == E, "{} input must be [*, {}] (embed_dim), got {}", kOp, E,
+           desc(x));
+  GG_CHECK(top_k >= 1 && top_k <= NE, "{} top_k must be in [1, num_experts={}], got {}", kOp, NE,
+           top_k);
+  GG_CHECK(up_weight.defined() && up_weight.dim() == 3 && up_weight.size(0) == NE &&
+               up_weight.size(2) == E,
+           "{} up weight must be [num_experts={}, hidden, embed_dim={}], got {}", kOp, NE, E,
+           desc(up_weight));
+  const int64_t hidden = up_weight.size(1);
+  GG_CHECK(down_weight.defined() && down_weight.shape() == (Shape{NE, E, hidden}),
+           "{} down weight must be [{}, {}, {}] (num_experts, embed_dim, hidden), got {}", kOp, NE,
+           E, hidden, desc(down_weight));
+  GG_CHECK(!router_bias.defined() || router_bias.shape() == Shape{NE},
+           "{} router bias must be [{}], got {}", kOp, NE, desc(router_bias));
+  GG_CHECK(!up_bias.defined() || up_bias.shape() == (Shape{NE, hidden}),
+           "{} up bias must be [{}, {}], got {}", kOp, NE, hidden, desc(up_bias));
+  GG_CHECK(!down_bias.defined() || down_bias.shape() == (Shape{NE, E}),
+           "{} down bias must be [{}, {}], got {}", kOp, NE, E, desc(down_bias));
+  for (const Tensor* t :
+       {&router_weight, &router_bias, &up_weight, &up_bias, &down_weight, &down_bias}) {
+    GG_CHECK(!t->defined() || t->dtype() == x.dtype(),
+             "{} input is {} but a parameter is {} ({}); convert the module (module.to(dtype)) "
+             "or the input",
+             kOp, dtype_name(x.dtype()), dtype_name(t->dtype()), desc(*t));
+  }
+
+  const int64_t T = x.numel() / E;
+  MoEResult result;
+  if (T == 0) {
+    result.output = zeros(x.shape(), x.dtype());
+    result.aux_loss = scalar_tensor(0, x.dtype());
+    result.expert_counts.assign(static_cast<size_t>(NE), 0);
+    return result;
+  }
+  const Tensor x2 = x.reshape({T, E});
+  const Tensor probs = softmax(linear(x2, router_weight, router_bias), -1);  // (T, NE)
+  Routing r = route(probs, top_k);
+
+  Tensor gates =
+      index_select(probs.reshape({T * NE}), 0, tensor<int64_t>(r.prob_index)).reshape({T, top_k});
+  if (normalize_top_k) gates = gates / gates.sum(1, true);
+
+  std::vector<int64_t> ends(r.counts.size());
+  std::partial_sum(r.counts.begin(), r.counts.end(), ends.begin());
+  const Tensor offs = tensor<int64_t>(ends);
+  const Tensor dispatched = index_select(x2, 0, tensor<int64_t>(r.token_of));  // (T*k, E)
+  // The experts: one packed 2D x 3D grouped_mm per projection.
+  const Tensor h = gelu(grouped_linear(dispatched, offs, up_weight, up_bias));  // (T*k, hidden)
+  const Tensor y = grouped_linear(h, offs, down_weight, down_bias);             // (T*k, E)
+  const Tensor per_slot = index_select(y, 0, tensor<int64_t>(r.position_of)).reshape({T, top_k, E});
+  result.output = (per_slot * gates.reshape({T, top_k, 1})).sum(1).reshape(x.shape());
+
+  std::vector<double> fraction(r.counts.size());
+  for (size_t e = 0; e < r.counts.size(); ++e)
+    fraction[e] = static_cast<double>(r.counts[e]) / static_cast<double>(T * top_k);
+  const Tensor f = tensor<double>(fraction).to(x.dtype());
+  result.aux_loss = (f * probs.mean(0)).sum() * static_cast<double>(NE);
+  result.expert_counts = std::move(r.counts);
+  return result;
+}
+
+}  // namespace functional
+
+MoEFeedForward::MoEFeedForward(int64_t embed_dim, int64_t hidden_dim, int64_t num_experts,
+                               int64_t top_k, MoEOptions options)
+    : embed_dim_(embed_dim),
+      hidden_dim_(hidden_dim),
+      num_experts_(num_experts),
+      top_k_(top_k),
+      options_(options) {
+  GG_CHECK(embed_dim > 0 && hidden_dim > 0 && num_experts > 0,
+           "{} embed_dim, hidden_dim and num_experts must be positive, got {}, {} and {}", kOp,
+           embed_dim, hidden_dim, num_experts);
+  GG_CHECK(top_k >= 1 && top_k <= num_experts, "{} top_k must be in [1, num_experts={}], got {}",
+           kOp, num_experts, top_k);
+  router = register_module("router", std::make_shared<Linear>(embed_dim, num_experts, false));
+  const std::vector<int64_t> e(static_cast<size_t>(num_experts), embed_dim);
+  const std::vector<int64_t> h(static_cast<size_t>(num_experts), hidden_dim);
+  up = register_module("up", std::make_shared<GroupedLinear>(e, h, options.bias));
+  down = register_module("down", std::make_shared<GroupedLinear>(h, e, options.bias));
+}
+
+Tensor MoEFeedForward::forward(const Tensor& x) {
+  functional::MoEResult r = functional::moe_feed_forward(
+      x, top_k_, router->weight, router->bias, up->stacked_weight(), up->stacked_bias(),
+      down->stacked_weight(), down->stacked_bias(), options_.normalize_top_k);
+  last_aux_loss_ = r.aux_loss;
+  last_counts_ = std::move(r.expert_counts);
+  return r.output;
+}
+
+}  // namespace gg::nn
