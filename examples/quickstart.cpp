@@ -1,4 +1,4 @@
-// The README's quickstart: tensors, autograd, and one grouped_mm call.
+// The README's quickstart: tensors, a matmul, and a backward pass.
 #include <groupgrad/groupgrad.hpp>
 
 #include <cmath>

@@ -44,7 +44,8 @@ namespace reference {
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   Tensor xc = x.detach().contiguous();
   Tensor out = empty(x.shape(), x.dtype());
-  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  const Split3 split = split_at(x.shape(), dim);
+  const int64_t outer = split.outer, n = split.n, inner = split.inner;
   dispatch(x.dtype(), [&]<class T>() {
     if constexpr (!std::is_integral_v<T>) {
       const T* px = xc.data_ptr<T>();
@@ -75,7 +76,8 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   if (!onednn::softmax_supported(x.dtype()) || x.numel() == 0)
     return reference::softmax(x, dim, log);
-  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  const Split3 split = split_at(x.shape(), dim);
+  const int64_t outer = split.outer, n = split.n, inner = split.inner;
   if (inner != 1) {
     // oneDNN runs a non-last axis with ref:any (~20x slower than its jit kernel on the last
     // axis, and slower than our loop); moving the axis last costs two copies and wins.
@@ -244,7 +246,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const std::vector<int64_t>& in
   Shape shape = x.shape();
   shape[dim] = static_cast<int64_t>(index.size());
   Tensor out = empty(shape, x.dtype());
-  const auto [outer, n, inner] = split_at(x.shape(), dim);
+  const Split3 split = split_at(x.shape(), dim);
+  const int64_t outer = split.outer, n = split.n, inner = split.inner;
   const size_t row_bytes = static_cast<size_t>(inner) * x.element_size();
   if (row_bytes == 0) return out;
   const auto* src = static_cast<const uint8_t*>(xc.raw_data());
@@ -260,7 +263,8 @@ Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& in
                  const Tensor& src) {
   Tensor out = zeros(shape, src.dtype());
   Tensor sc = src.detach().contiguous();
-  const auto [outer, n, inner] = split_at(shape, dim);
+  const Split3 split = split_at(shape, dim);
+  const int64_t outer = split.outer, n = split.n, inner = split.inner;
   const int64_t k = static_cast<int64_t>(index.size());
   dispatch(src.dtype(), [&]<class T>() {
     using A = std::conditional_t<std::is_same_v<T, double>, double, float>;

@@ -171,7 +171,8 @@ int main(int argc, char** argv) {
       for (const gc::CheckCase* c : select(registry, name, !given.empty())) cases.push_back(c);
     if (linear_only) std::erase_if(cases, [](const gc::CheckCase* c) { return !c->linear; });
     if (cases.empty()) throw gc::UsageError("[gradcheck] the selection has no cases");
-    for (const auto& [key, value] : given.values()) {
+    for (const auto& entry : given.values()) {
+      const auto& key = entry.first;  // not a structured binding: clang < 16 cannot capture one
       bool used = std::any_of(cases.begin(), cases.end(), [&](const gc::CheckCase* c) {
         return std::find(c->params.begin(), c->params.end(), key) != c->params.end();
       });

@@ -1,0 +1,598 @@
+// examples/train_multihead: trains a small character-level transformer language model (causal
+// MultiheadAttention + mixture-of-experts feed-forward blocks) on one-sequence-per-line text --
+// by default the word list /usr/share/dict/words -- with AdamW, a cosine learning-rate schedule
+// with warmup, and gradient clipping. It reports train and validation loss beside the exact
+// bigram baseline, writes a metrics CSV and atomic checkpoints that --resume continues from
+// bit-exactly, and prints words sampled from the model at the end. See docs/training.md.
+//
+//   ./build/examples/train_multihead                    # the default run, a few minutes
+//   ./build/examples/train_multihead --help             # every option
+//   ./build/examples/train_multihead --steps 40 --check-resume   # resume == uninterrupted?
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <groupgrad/groupgrad.hpp>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "train/checkpoint.hpp"
+#include "train/data.hpp"
+#include "train/model.hpp"
+#include "train/progress.hpp"
+
+namespace F = gg::nn::functional;
+namespace fs = std::filesystem;
+using train::ProgressBar;
+
+namespace {
+
+struct Options {
+  std::string data = "/usr/share/dict/words";
+  double val_fraction = 0.1;
+  int64_t steps = 3000;
+  int64_t batch_size = 64;
+  int64_t seq_len = 32;
+  int64_t embed_dim = 64;
+  int64_t heads = 4;
+  int64_t layers = 2;
+  int64_t experts = 4;
+  int64_t top_k = 2;
+  int64_t expert_hidden = 128;
+  double lr = 3e-3;
+  double min_lr = 3e-4;
+  int64_t warmup = 100;
+  double weight_decay = 0.01;
+  double clip = 1.0;
+  double aux_coef = 0.01;
+  uint64_t seed = 1337;
+  int64_t eval_every = 250;
+  int64_t checkpoint_every = 0;  // 0: at every evaluation
+  std::string out_dir = "train_multihead_out";
+  bool resume = false;
+  int64_t stop_after = 0;  // 0: run to --steps
+  bool check_resume = false;
+  int threads = 1;  // see --threads
+  int64_t samples = 20;
+  double temperature = 0.8;
+  bool quiet = false;  // no bar, fewer log lines (the inner runs of --check-resume)
+};
+
+// The settings a checkpoint pins: resuming with any other value would not reproduce the run.
+// Keyed by flag name, they go into the model file's metadata and come back on --resume.
+struct Setting {
+  std::string flag;
+  std::function<std::string()> get;
+  std::function<void(const std::string&)> set;
+};
+
+template <class T>
+Setting pin(std::string flag, T& value) {
+  return {std::move(flag), [&value] { return fmt::format("{}", value); },
+          [&value](const std::string& s) {
+            std::istringstream in(s);
+            if constexpr (std::is_same_v<T, std::string>) {
+              value = s;
+            } else {
+              in >> value;
+              GG_CHECK(!in.fail(), "[train_multihead] bad value '{}' in the checkpoint", s);
+            }
+          }};
+}
+
+std::vector<Setting> pinned_settings(Options& o) {
+  return {pin("--data", o.data),
+          pin("--val-fraction", o.val_fraction),
+          pin("--steps", o.steps),
+          pin("--batch-size", o.batch_size),
+          pin("--seq-len", o.seq_len),
+          pin("--embed-dim", o.embed_dim),
+          pin("--heads", o.heads),
+          pin("--layers", o.layers),
+          pin("--experts", o.experts),
+          pin("--top-k", o.top_k),
+          pin("--expert-hidden", o.expert_hidden),
+          pin("--lr", o.lr),
+          pin("--min-lr", o.min_lr),
+          pin("--warmup", o.warmup),
+          pin("--weight-decay", o.weight_decay),
+          pin("--clip", o.clip),
+          pin("--aux-coef", o.aux_coef),
+          pin("--seed", o.seed),
+          pin("--eval-every", o.eval_every),  // the reported train loss averages between evals
+          pin("--threads", o.threads)};       // kernels' sums split by thread: bits differ
+}
+
+// The global generator (dropout, any op that draws) is reseeded from (seed, step) before every
+// step, so its state at a step is a function of the two: with the data order (also a function
+// of them), the checkpoint's seed and step are the run's whole RNG state.
+void seed_step(uint64_t seed, int64_t step) {
+  gg::manual_seed(train::mix64(seed ^ train::mix64(static_cast<uint64_t>(step) + 0x5151)));
+}
+
+uint64_t parameter_hash(const gg::nn::Module& model) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const auto& [name, p] : model.named_parameters())
+    for (float v : p.contiguous().to_vector<float>()) {
+      uint32_t bits;
+      std::memcpy(&bits, &v, sizeof bits);
+      h = (h ^ bits) * 0x100000001b3ull;
+    }
+  return h;
+}
+
+// Mean cross-entropy per predicted token over `lines` (model in eval mode, no graph).
+double evaluate(train::CharTransformer& model, const std::vector<std::vector<int64_t>>& lines,
+                int64_t seq_len) {
+  gg::NoGradGuard no_grad;
+  model.eval();
+  // Lines sorted by length batch with little padding; the sum does not care about the order.
+  std::vector<int64_t> order(lines.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return lines[a].size() < lines[b].size(); });
+  double nll = 0;
+  int64_t tokens = 0;
+  constexpr int64_t kEvalBatch = 256;
+  for (size_t begin = 0; begin < order.size(); begin += kEvalBatch) {
+    const std::vector<int64_t> idx(order.begin() + begin,
+                                   order.begin() + std::min(order.size(), begin + kEvalBatch));
+    train::Batch b = train::make_batch(lines, idx, seq_len);
+    gg::Tensor logits = model.forward(b.input);
+    gg::Tensor loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}),
+                                       b.target.reshape({-1}), gg::Reduction::Sum, train::kIgnore);
+    nll += loss.item<float>();
+    tokens += b.tokens;
+  }
+  model.train();
+  return nll / static_cast<double>(tokens);
+}
+
+// `count` lines sampled from the model at `temperature`, all at once (one batch row each).
+std::vector<std::string> sample(train::CharTransformer& model, const train::Dataset& data,
+                                int64_t count, double temperature, uint64_t seed) {
+  gg::NoGradGuard no_grad;
+  model.eval();
+  std::mt19937_64 rng(train::mix64(seed ^ 0x5a3b1e));
+  const int64_t V = data.vocab_size(), T = model.config.seq_len;
+  std::vector<std::vector<int64_t>> out(count);
+  std::vector<bool> done(count, false);
+  std::vector<int64_t> tokens(count, train::kBos);  // [count, t] row-major, grown per step
+  for (int64_t t = 1; t <= T; ++t) {
+    gg::Tensor logits = model.forward(gg::tensor<int64_t>(tokens, {count, t})).select(1, t - 1);
+    const std::vector<float> l = logits.contiguous().to_vector<float>();
+    std::vector<int64_t> next(count, train::kEos);
+    for (int64_t r = 0; r < count; ++r) {
+      if (done[r]) continue;
+      // Softmax over the tokens a line can continue with: characters and EOS.
+      const float* row = l.data() + r * V;
+      double top = -std::numeric_limits<double>::infinity();
+      for (int64_t v = train::kEos; v < V; ++v) top = std::max(top, double(row[v]));
+      std::vector<double> p(V, 0.0);
+      double total = 0;
+      for (int64_t v = train::kEos; v < V; ++v)
+        total += p[v] = std::exp((row[v] - top) / temperature);
+      double u = static_cast<double>(rng() >> 11) * 0x1.0p-53 * total;
+      int64_t pick = V - 1;
+      for (int64_t v = train::kEos; v < V; ++v)
+        if ((u -= p[v]) < 0) {
+          pick = v;
+          break;
+        }
+      next[r] = pick;
+      if (pick == train::kEos)
+        done[r] = true;
+      else
+        out[r].push_back(pick);
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || t == T) break;
+    std::vector<int64_t> grown;
+    for (int64_t r = 0; r < count; ++r) {
+      grown.insert(grown.end(), tokens.begin() + r * t, tokens.begin() + (r + 1) * t);
+      grown.push_back(next[r]);
+    }
+    tokens = std::move(grown);
+  }
+  model.train();
+  std::vector<std::string> words;
+  for (const auto& ids : out) words.push_back(data.decode(ids));
+  return words;
+}
+
+// Each block's share of token-slots per expert in the last forward, e.g. "25/24/26/25 31/19/27/23".
+std::string expert_shares(const train::CharTransformer& model) {
+  std::string out;
+  for (const auto& block : model.blocks) {
+    const auto& counts = block->moe->last_expert_counts();
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    if (!out.empty()) out += ' ';
+    for (size_t e = 0; e < counts.size(); ++e)
+      out += fmt::format("{}{:.0f}", e ? "/" : "",
+                         100.0 * double(counts[e]) / double(std::max<int64_t>(total, 1)));
+  }
+  return out + " %";
+}
+
+struct RunResult {
+  std::shared_ptr<train::CharTransformer> model;
+  std::vector<float> step_losses;  // train loss of each step run here
+  double final_train_loss = NAN;   // mean over the last evaluation interval
+  double final_val_loss = NAN;
+  int64_t last_step = 0;
+  uint64_t param_hash = 0;
+  double tokens_per_s = 0;
+  double seconds = 0;
+};
+
+// Keeps metrics.csv rows of steps <= keep_through (a resumed run rewrites what it redoes).
+std::ofstream open_metrics(const fs::path& path, int64_t keep_through) {
+  std::vector<std::string> keep;
+  if (keep_through > 0) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0])) &&
+          std::stoll(line) <= keep_through)
+        keep.push_back(line);
+  }
+  std::ofstream out(path, std::ios::trunc);
+  GG_CHECK(out.good(), "[train_multihead] cannot write {}", path.string());
+  out << "step,lr,train_loss,val_loss,tokens_per_s\n";
+  for (const auto& l : keep) out << l << "\n";
+  return out;
+}
+
+// Trains from scratch, or from the checkpoint in o.out_dir when o.resume.
+RunResult run(Options o, const train::Dataset& data, double baseline) {
+  const fs::path dir = o.out_dir;
+  fs::create_directories(dir);
+  train::ModelConfig config{.vocab_size = data.vocab_size(),
+                            .seq_len = o.seq_len,
+                            .embed_dim = o.embed_dim,
+                            .heads = o.heads,
+                            .layers = o.layers,
+                            .experts = o.experts,
+                            .top_k = o.top_k,
+                            .expert_hidden = o.expert_hidden};
+  gg::manual_seed(o.seed);
+  auto model = std::make_shared<train::CharTransformer>(config);
+  gg::optim::AdamW optimizer(
+      model->parameters(),
+      gg::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
+  gg::optim::CosineWithWarmup schedule(optimizer, o.warmup, o.steps, o.min_lr);
+
+  int64_t step = 0;
+  if (o.resume) {
+    const train::CheckpointFiles ckpt = train::read_checkpoint_pointer(dir);
+    gg::load(*model, ckpt.model.string());
+    gg::load_optimizer(optimizer, ckpt.optimizer.string());
+    step = ckpt.step;
+    schedule.set_last_step(step);
+    if (!o.quiet) spdlog::info("resumed from {} at step {}", ckpt.model.string(), step);
+  }
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  if (!o.quiet)
+    spdlog::info(
+        "model: {} layers, embed {}, {} heads, {} experts (top-{}, hidden {}), "
+        "{} parameters",
+        o.layers, o.embed_dim, o.heads, o.experts, o.top_k, o.expert_hidden, params);
+
+  Options pinned_copy = o;
+  gg::Metadata metadata;
+  for (const auto& s : pinned_settings(pinned_copy))
+    metadata["train." + s.flag.substr(2)] = s.get();
+  std::ofstream metrics = open_metrics(dir / "metrics.csv", step);
+
+  const int64_t end = o.stop_after > 0 ? std::min(o.stop_after, o.steps) : o.steps;
+  const int64_t checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : o.eval_every;
+  train::BatchOrder order(data.train, o.batch_size, o.seed);
+  const std::vector<gg::Tensor> params_list = model->parameters();
+  ProgressBar bar(step, o.steps);
+  RunResult result;
+  double interval_nll = 0;
+  int64_t interval_tokens = 0;
+  auto log = [&](const std::string& line) {
+    if (!o.quiet) bar.log(line);
+  };
+
+  while (step < end) {
+    seed_step(o.seed, step);
+    const double lr = optimizer.lr();
+    train::Batch batch = train::make_batch(data.train, order.indices(step), o.seq_len);
+    gg::Tensor logits = model->forward(batch.input);
+    gg::Tensor ce =
+        F::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.target.reshape({-1}),
+                         gg::Reduction::Mean, train::kIgnore);
+    gg::Tensor loss = o.aux_coef > 0 ? ce + model->aux_loss * (o.aux_coef / o.layers) : ce;
+    optimizer.zero_grad(/*set_to_none=*/true);
+    loss.backward();
+    gg::nn::utils::clip_grad_norm_(params_list, o.clip);
+    optimizer.step();
+    schedule.step();
+    ++step;
+
+    const float train_loss = ce.item<float>();
+    result.step_losses.push_back(train_loss);
+    interval_nll += double(train_loss) * batch.tokens;
+    interval_tokens += batch.tokens;
+    if (!o.quiet) bar.update(step, train_loss, lr, batch.tokens);
+
+    double val_loss = NAN;
+    if (step % o.eval_every == 0 || step == end) {
+      const std::string experts = expert_shares(*model);  // of this step's batch
+      val_loss = evaluate(*model, data.val, o.seq_len);
+      result.final_train_loss = interval_nll / static_cast<double>(interval_tokens);
+      result.final_val_loss = val_loss;
+      log(fmt::format("step {:>5}  train {:.4f}  val {:.4f}  bigram {:.4f}  ({:+.4f})  experts {}",
+                      step, result.final_train_loss, val_loss, baseline, val_loss - baseline,
+                      experts));
+      interval_nll = 0;
+      interval_tokens = 0;
+    }
+    metrics << fmt::format("{},{:.6g},{:.6f},{},{:.1f}\n", step, lr, train_loss,
+                           std::isnan(val_loss) ? "" : fmt::format("{:.6f}", val_loss),
+                           o.quiet ? 0.0 : bar.tokens_per_s());
+    if (step % checkpoint_every == 0 || step == end) {
+      metrics.flush();
+      metadata["train.step"] = std::to_string(step);
+      metadata["train.rng"] = "the generator is reseeded from (seed, step) before each step";
+      auto files = train::save_checkpoint(dir, step, *model, optimizer, metadata);
+      if (step == end) log(fmt::format("checkpoint: {}", files.model.string()));
+    }
+  }
+  if (!o.quiet) bar.finish();
+  if (std::isnan(result.final_val_loss)) {  // resumed a finished run: nothing was trained
+    log(fmt::format("the checkpoint is at step {} of {}: nothing to train", step, o.steps));
+    result.final_val_loss = evaluate(*model, data.val, o.seq_len);
+  }
+  result.model = model;
+  result.last_step = step;
+  result.param_hash = parameter_hash(*model);
+  result.tokens_per_s = bar.mean_tokens_per_s();
+  result.seconds = bar.elapsed_s();
+  return result;
+}
+
+// Runs o.steps uninterrupted, then half of them, stops, and resumes for the rest; the two must
+// agree bit for bit (every step's loss, the final validation loss and every parameter).
+int check_resume(Options o, const train::Dataset& data, double baseline) {
+  GG_CHECK(o.steps >= 2, "[train_multihead] --check-resume needs --steps >= 2, got {}", o.steps);
+  o.quiet = true;
+  o.resume = false;
+  o.stop_after = 0;
+  const fs::path root = o.out_dir;
+  Options full = o, first = o, second = o;
+  full.out_dir = (root / "uninterrupted").string();
+  first.out_dir = second.out_dir = (root / "interrupted").string();
+  first.stop_after = o.steps / 2;
+  second.resume = true;
+  std::error_code ignored;
+  fs::remove_all(full.out_dir, ignored);
+  fs::remove_all(first.out_dir, ignored);
+
+  spdlog::info("check-resume: {} steps uninterrupted", o.steps);
+  const RunResult a = run(full, data, baseline);
+  spdlog::info("check-resume: {} steps, stop, then resume to {}", first.stop_after, o.steps);
+  const RunResult b1 = run(first, data, baseline);
+  const RunResult b2 = run(second, data, baseline);
+
+  std::vector<float> b_losses = b1.step_losses;
+  b_losses.insert(b_losses.end(), b2.step_losses.begin(), b2.step_losses.end());
+  int64_t first_diff = -1;
+  for (size_t i = 0; i < std::min(a.step_losses.size(), b_losses.size()) && first_diff < 0; ++i)
+    if (std::memcmp(&a.step_losses[i], &b_losses[i], sizeof(float)) != 0) first_diff = int64_t(i);
+  const bool same = a.step_losses.size() == b_losses.size() && first_diff < 0 &&
+                    a.final_val_loss == b2.final_val_loss && a.param_hash == b2.param_hash;
+  spdlog::info("uninterrupted: final train loss {:.9g}, val loss {:.9g}, parameters {:016x}",
+               a.step_losses.back(), a.final_val_loss, a.param_hash);
+  spdlog::info("resumed:       final train loss {:.9g}, val loss {:.9g}, parameters {:016x}",
+               b_losses.back(), b2.final_val_loss, b2.param_hash);
+  if (!same) {
+    spdlog::error("error: check-resume FAILED: the resumed run differs{}",
+                  first_diff >= 0 ? fmt::format(" from step {} on", first_diff + 1) : "");
+    return 1;
+  }
+  spdlog::info("check-resume passed: identical bit for bit");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  CLI::App app{
+      "Trains a character-level transformer language model (causal multi-head attention and "
+      "mixture-of-experts blocks) on a text file, one sequence per line, and samples from it."};
+  app.add_option("--data", o.data, "Text file, one training sequence per line")
+      ->capture_default_str();
+  app.add_option("--val-fraction", o.val_fraction,
+                 "Share of lines held out for validation (chosen by a hash of the line)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--steps", o.steps, "Optimizer steps in the run (the LR schedule spans them)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--batch-size", o.batch_size, "Sequences per step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--seq-len", o.seq_len,
+                 "Longest sequence in tokens (BOS + characters); longer lines are cut")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{4096}));
+  app.add_option("--embed-dim", o.embed_dim, "Model width")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--heads", o.heads, "Attention heads (must divide --embed-dim)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--layers", o.layers, "Transformer blocks")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--experts", o.experts, "Experts in each mixture-of-experts feed-forward")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--top-k", o.top_k, "Experts each token is routed to")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--expert-hidden", o.expert_hidden, "Hidden width of each expert")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", o.lr, "Peak learning rate (AdamW)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", o.warmup, "Linear warmup steps before the cosine decay")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", o.weight_decay, "AdamW's decoupled weight decay")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--clip", o.clip, "Clip the gradients' total norm to this")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--aux-coef", o.aux_coef,
+                 "Weight of the MoE load-balancing loss (averaged over blocks)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", o.seed, "Seed of the initialisation, data order and sampling")
+      ->capture_default_str();
+  app.add_option("--eval-every", o.eval_every,
+                 "Evaluate on the validation split every this many steps")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "Write a checkpoint every this many steps (0: at every evaluation); always at "
+                 "the end")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--out-dir", o.out_dir, "Where metrics.csv and the checkpoints go")
+      ->capture_default_str();
+  app.add_flag("--resume", o.resume,
+               "Continue from the checkpoint in --out-dir, with its settings, exactly as if the "
+               "run had not stopped");
+  app.add_option("--stop-after", o.stop_after,
+                 "Stop (with a checkpoint) after this step, as if interrupted; 0: run all steps")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--check-resume", o.check_resume,
+               "Test mode: train --steps steps, then --steps/2 + resume, and exit 1 unless the "
+               "two agree bit for bit (uses --out-dir/uninterrupted and --out-dir/interrupted)");
+  app.add_option("--threads", o.threads,
+                 "OpenMP threads for the kernels (0: OpenMP's default, all cores). The model is "
+                 "small: on a busy machine, threads spin-waiting for each other cost more than "
+                 "they gain (with 2+, set OMP_WAIT_POLICY=passive)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--samples", o.samples, "Words to sample from the model at the end")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--temperature", o.temperature, "Sampling temperature (1: the model's own)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.footer(
+      "With GG_EXAMPLE_SMOKE=1 in the environment (the ctest run), the defaults shrink to a "
+      "--check-resume run of a tiny model.");
+  if (const char* smoke = std::getenv("GG_EXAMPLE_SMOKE"); smoke && std::string(smoke) == "1") {
+    o.steps = 20;
+    o.eval_every = 10;
+    o.embed_dim = 32;
+    o.expert_hidden = 64;
+    o.batch_size = 32;
+    o.warmup = 5;
+    o.val_fraction = 0.02;
+    o.check_resume = true;
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    spdlog::set_pattern("[%H:%M:%S] %v");
+    if (o.resume) {
+      // The checkpoint's settings win; say so where the command line disagrees.
+      const auto ckpt = train::read_checkpoint_pointer(o.out_dir);
+      const gg::Metadata meta = gg::safetensors::read_metadata(ckpt.model.string());
+      for (auto& s : pinned_settings(o)) {
+        const auto it = meta.find("train." + s.flag.substr(2));
+        GG_CHECK(it != meta.end(), "[train_multihead] {} lacks the setting {}", ckpt.model.string(),
+                 s.flag);
+        if (app.count(s.flag) > 0 && s.get() != it->second)
+          spdlog::warn("warning: {} {} ignored: resuming with the checkpoint's {}", s.flag, s.get(),
+                       it->second);
+        s.set(it->second);
+      }
+    }
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    if (o.warmup >= o.steps) {
+      const int64_t warmup = o.steps / 10;
+      spdlog::warn("warning: --warmup {} leaves no steps of a {}-step run for the decay; using {}",
+                   o.warmup, o.steps, warmup);
+      o.warmup = warmup;
+    }
+    GG_CHECK(o.embed_dim % o.heads == 0, "[train_multihead] --heads {} must divide --embed-dim {}",
+             o.heads, o.embed_dim);
+    GG_CHECK(o.top_k <= o.experts, "[train_multihead] --top-k {} exceeds --experts {}", o.top_k,
+             o.experts);
+
+    const train::Dataset data = train::load_dataset(o.data, o.val_fraction);
+    const train::Bigram bigram(data, o.seq_len);
+    const double alpha = bigram.best_alpha(data.val, o.seq_len);
+    const double baseline = bigram.loss(data.val, o.seq_len, alpha);
+    spdlog::info(
+        "data: {}: {} train / {} validation lines, {} characters + PAD/BOS/EOS, {} / {} "
+        "predicted tokens",
+        o.data, data.train.size(), data.val.size(), data.chars.size(),
+        train::Dataset::target_count(data.train, o.seq_len),
+        train::Dataset::target_count(data.val, o.seq_len));
+    spdlog::info(
+        "bigram baseline (validation, nats/token): {:.4f} with add-{:.3g} smoothing "
+        "(the best alpha), {:.4f} with add-one",
+        baseline, alpha, bigram.loss(data.val, o.seq_len, 1.0));
+
+    if (o.check_resume) return check_resume(o, data, baseline);
+
+    const RunResult r = run(o, data, baseline);
+    if (r.last_step < o.steps) {
+      spdlog::info("stopped after step {} of {}; continue with --resume", r.last_step, o.steps);
+      return 0;
+    }
+    spdlog::info("done: step {} reached in {:.1f} s, {} tokens/s on average", r.last_step,
+                 r.seconds, train::format_rate(r.tokens_per_s));
+    const double gap = baseline - r.final_val_loss;
+    spdlog::info(
+        "final: train loss {:.4f}, validation loss {:.4f}, bigram baseline {:.4f} -> "
+        "{:.4f} nats/token ({:.1f}%) {} the bigram",
+        r.final_train_loss, r.final_val_loss, baseline, std::abs(gap),
+        100 * std::abs(gap) / baseline, gap > 0 ? "below" : "ABOVE");
+    spdlog::info("metrics: {}", (fs::path(o.out_dir) / "metrics.csv").string());
+    if (o.samples > 0) {
+      const auto words = sample(*r.model, data, o.samples, o.temperature, o.seed);
+      int64_t novel = 0;
+      std::string listing;
+      for (const auto& w : words) {
+        const bool known = data.in_train(w);
+        novel += known ? 0 : 1;
+        listing += fmt::format("  {}{}\n", w, known ? "" : "  (new)");
+      }
+      spdlog::info("{} samples at temperature {} ({} not in the training split):", words.size(),
+                   o.temperature, novel);
+      std::fputs(listing.c_str(), stdout);
+    }
+    return gap > 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    spdlog::error("error: {}", e.what());
+    return 2;
+  }
+}
