@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/nn/grouped_linear.hpp>
 #include <vector>
 
 namespace F = gg::nn::functional;

@@ -1,8 +1,10 @@
-# Fails when a README code block marked <!-- snippet: PATH --> differs from the file PATH, so the
-# README's examples (which the build compiles and runs from examples/) cannot drift.
-file(READ ${SOURCE_DIR}/README.md readme)
+# Fails when a code block marked <!-- snippet: PATH --> in README.md or docs/*.md differs from the
+# file PATH, so the documented examples (which the build compiles and runs) cannot drift.
+file(GLOB docs ${SOURCE_DIR}/README.md ${SOURCE_DIR}/docs/*.md)
+foreach(doc ${docs})
+file(READ ${doc} readme)
 string(REGEX MATCHALL "<!-- snippet: [^ ]+ -->\n```[a-z]*\n" markers "${readme}")
-if(NOT markers)
+if(doc MATCHES "README.md$" AND NOT markers)
   message(FATAL_ERROR "README.md has no snippet markers")
 endif()
 foreach(marker ${markers})
@@ -15,7 +17,8 @@ foreach(marker ${markers})
   string(SUBSTRING "${rest}" 0 ${end} block)
   file(READ ${SOURCE_DIR}/${path} content)
   if(NOT block STREQUAL content)
-    message(FATAL_ERROR "README.md's snippet of ${path} differs from the file")
+    message(FATAL_ERROR "${doc}: the snippet of ${path} differs from the file")
   endif()
-  message(STATUS "README snippet matches ${path}")
+  message(STATUS "${doc}: snippet matches ${path}")
+endforeach()
 endforeach()

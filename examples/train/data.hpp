@@ -161,8 +161,7 @@ struct Batch {
   int64_t tokens = 0;  // predicted (non-padding) targets
 };
 
-// Lines [begin, end) of `lines` (through `order` if given) padded to the longest one (at most
-// seq_len).
+// The lines `order` names, as one batch padded to the longest of them (at most seq_len).
 inline Batch make_batch(const std::vector<std::vector<int64_t>>& lines,
                         const std::vector<int64_t>& order, int64_t seq_len) {
   const auto b = static_cast<int64_t>(order.size());

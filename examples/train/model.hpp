@@ -6,8 +6,6 @@
 //              x = x + MoEFeedForward(LayerNorm(x))
 //   logits = head(LayerNorm(x))
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/nn/moe.hpp>
-#include <groupgrad/nn/multihead_attention.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,8 +62,8 @@ class CharTransformer : public gg::nn::Module {
       blocks.push_back(std::make_shared<Block>(c));
       seq->push_back(blocks.back());
     }
-    // GPT-2's embedding scale: N(0, 1) embeddings (PyTorch's default) would drown the residual
-    // stream the blocks add to.
+    // As GPT-2: embeddings start at N(0, 0.02), not PyTorch's N(0, 1), on the scale of what the
+    // blocks add to the residual stream.
     gg::nn::init::normal_(tok_emb->weight, 0.0, 0.02);
     gg::nn::init::normal_(pos_emb->weight, 0.0, 0.02);
   }
