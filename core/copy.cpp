@@ -26,10 +26,9 @@ void copy_(const Tensor& dst, const Tensor& src) {
     dispatch(src.dtype(), [&]<class From>() {
       To* out = static_cast<To*>(dst.raw_data());
       const From* in = static_cast<const From*>(src.raw_data());
-      for_each_strided<2>(dst.shape(), {dst.strides().data(), src_strides.data()}, {0, 0},
-                          [&](const std::array<int64_t, 2>& o) {
-                            out[o[0]] = convert<To>(in[o[1]]);
-                          });
+      for_each_strided<2>(
+          dst.shape(), {dst.strides().data(), src_strides.data()}, {0, 0},
+          [&](const std::array<int64_t, 2>& o) { out[o[0]] = convert<To>(in[o[1]]); });
     });
   });
 }

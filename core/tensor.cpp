@@ -36,8 +36,9 @@ Shape contiguous_strides(const Shape& shape) {
 
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
-  GG_CHECK(dim >= lo && dim <= hi, "[{}] dimension {} out of range for a {}-d tensor (expected {} to {})",
-           op, dim, ndim, lo, hi);
+  GG_CHECK(dim >= lo && dim <= hi,
+           "[{}] dimension {} out of range for a {}-d tensor (expected {} to {})", op, dim, ndim,
+           lo, hi);
   return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
 }
 
@@ -70,9 +71,8 @@ Shape broadcast_strides(const Tensor& t, const Shape& out_shape) {
 }
 
 double load_as_double(const void* base, Dtype dtype, int64_t offset) {
-  return dispatch(dtype, [&]<class T>() {
-    return convert<double>(static_cast<const T*>(base)[offset]);
-  });
+  return dispatch(dtype,
+                  [&]<class T>() { return convert<double>(static_cast<const T*>(base)[offset]); });
 }
 
 void store_from_double(void* base, Dtype dtype, int64_t offset, double value) {
@@ -178,7 +178,9 @@ void Tensor::set_grad(const Tensor& grad) const {
 
 bool Tensor::is_leaf() const { return checked("is_leaf").grad_fn == nullptr; }
 
-const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const { return checked("grad_fn").grad_fn; }
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+  return checked("grad_fn").grad_fn;
+}
 
 Tensor Tensor::detach() const {
   const TensorImpl& t = checked("detach");
@@ -248,8 +250,8 @@ template <class T>
 Tensor tensor(const std::vector<T>& values, Shape shape) {
   int64_t n = numel_of(shape);
   GG_CHECK(static_cast<int64_t>(values.size()) == n,
-           "[tensor] {} values do not fill shape {} ({} elements)", values.size(),
-           shape_str(shape), n);
+           "[tensor] {} values do not fill shape {} ({} elements)", values.size(), shape_str(shape),
+           n);
   Tensor t = empty(std::move(shape), dtype_of<T>());
   if (n) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
   return t;
@@ -260,10 +262,10 @@ Tensor tensor(const std::vector<T>& values) {
   return tensor<T>(values, {static_cast<int64_t>(values.size())});
 }
 
-#define GG_INSTANTIATE(T)                                              \
-  template T* Tensor::data_ptr<T>() const;                             \
-  template std::vector<T> Tensor::to_vector<T>() const;                \
-  template T Tensor::item<T>() const;                                  \
+#define GG_INSTANTIATE(T)                                               \
+  template T* Tensor::data_ptr<T>() const;                              \
+  template std::vector<T> Tensor::to_vector<T>() const;                 \
+  template T Tensor::item<T>() const;                                   \
   template Tensor tensor<T>(const std::vector<T>& values, Shape shape); \
   template Tensor tensor<T>(const std::vector<T>& values);
 GG_INSTANTIATE(float)

@@ -50,7 +50,8 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op, const Shape& from)
 
 // Strides for viewing (shape, strides) as new_shape without copying, if possible (PyTorch's
 // computeStride): each run of merged input dims must be contiguous within itself.
-std::optional<Shape> view_strides(const Shape& shape, const Shape& strides, const Shape& new_shape) {
+std::optional<Shape> view_strides(const Shape& shape, const Shape& strides,
+                                  const Shape& new_shape) {
   Shape out(new_shape.size());
   // No elements, or a 0-d tensor (all new sizes are 1): any strides do.
   if (numel_of(shape) == 0 || shape.empty()) return contiguous_strides(new_shape);
@@ -98,8 +99,12 @@ Tensor reshape_impl(const Tensor& self, Shape shape, bool must_view, const char*
 }
 }  // namespace
 
-Tensor Tensor::reshape(Shape shape) const { return reshape_impl(*this, std::move(shape), false, "reshape"); }
-Tensor Tensor::view(Shape shape) const { return reshape_impl(*this, std::move(shape), true, "view"); }
+Tensor Tensor::reshape(Shape shape) const {
+  return reshape_impl(*this, std::move(shape), false, "reshape");
+}
+Tensor Tensor::view(Shape shape) const {
+  return reshape_impl(*this, std::move(shape), true, "view");
+}
 
 Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   int64_t n = dim();

@@ -1,7 +1,6 @@
 // The README's quickstart: tensors, a matmul, and a backward pass.
-#include <groupgrad/groupgrad.hpp>
-
 #include <cmath>
+#include <groupgrad/groupgrad.hpp>
 #include <iostream>
 
 int main() {

@@ -20,8 +20,10 @@ using Needs = std::vector<bool>;
 
 Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
   Shape out = shape;
-  if (keepdim) out[dim] = 1;
-  else out.erase(out.begin() + dim);
+  if (keepdim)
+    out[dim] = 1;
+  else
+    out.erase(out.begin() + dim);
   return out;
 }
 
@@ -56,8 +58,8 @@ void sum_dim_loop(const Tensor& x, int64_t dim, const Tensor& out) {
 Tensor sum_dim_kernel(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
   Tensor out = empty(reduced_shape(x.shape(), dim, true), out_dtype);
   // Float32/BFloat16 run on oneDNN where it fits (onednn::sum_dim declines the rest).
-  const bool done = out_dtype == x.dtype() && x.numel() >= onednn::kMinElements &&
-                    onednn::sum_dim(x, dim, out);
+  const bool done =
+      out_dtype == x.dtype() && x.numel() >= onednn::kMinElements && onednn::sum_dim(x, dim, out);
   if (!done) sum_dim_loop(x, dim, out);
   return keepdim ? out : out.detach().reshape(reduced_shape(x.shape(), dim, false));
 }

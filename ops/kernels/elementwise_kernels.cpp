@@ -31,19 +31,31 @@ using Acc = std::conditional_t<std::is_same_v<T, double>, double,
 template <class A>
 A apply_binary(BinaryOp op, A x, A y) {
   switch (op) {
-    case BinaryOp::Add: return x + y;
-    case BinaryOp::Sub: return x - y;
-    case BinaryOp::Mul: return x * y;
+    case BinaryOp::Add:
+      return x + y;
+    case BinaryOp::Sub:
+      return x - y;
+    case BinaryOp::Mul:
+      return x * y;
     case BinaryOp::Div:
-      if constexpr (std::is_integral_v<A>) return y == 0 ? 0 : x / y;  // unreachable: Div promotes
-      else return x / y;
-    case BinaryOp::Max: return (x >= y || x != x) ? x : y;  // NaN propagates
-    case BinaryOp::Min: return (x <= y || x != x) ? x : y;
-    case BinaryOp::Eq: return x == y;
-    case BinaryOp::Gt: return x > y;
-    case BinaryOp::Lt: return x < y;
-    case BinaryOp::Ge: return x >= y;
-    case BinaryOp::Le: return x <= y;
+      if constexpr (std::is_integral_v<A>)
+        return y == 0 ? 0 : x / y;  // unreachable: Div promotes
+      else
+        return x / y;
+    case BinaryOp::Max:
+      return (x >= y || x != x) ? x : y;  // NaN propagates
+    case BinaryOp::Min:
+      return (x <= y || x != x) ? x : y;
+    case BinaryOp::Eq:
+      return x == y;
+    case BinaryOp::Gt:
+      return x > y;
+    case BinaryOp::Lt:
+      return x < y;
+    case BinaryOp::Ge:
+      return x >= y;
+    case BinaryOp::Le:
+      return x <= y;
   }
   return 0;
 }
@@ -51,12 +63,17 @@ A apply_binary(BinaryOp op, A x, A y) {
 template <class A>
 A apply_unary(UnaryOp op, A x, double scalar) {
   switch (op) {
-    case UnaryOp::Neg: return -x;
+    case UnaryOp::Neg:
+      return -x;
     case UnaryOp::Abs:
-      if constexpr (std::is_floating_point_v<A>) return std::fabs(x);  // abs(-0) = +0
-      else return x < 0 ? -x : x;
-    case UnaryOp::Sign: return static_cast<A>((x > 0) - (x < 0));
-    default: break;
+      if constexpr (std::is_floating_point_v<A>)
+        return std::fabs(x);  // abs(-0) = +0
+      else
+        return x < 0 ? -x : x;
+    case UnaryOp::Sign:
+      return static_cast<A>((x > 0) - (x < 0));
+    default:
+      break;
   }
   if constexpr (std::is_integral_v<A>) {
     return 0;  // unreachable: other ops promote integers to float
@@ -64,17 +81,26 @@ A apply_unary(UnaryOp op, A x, double scalar) {
     constexpr A inv_sqrt2 = static_cast<A>(0.70710678118654752440);
     constexpr A inv_sqrt_2pi = static_cast<A>(0.39894228040143267794);
     switch (op) {
-      case UnaryOp::Exp: return std::exp(x);
-      case UnaryOp::Log: return std::log(x);
-      case UnaryOp::Sqrt: return std::sqrt(x);
-      case UnaryOp::Pow: return std::pow(x, static_cast<A>(scalar));
-      case UnaryOp::Tanh: return std::tanh(x);
-      case UnaryOp::Sigmoid: return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
-      case UnaryOp::Relu: return x > 0 ? x : (x != x ? x : A(0));
-      case UnaryOp::Gelu: return x * A(0.5) * (1 + std::erf(x * inv_sqrt2));
+      case UnaryOp::Exp:
+        return std::exp(x);
+      case UnaryOp::Log:
+        return std::log(x);
+      case UnaryOp::Sqrt:
+        return std::sqrt(x);
+      case UnaryOp::Pow:
+        return std::pow(x, static_cast<A>(scalar));
+      case UnaryOp::Tanh:
+        return std::tanh(x);
+      case UnaryOp::Sigmoid:
+        return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+      case UnaryOp::Relu:
+        return x > 0 ? x : (x != x ? x : A(0));
+      case UnaryOp::Gelu:
+        return x * A(0.5) * (1 + std::erf(x * inv_sqrt2));
       case UnaryOp::GeluGrad:  // d/dx x*Phi(x) = Phi(x) + x*phi(x)
         return A(0.5) * (1 + std::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * std::exp(-x * x / 2);
-      default: return 0;
+      default:
+        return 0;
     }
   }
 }
@@ -117,7 +143,8 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
       TO* po = static_cast<TO*>(out.raw_data());
       for_each_strided<2>(x.shape(), {out.strides().data(), x.strides().data()}, {0, 0},
                           [&](const std::array<int64_t, 2>& o) {
-                            po[o[0]] = convert<TO>(apply_unary<A>(op, convert<A>(px[o[1]]), scalar));
+                            po[o[0]] =
+                                convert<TO>(apply_unary<A>(op, convert<A>(px[o[1]]), scalar));
                           });
     });
   });
@@ -151,7 +178,8 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  Shape shape =
+      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Dtype dtype = promote_types(a.dtype(), b.dtype());
   Tensor out = empty(shape, dtype);
   Tensor ca = a.detach().to(dtype), cb = b.detach().to(dtype);
@@ -164,7 +192,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     const void* pc = cond.raw_data();
     for_each_strided<4>(shape, {out.strides().data(), sc.data(), sa.data(), sb.data()},
                         {0, 0, 0, 0}, [&](const std::array<int64_t, 4>& o) {
-                          po[o[0]] = load_as_double(pc, cond.dtype(), o[1]) != 0 ? pa[o[2]] : pb[o[3]];
+                          po[o[0]] =
+                              load_as_double(pc, cond.dtype(), o[1]) != 0 ? pa[o[2]] : pb[o[3]];
                         });
   });
   return out;
