@@ -1,0 +1,55 @@
+#pragma once
+// Helpers shared by test files: Float64 views of values and a local central-difference check
+// (independent of the gradcheck library, so the library itself is not its own oracle).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "autograd/grad_mode.hpp"
+#include "core/random.hpp"
+#include "core/tensor.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/reduce.hpp"
+
+namespace gg::test {
+
+inline std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
+
+// Central differences in Float64: for L = sum(f(inputs) * r) with a fixed random r, compares the
+// backward's dL/dinput with (L(x + eps) - L(x - eps)) / (2 eps), element by element.
+inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                            std::vector<Tensor> inputs, double atol = 1e-7, double rtol = 1e-6) {
+  for (Tensor& t : inputs) {
+    t = t.detach().to(kFloat64).clone();
+    t.requires_grad_();
+  }
+  Tensor out = f(inputs);
+  Tensor r = randn(out.shape(), kFloat64);
+  (out * r).sum().backward();
+  auto loss = [&] {
+    NoGradGuard no_grad;
+    return (f(inputs) * r).sum().item<double>();
+  };
+  const double eps = 1e-6;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    REQUIRE(inputs[i].grad().defined());
+    REQUIRE(inputs[i].grad().shape() == inputs[i].shape());
+    std::vector<double> analytic = values(inputs[i].grad());
+    double* p = inputs[i].data_ptr<double>();
+    for (int64_t j = 0; j < inputs[i].numel(); ++j) {
+      const double v = p[j];
+      p[j] = v + eps;
+      const double plus = loss();
+      p[j] = v - eps;
+      const double minus = loss();
+      p[j] = v;
+      const double numeric = (plus - minus) / (2 * eps);
+      INFO("input " << i << " element " << j << ": analytic " << analytic[j] << " numeric "
+                    << numeric);
+      REQUIRE(std::abs(analytic[j] - numeric) <= atol + rtol * std::abs(numeric));
+    }
+  }
+}
+
+}  // namespace gg::test
