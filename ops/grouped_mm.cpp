@@ -10,7 +10,6 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
-#include "core/copy.hpp"
 #include "ops/kernels/grouped_mm_kernel.hpp"
 
 namespace gg::nn::functional {

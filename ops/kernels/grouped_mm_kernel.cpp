@@ -18,13 +18,16 @@ namespace {
 
 using onednn::MatmulProblem;
 
-// Below this many flops a product is too small to split across threads well: such groups run
-// side by side, one per thread. (8 x [320, 64] @ [64, 64] is 2.6 MFLOP a group; the MoE groups
-// of the benchmark are 67 MFLOP and up.)
-constexpr double kSmallFlops = 8e6;
+// A group runs alone on all threads when it is more than this times its share of the work;
+// otherwise groups run side by side, one thread each (see run_balanced).
+constexpr double kShareSlack = 1.1;
+// What starting one more product costs, in flops of work, when dealing groups to threads.
+constexpr double kJobOverheadFlops = 2e5;
 // Identical small groups in separate allocations are copied into one batch when a group's
 // operands take at most this many bytes (see run_as_one_batch).
 constexpr double kCopyBytes = 48 * 1024;
+// Packing copies of at least this many bytes in all run on all threads.
+constexpr size_t kParallelCopyBytes = 64 * 1024;
 // Column sums are split into blocks of this many columns (the unit of parallel work).
 constexpr int64_t kColumnBlock = 256;
 
@@ -55,6 +58,28 @@ void run(const GemmTask& t, bool onednn_ok) {
   } else {
     reference::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
   }
+}
+
+// Runs `body(i)` for i < n on the OpenMP threads, rethrowing the first exception afterwards
+// (an exception must not leave a parallel region).
+template <class Body>
+void parallel_for(int64_t n, Body body) {
+  if (n == 1) {
+    body(0);
+    return;
+  }
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 // Everything but the addresses (and the batch strides, meaningless for batch 1) is equal.
@@ -187,36 +212,45 @@ bool run_as_one_batch(const std::vector<GemmTask>& tasks, bool allow_copies) {
   if (!runs_on_onednn(p)) return false;
 
   char* base = scratch > 0 ? scratch_buffer(scratch) : nullptr;
-  auto gather = [&](const BatchOperand& op, Dtype dtype, int64_t rows, int64_t cols,
-                    const std::array<int64_t, 3>& strides, auto get) -> const void* {
-    if (!op.copied) return op.data;
-    const auto elem = static_cast<int64_t>(element_size(dtype));
-    char* out = base + op.scratch_offset;
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      copy_matrix(static_cast<const char*>(get(tasks[i])), {strides[1], strides[2]},
-                  out + static_cast<int64_t>(i) * op.batch_stride * elem, op.strides, rows, cols,
-                  elem);
-    }
-    return out;
+  auto batch_data = [&](const BatchOperand& op) -> const void* {
+    return op.copied ? base + op.scratch_offset : op.data;
   };
-  const void* src_data = gather(src, first.src_dtype, first.M, first.K, first.src_strides,
-                                [](const GemmTask& t) { return t.src; });
-  const void* wei_data = gather(wei, first.wei_dtype, first.K, first.N, first.wei_strides,
-                                [](const GemmTask& t) { return t.wei; });
-  const void* bias_data = first.has_bias
-                              ? gather(bias, first.bias_dtype, 1, first.N, {0, first.N, 1},
-                                       [](const GemmTask& t) { return t.bias; })
-                              : nullptr;
+  // Copies operand `op` of task i into its slot of the batch (if it is copied at all).
+  auto copy_in = [&](size_t i, const BatchOperand& op, Dtype dtype, int64_t rows, int64_t cols,
+                     const std::array<int64_t, 3>& strides, const void* from) {
+    if (!op.copied) return;
+    const auto elem = static_cast<int64_t>(element_size(dtype));
+    copy_matrix(static_cast<const char*>(from), {strides[1], strides[2]},
+                base + op.scratch_offset + static_cast<int64_t>(i) * op.batch_stride * elem,
+                op.strides, rows, cols, elem);
+  };
+  // The copies run on all threads: faster, and it keeps oneDNN's worker threads awake for the
+  // primitive that follows.
+  const bool parallel_copies = scratch >= kParallelCopyBytes;
+  auto for_each_task = [&](auto body) {
+    if (parallel_copies) {
+      parallel_for(static_cast<int64_t>(tasks.size()),
+                   [&](int64_t i) { body(static_cast<size_t>(i)); });
+    } else {
+      for (size_t i = 0; i < tasks.size(); ++i) body(i);
+    }
+  };
+  for_each_task([&](size_t i) {
+    const GemmTask& t = tasks[i];
+    copy_in(i, src, first.src_dtype, first.M, first.K, first.src_strides, t.src);
+    copy_in(i, wei, first.wei_dtype, first.K, first.N, first.wei_strides, t.wei);
+    if (first.has_bias) copy_in(i, bias, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
+  });
   void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0].dst;
-  onednn::matmul(p, src_data, wei_data, bias_data, dst_data);
+  onednn::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
+                 dst_data);
   if (dst.copied) {  // scatter the results to where each task wants them
     const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      copy_matrix(
-          static_cast<const char*>(dst_data) + static_cast<int64_t>(i) * dst.batch_stride * elem,
-          dst.strides, static_cast<char*>(tasks[i].dst),
-          {first.dst_strides[1], first.dst_strides[2]}, first.M, first.N, elem);
-    }
+    for_each_task([&](size_t i) {
+      copy_matrix(base + dst.scratch_offset + static_cast<int64_t>(i) * dst.batch_stride * elem,
+                  dst.strides, static_cast<char*>(tasks[i].dst),
+                  {first.dst_strides[1], first.dst_strides[2]}, first.M, first.N, elem);
+    });
   }
   return true;
 }
@@ -228,26 +262,48 @@ bool cheap_to_copy(const MatmulProblem& p) {
   return bytes <= kCopyBytes;
 }
 
-// Runs `body(i)` for i < n on the OpenMP threads, rethrowing the first exception afterwards
-// (an exception must not leave a parallel region).
-template <class Body>
-void parallel_for(int64_t n, Body body) {
-  if (n == 1) {
-    body(0);
-    return;
-  }
-  std::exception_ptr error;
-  std::mutex error_mutex;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-      std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
+// One task left to run on its own, with what it costs.
+struct Job {
+  const GemmTask* task;
+  bool onednn_ok;
+  double flops;
+};
+
+// Runs the jobs on the OpenMP threads with as few fork/joins as possible. A job bigger than its
+// share of the work (> kShareSlack x total / threads) runs alone on all threads (oneDNN splits
+// it); the others are dealt to the threads largest first, each to the least loaded thread (LPT),
+// and run in ONE parallel region, each single-threaded. (The MoE groups 1024..128 x 512 x 1024
+// split into two equal halves this way: one fork/join instead of one per group.)
+void run_balanced(std::vector<Job> jobs) {
+  if (jobs.empty()) return;
+  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.flops > b.flops; });
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  double total = 0;
+  for (const Job& j : jobs) total += j.flops;
+  size_t first = 0;
+  if (threads > 1) {
+    for (; first < jobs.size(); ++first) {
+      const Job& j = jobs[first];
+      if (!j.onednn_ok || j.flops <= kShareSlack * total / threads) break;
+      run(*j.task, true);  // on all threads
+      total -= j.flops;
     }
   }
-  if (error) std::rethrow_exception(error);
+  if (first == jobs.size()) return;
+  if (threads == 1 || jobs.size() - first == 1) {
+    for (size_t i = first; i < jobs.size(); ++i) run(*jobs[i].task, jobs[i].onednn_ok);
+    return;
+  }
+  std::vector<std::vector<const Job*>> bins(static_cast<size_t>(threads));
+  std::vector<double> load(static_cast<size_t>(threads), 0.0);
+  for (size_t i = first; i < jobs.size(); ++i) {
+    const size_t t = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    bins[t].push_back(&jobs[i]);
+    load[t] += jobs[i].flops + kJobOverheadFlops;
+  }
+  parallel_for(threads, [&](int64_t t) {
+    for (const Job* j : bins[static_cast<size_t>(t)]) run(*j->task, j->onednn_ok);
+  });
 }
 
 }  // namespace
@@ -317,26 +373,13 @@ void run_gemm_tasks(const std::vector<GemmTask>& tasks) {
       it->push_back(t);
     }
   }
-  // The rest: big oneDNN products one after another, each on all threads; small products and
-  // reference-kernel ones (single-threaded) side by side across groups.
-  std::vector<const GemmTask*> side_by_side;
-  std::vector<bool> side_onednn;
+  std::vector<Job> rest;
   for (const std::vector<GemmTask>& c : classes) {
     if (run_as_one_batch(c, cheap_to_copy(c.front().problem))) continue;
     const bool onednn_ok = runs_on_onednn(c.front().problem);  // the same for the whole class
-    const bool big = flops(c.front().problem) >= kSmallFlops;
-    for (const GemmTask& t : c) {
-      if (onednn_ok && big) {
-        run(t, true);
-      } else {
-        side_by_side.push_back(&t);
-        side_onednn.push_back(onednn_ok);
-      }
-    }
+    for (const GemmTask& t : c) rest.push_back({&t, onednn_ok, flops(t.problem)});
   }
-  if (side_by_side.empty()) return;
-  parallel_for(static_cast<int64_t>(side_by_side.size()),
-               [&](int64_t i) { run(*side_by_side[i], side_onednn[i]); });
+  run_balanced(rest);
 }
 
 void run_column_sums(const std::vector<ColumnSumTask>& tasks) {

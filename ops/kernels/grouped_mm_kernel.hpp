@@ -1,11 +1,14 @@
 #pragma once
 // How grouped_mm runs its matmuls: the op describes each group's product as a GemmTask on raw
 // strided memory (forward and backward alike), and run_gemm_tasks decides how to execute them:
-//   - identical problems at equally spaced addresses (3D x 3D, equal groups of a packed layout,
-//     list tensors cut from one buffer) become ONE batched oneDNN primitive;
-//   - otherwise one cached primitive per distinct shape (onednn::matmul keys its cache by
-//     problem), big groups one after another on all threads, small groups in parallel across
-//     groups (oneDNN runs single-threaded inside an OpenMP region);
+//   - identical problems of one allocation at equally spaced addresses (3D x 3D, equal groups of
+//     a packed layout, the list outputs) become ONE batched oneDNN primitive; identical small
+//     problems in separate allocations (list tensors) are copied into such a batch first, when
+//     two memcpys per group cost less than a primitive call per group (<= 48 KB a group);
+//   - the rest: one cached primitive per distinct shape (onednn::matmul keys its cache by
+//     problem). Groups are dealt to the OpenMP threads largest first (LPT) and run side by side
+//     in one parallel region, each single-threaded (oneDNN runs single-threaded inside a
+//     region); a group bigger than its share of the work runs alone on all threads first;
 //   - Float32 / BFloat16 inputs run on oneDNN, anything else (Float64) on the reference kernel.
 // No autograd and no validation here: the op has checked everything already.
 #include <cstdint>
