@@ -19,11 +19,10 @@ void Storage::Free::operator()(void* p) const { ::operator delete(p, kAlignment)
 
 Storage::Storage(size_t nbytes, bool zero) : nbytes_(nbytes) {
   // Always allocate at least one byte so data() is a valid, unique pointer.
-  try {
-    data_.reset(::operator new(nbytes ? nbytes : 1, kAlignment));
-  } catch (const std::bad_alloc&) {
-    fail("[storage] cannot allocate {} bytes", nbytes);
-  }
+  // The nothrow form: under AddressSanitizer a failing throwing new aborts the process, while
+  // this one returns null (allocator_may_return_null=1), so the error path is testable there too.
+  data_.reset(::operator new(nbytes ? nbytes : 1, kAlignment, std::nothrow));
+  GG_CHECK(data_ != nullptr, "[storage] cannot allocate {} bytes", nbytes);
   if (zero) std::memset(data_.get(), 0, nbytes);
   g_live_count.fetch_add(1, std::memory_order_relaxed);
   int64_t live = g_live_bytes.fetch_add(static_cast<int64_t>(nbytes), std::memory_order_relaxed) +

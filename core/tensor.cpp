@@ -14,14 +14,22 @@ namespace gg {
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
 int64_t numel_of(const Shape& shape) {
+  // The product of the NON-ZERO sizes must fit in int64, whatever the order of the sizes and even
+  // when a zero size makes the tensor empty: contiguous strides are partial products of the sizes,
+  // so this keeps them from overflowing too.
   int64_t n = 1;
+  bool empty = false;
   for (int64_t s : shape) {
     GG_CHECK(s >= 0, "[shape] sizes must be non-negative, got {}", shape_str(shape));
-    if (s != 0 && n > std::numeric_limits<int64_t>::max() / s)
+    if (s == 0) {
+      empty = true;
+      continue;
+    }
+    if (n > std::numeric_limits<int64_t>::max() / s)
       fail("[shape] number of elements of {} overflows int64", shape_str(shape));
     n *= s;
   }
-  return n;
+  return empty ? 0 : n;
 }
 
 Shape contiguous_strides(const Shape& shape) {

@@ -34,7 +34,9 @@ Shape infer_shape(Shape shape, int64_t numel, const char* op, const Shape& from)
       infer = static_cast<int64_t>(i);
     } else {
       GG_CHECK(shape[i] >= 0, "[{}] invalid size {} in shape {}", op, shape[i], shape_str(shape));
-      known = known * shape[i];
+      GG_CHECK(!__builtin_mul_overflow(known, shape[i], &known),
+               "[{}] shape {} is invalid for input of shape {} ({} elements)", op, shape_str(shape),
+               shape_str(from), numel);
     }
   }
   if (infer >= 0) {
@@ -245,6 +247,7 @@ Tensor Tensor::expand(Shape shape) const {
              have, i - lead, shape[i], shape_str(t.shape), shape_str(shape));
     strides[i] = have == shape[i] ? t.strides[i - lead] : 0;
   }
+  numel_of(shape);  // a view whose element count overflows int64 would break every later op
   // Backward is the identity: the engine sums the gradient back to the input's shape.
   return record("ExpandBackward", {*this}, make_view(*this, shape, strides, t.offset),
                 [](const Grads& g, const Needs&) { return Grads{g[0]}; });

@@ -563,7 +563,10 @@ Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMM
   const Dtype out_dtype = options.out_dtype.value_or(input.dtype());
   Tensor out = empty(packed_out_shape(plan, input, mat2), out_dtype);
   {
-    const Tensor x = operand(input), w = operand(mat2), b = operand(options.bias);
+    // The bias rows are addressed as bias + g * N below: make them contiguous (a strided bias,
+    // e.g. a narrowed view, was read at the wrong addresses; found by tests/fuzz).
+    const Tensor x = operand(input), w = operand(mat2),
+                 b = options.bias.defined() ? operand(options.bias).contiguous() : Tensor();
     std::vector<GemmTask> tasks;
     tasks.reserve(static_cast<size_t>(plan.groups));
     for (int64_t g = 0; g < plan.groups; ++g) {

@@ -128,6 +128,7 @@ struct BatchOperand {
 // both have the same unit stride).
 void copy_matrix(const char* from, std::array<int64_t, 2> fs, char* to, std::array<int64_t, 2> ts,
                  int64_t rows, int64_t cols, int64_t elem) {
+  if (rows == 0 || cols == 0) return;  // an empty operand may have a null address (memcpy UB)
   if (fs[1] == 1 && ts[1] == 1) {
     for (int64_t i = 0; i < rows; ++i)
       std::memcpy(to + i * ts[0] * elem, from + i * fs[0] * elem, static_cast<size_t>(cols * elem));

@@ -1,0 +1,881 @@
+// The bad-input catalogue: ONE table of every public entry point with its documented bad inputs
+// (undefined tensors, wrong dtypes, mismatched shapes, out-of-range dims, integer overflow in
+// shapes, truncated/corrupted checkpoints, a checkpoint of another model), each row checking that
+// a gg::Error (not another exception, not a crash) names the op, the rule and the shapes. Rows
+// with no message are inputs that are NOT errors, with what happens written down: NaN and Inf
+// flow through grouped_mm and the losses and come out as NaN/Inf, nothing throws or crashes.
+//
+// Beside it: a save that fails midway (the file size limit hit while writing, a process killed
+// while writing, a directory that does not exist, a target that is a directory) never damages
+// the previous checkpoint.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+
+#include "core/copy.hpp"
+#include "groupgrad.hpp"
+
+using namespace gg;
+namespace F = gg::nn::functional;
+namespace fs = std::filesystem;
+using TL = std::vector<Tensor>;
+
+namespace {
+
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+const double kInf = std::numeric_limits<double>::infinity();
+
+struct Row {
+  const char* entry;  // the public entry point
+  const char* input;  // the bad input
+  std::function<void()> call;
+  std::vector<std::string> message;  // substrings of the gg::Error; empty: must NOT throw
+};
+
+// The gg::Error message of call(), or a description of what happened instead.
+std::string outcome(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<an exception that is not gg::Error: ") + e.what() + ">";
+  }
+  return "<no error>";
+}
+
+bool all_nan(const Tensor& t) {
+  for (double v : t.to(kFloat64).to_vector<double>())
+    if (!std::isnan(v)) return false;
+  return true;
+}
+bool any_nan(const Tensor& t) {
+  for (double v : t.to(kFloat64).to_vector<double>())
+    if (std::isnan(v)) return true;
+  return false;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path =
+        fs::temp_directory_path() / fmt::format("gg_catalogue_{}", static_cast<long>(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// A small model to checkpoint: two Linear layers and a LayerNorm.
+struct TwoLayer : nn::Module {
+  explicit TwoLayer(int64_t in = 3, int64_t hidden = 4) {
+    fc1 = register_module("fc1", std::make_shared<nn::Linear>(in, hidden));
+    norm = register_module("norm", std::make_shared<nn::LayerNorm>(hidden));
+    fc2 = register_module("fc2", std::make_shared<nn::Linear>(hidden, 2));
+  }
+  std::shared_ptr<nn::Linear> fc1, fc2;
+  std::shared_ptr<nn::LayerNorm> norm;
+};
+
+std::vector<double> flat_parameters(const nn::Module& m) {
+  std::vector<double> out;
+  for (const Tensor& p : m.parameters())
+    for (double v : p.to(kFloat64).to_vector<double>()) out.push_back(v);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("catalogue: every public entry point rejects its documented bad inputs", "[catalogue]") {
+  manual_seed(7);
+  const Tensor undef;
+  const Tensor x23 = randn({2, 3}), x34 = randn({3, 4}), x43 = randn({4, 3});
+  const Tensor i23 = zeros({2, 3}, kInt64);
+
+  // Checkpoint files: a good one, then truncated and corrupted copies, and other models' files.
+  TempDir dir;
+  TwoLayer model;
+  const std::string good = dir.file("good.safetensors");
+  save(model, good);
+  const std::string bytes = read_bytes(good);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, bytes.data(), 8);
+  auto variant = [&](const std::string& name, const std::string& content) {
+    write_bytes(dir.file(name), content);
+    return dir.file(name);
+  };
+  const std::string empty_file = variant("empty.safetensors", "");
+  const std::string short_file = variant("short.safetensors", bytes.substr(0, 5));
+  const std::string cut_header =
+      variant("cut_header.safetensors", bytes.substr(0, 8 + header_len / 2));
+  const std::string cut_data = variant("cut_data.safetensors", bytes.substr(0, bytes.size() - 7));
+  std::string bad_json = bytes;
+  bad_json[8] = '[';  // the header's opening brace
+  bad_json[9] = '!';
+  const std::string corrupt_json = variant("bad_json.safetensors", bad_json);
+  std::string huge_len = bytes;
+  const uint64_t huge = uint64_t{1} << 62;
+  std::memcpy(huge_len.data(), &huge, 8);
+  const std::string huge_header = variant("huge_len.safetensors", huge_len);
+  std::string bad_dtype = bytes;
+  const size_t at = bad_dtype.find("\"F32\"");
+  REQUIRE(at != std::string::npos);
+  bad_dtype.replace(at, 5, "\"Q32\"");
+  const std::string unknown_dtype = variant("bad_dtype.safetensors", bad_dtype);
+  TwoLayer wider(5, 4);
+  const std::string other_shape = dir.file("other_shape.safetensors");
+  save(wider, other_shape);
+  nn::Linear lone(3, 4);
+  const std::string other_model = dir.file("other_model.safetensors");
+  save(lone, other_model);
+  const std::vector<double> before = flat_parameters(model);
+
+  nn::GroupedLinear glin({3, 5}, {2, 4});
+  nn::MultiheadAttention mha(8, 2);
+  const Tensor q = randn({2, 5, 8});
+  nn::Embedding emb(10, 4);
+  nn::LayerNorm ln(4);
+  auto sgd_param = randn({3}).requires_grad_();
+
+  const std::vector<Row> table = {
+      // ---- Tensor basics -------------------------------------------------------------------
+      {"Tensor::shape", "undefined tensor", [&] { (void)undef.shape(); }, {"[shape]", "undefined"}},
+      {"Tensor::size",
+       "dim out of range",
+       [&] { (void)x23.size(2); },
+       {"[size]", "dimension 2 out of range", "-2 to 1"}},
+      {"Tensor::size",
+       "0-d tensor",
+       [&] { (void)scalar_tensor(1).stride(0); },
+       {"[stride]", "0-d"}},
+      {"Tensor::requires_grad_",
+       "integer dtype",
+       [&] { zeros({2}, kInt64).requires_grad_(); },
+       {"[requires_grad_]", "only floating-point", "int64"}},
+      {"Tensor::requires_grad_",
+       "non-leaf",
+       [&] {
+         Tensor a = randn({2}).requires_grad_();
+         (a * 2.0).requires_grad_(false);
+       },
+       {"[requires_grad_]", "leaf"}},
+      {"Tensor::item",
+       "several elements",
+       [&] { (void)x23.item<float>(); },
+       {"[item]", "one-element", "[2, 3]"}},
+      {"Tensor::item",
+       "wrong element type",
+       [&] { (void)scalar_tensor(1).item<double>(); },
+       {"[item]", "float64", "float32"}},
+      {"Tensor::to_vector",
+       "wrong element type",
+       [&] { (void)x23.to_vector<int64_t>(); },
+       {"[to_vector]", "int64", "float32"}},
+      {"Tensor::backward",
+       "not one element",
+       [&] { randn({2}).requires_grad_().backward(); },
+       {"[backward]", "one-element"}},
+      {"Tensor::backward",
+       "no grad_fn",
+       [&] { x23.sum().backward(); },
+       {"[backward]", "does not require grad"}},
+      {"Tensor::backward",
+       "grad_output of another shape",
+       [&] {
+         Tensor a = randn({2}).requires_grad_();
+         (a * 2.0).backward(ones({3}));
+       },
+       {"[backward]", "must match", "[3]"}},
+      {"Tensor::backward",
+       "twice without retain_graph",
+       [&] {
+         Tensor a = randn({2}).requires_grad_();
+         Tensor l = (a * a).sum();
+         l.backward();
+         l.backward();
+       },
+       {"[backward]", "second time"}},
+      // ---- factories and shapes: negative sizes, int64 overflow ------------------------------
+      {"zeros",
+       "negative size",
+       [&] {
+         (void)zeros({2, -3});
+       },
+       {"[shape]", "non-negative", "[2, -3]"}},
+      {"zeros",
+       "element count overflows int64",
+       [&] {
+         (void)zeros({kMax, 2});
+       },
+       {"[shape]", "overflows int64"}},
+      {"zeros",
+       "byte count overflows",
+       [&] { (void)zeros({int64_t{1} << 61}, kFloat64); },
+       {"[empty]", "overflows"}},
+      {"zeros",
+       "unallocatable (2^50 bytes)",
+       [&] { (void)zeros({int64_t{1} << 48}, kFloat32); },
+       {"[storage] cannot allocate"}},
+      {"zeros", "17 dimensions", [&] { (void)zeros(Shape(17, 1)); }, {"[empty]", "at most 16"}},
+      {"tensor",
+       "values do not fill the shape",
+       [&] {
+         (void)tensor<float>({1, 2, 3}, {2, 2});
+       },
+       {"[tensor]", "3 values", "[2, 2]"}},
+      {"randint", "empty range", [&] { (void)randint(3, 3, {2}); }, {"[randint]", "below high"}},
+      {"arange", "zero step", [&] { (void)arange(0, 5, 0); }, {"[arange]", "nonzero"}},
+      {"arange", "non-finite bound", [&] { (void)arange(0, kInf); }, {"[arange]", "finite"}},
+      // ---- views: out-of-range dims and indices, bad reshapes --------------------------------
+      {"reshape",
+       "element count differs",
+       [&] {
+         (void)x23.reshape({4, 2});
+       },
+       {"[reshape]", "[4, 2]", "[2, 3]"}},
+      {"reshape",
+       "two -1",
+       [&] {
+         (void)x23.reshape({-1, -1});
+       },
+       {"[reshape]", "only one"}},
+      {"reshape",
+       "negative size",
+       [&] {
+         (void)x23.reshape({-2, -3});
+       },
+       {"[reshape]", "invalid size -2"}},
+      {"reshape",
+       "sizes whose product overflows int64",
+       [&] {
+         (void)x23.reshape({int64_t{1} << 40, int64_t{1} << 40, -1});
+       },
+       {"[reshape]", "invalid"}},
+      {"view", "not viewable", [&] { (void)x23.t().view({6}); }, {"[view]", "use reshape()"}},
+      {"transpose",
+       "dim out of range",
+       [&] { (void)x23.transpose(0, 2); },
+       {"[transpose]", "dimension 2 out of range"}},
+      {"permute",
+       "repeated dim",
+       [&] {
+         (void)x23.permute({0, 0});
+       },
+       {"[permute]", "repeats"}},
+      {"permute", "wrong count", [&] { (void)x23.permute({0}); }, {"[permute]", "expected 2"}},
+      {"narrow",
+       "past the end",
+       [&] { (void)x23.narrow(1, 2, 2); },
+       {"[narrow]", "start 2 and length 2", "size 3"}},
+      {"narrow",
+       "huge start (overflow)",
+       [&] { (void)x23.narrow(1, kMax, 2); },
+       {"[narrow]", "out of range"}},
+      {"select",
+       "index out of range",
+       [&] { (void)x23.select(0, 2); },
+       {"[select]", "index 2", "size 2"}},
+      {"select",
+       "index INT64_MIN",
+       [&] { (void)x23.select(0, std::numeric_limits<int64_t>::min()); },
+       {"[select]", "out of range"}},
+      {"expand",
+       "size mismatch",
+       [&] {
+         (void)x23.expand({2, 4});
+       },
+       {"[expand]", "must match"}},
+      {"expand", "fewer dims", [&] { (void)x23.expand({3}); }, {"[expand]", "fewer dimensions"}},
+      {"flatten",
+       "start after end",
+       [&] {
+         (void)randn({2, 3, 4}).flatten(2, 1);
+       },
+       {"[flatten]", "must not be after"}},
+      {"squeeze", "dim out of range", [&] { (void)x23.squeeze(5); }, {"[squeeze]", "out of range"}},
+      // ---- elementwise, reductions, matmul, shape ops ----------------------------------------
+      {"operator+", "undefined operand", [&] { (void)(x23 + undef); }, {"undefined"}},
+      {"operator+",
+       "shapes do not broadcast",
+       [&] { (void)(x23 + x34); },
+       {"[add]", "cannot be broadcast", "[2, 3]", "[3, 4]"}},
+      {"sum(dim)", "dim out of range", [&] { (void)x23.sum(2); }, {"out of range"}},
+      {"mean", "integer dtype", [&] { (void)i23.mean(); }, {"[mean]", "floating", "int64"}},
+      {"max(dim)",
+       "empty dimension",
+       [&] {
+         (void)zeros({0, 3}).max(0);
+       },
+       {"[max]", "size 0"}},
+      {"matmul",
+       "inner dims differ",
+       [&] { (void)x23.matmul(x43); },
+       {"[matmul]", "cannot be multiplied", "[2, 3]", "[4, 3]"}},
+      {"matmul",
+       "dtypes differ",
+       [&] { (void)x23.matmul(x34.to(kFloat64)); },
+       {"[matmul]", "dtypes differ"}},
+      {"matmul",
+       "integer dtypes",
+       [&] {
+         (void)i23.matmul(zeros({3, 2}, kInt64));
+       },
+       {"[matmul]", "floating"}},
+      {"matmul",
+       "0-d argument",
+       [&] { (void)scalar_tensor(2).matmul(x23); },
+       {"[matmul]", "at least 1 dimension"}},
+      {"cat",
+       "sizes differ",
+       [&] {
+         (void)cat({x23, x34}, 0);
+       },
+       {"[cat]", "must match"}},
+      {"cat",
+       "dim out of range",
+       [&] {
+         (void)cat({x23, x23}, 3);
+       },
+       {"out of range"}},
+      {"stack",
+       "shapes differ",
+       [&] {
+         (void)stack({x23, x34});
+       },
+       {"[stack]", "same shape"}},
+      {"split",
+       "sizes do not sum",
+       [&] {
+         (void)split(x23, std::vector<int64_t>{1, 3}, 0);
+       },
+       {"[split]", "sum to 4"}},
+      {"index_select",
+       "index out of range",
+       [&] {
+         (void)index_select(x23, 0, tensor<int64_t>({0, 5}));
+       },
+       {"[index_select]", "index 5", "out of range"}},
+      {"index_select",
+       "float index",
+       [&] { (void)index_select(x23, 0, zeros({1})); },
+       {"[index_select]", "int64 or int32"}},
+      // ---- nn ops and losses -------------------------------------------------------------------
+      {"softmax", "dim out of range", [&] { (void)softmax(x23, 2); }, {"out of range"}},
+      {"layer_norm",
+       "normalized_shape mismatch",
+       [&] { (void)layer_norm(x23, {4}); },
+       {"[layer_norm]", "normalized_shape", "[4]", "[2, 3]"}},
+      {"layer_norm",
+       "negative eps",
+       [&] { (void)layer_norm(x23, {3}, {}, {}, -1.0); },
+       {"[layer_norm]", "eps"}},
+      {"cross_entropy",
+       "float targets",
+       [&] { (void)cross_entropy(x23, zeros({2})); },
+       {"[cross_entropy]", "int64 or int32"}},
+      {"cross_entropy",
+       "class index out of range",
+       [&] {
+         (void)cross_entropy(x23, tensor<int64_t>({0, 3}));
+       },
+       {"[cross_entropy]", "target 3", "out of range", "3 classes"}},
+      {"cross_entropy",
+       "target shape mismatch",
+       [&] {
+         (void)cross_entropy(x23, tensor<int64_t>({0, 1, 2}));
+       },
+       {"[cross_entropy]", "target has shape [3]"}},
+      {"cross_entropy",
+       "label_smoothing > 1",
+       [&] {
+         (void)cross_entropy(x23, tensor<int64_t>({0, 1}), Reduction::Mean, -100, 2.0);
+       },
+       {"[cross_entropy]", "label_smoothing"}},
+      {"mse_loss",
+       "shape mismatch",
+       [&] { (void)mse_loss(x23, x34); },
+       {"[mse_loss]", "[2, 3]", "[3, 4]"}},
+      {"dropout", "p > 1", [&] { (void)dropout(x23, 1.5, true); }, {"[dropout]", "[0, 1]"}},
+      {"F::linear",
+       "in_features mismatch",
+       [&] { (void)F::linear(x23, x34); },
+       {"[linear]", "weight expects in=4"}},
+      {"F::embedding",
+       "float indices",
+       [&] { (void)F::embedding(zeros({2}), x34); },
+       {"[embedding]", "Int64 or Int32"}},
+      // ---- modules
+      // -------------------------------------------------------------------------------
+      {"Linear", "negative features", [&] { nn::Linear(-1, 2); }, {"[Linear]", ">= 0"}},
+      {"Linear::forward",
+       "wrong feature count",
+       [&] { (void)model.fc1->forward(x34); },
+       {"[linear]", "expects in=3"}},
+      {"Embedding::forward",
+       "index out of range",
+       [&] {
+         (void)emb.forward(tensor<int64_t>({1, 10}));
+       },
+       {"out of range"}},
+      {"LayerNorm::forward",
+       "wrong trailing dim",
+       [&] { (void)ln.forward(x23); },
+       {"[layer_norm]"}},
+      {"GroupedLinear",
+       "feature lists of different lengths",
+       [&] {
+         nn::GroupedLinear({3}, {2, 4});
+       },
+       {"[GroupedLinear]", "in_features has 1 entries but out_features has 2"}},
+      {"GroupedLinear::forward",
+       "wrong number of inputs",
+       [&] { (void)glin.forward({x23}); },
+       {"[GroupedLinear]", "1 inputs for 2 groups"}},
+      {"GroupedLinear::forward",
+       "wrong in_features",
+       [&] {
+         (void)glin.forward({x23, x23});
+       },
+       {"[GroupedLinear] group 1", "[2, 3]"}},
+      {"GroupedLinear::forward",
+       "packed form on ragged groups",
+       [&] {
+         (void)glin.forward(x23, tensor<int64_t>({1, 2}));
+       },
+       {"[GroupedLinear]", "equal in_features"}},
+      {"MultiheadAttention",
+       "embed_dim not divisible",
+       [&] { nn::MultiheadAttention(10, 3); },
+       {"[MultiheadAttention]", "divisible"}},
+      {"MultiheadAttention::forward",
+       "2-D query",
+       [&] { (void)mha.forward(x23, x23, x23); },
+       {"[MultiheadAttention]", "3-D"}},
+      {"MultiheadAttention::forward",
+       "wrong embed",
+       [&] {
+         const Tensor k = randn({2, 5, 6});
+         (void)mha.forward(q, k, k);
+       },
+       {"[MultiheadAttention]", "embed_dim=8"}},
+      {"MultiheadAttention::forward",
+       "attn_mask shape",
+       [&] {
+         (void)mha.forward(q, q, q, zeros({4, 4}));
+       },
+       {"[MultiheadAttention]", "attn_mask", "[4, 4]"}},
+      {"MultiheadAttention::forward",
+       "dtype mismatch",
+       [&] { (void)mha.forward(q.to(kFloat64), q.to(kFloat64), q.to(kFloat64)); },
+       {"[MultiheadAttention]", "float32", "float64"}},
+      {"MultiheadAttention::forward",
+       "undefined key",
+       [&] { (void)mha.forward(q, undef, q); },
+       {"[MultiheadAttention] key is an undefined tensor"}},
+      // ---- grouped_mm: list form
+      // -----------------------------------------------------------------
+      {"grouped_mm (list)",
+       "list lengths differ",
+       [&] {
+         (void)F::grouped_mm(TL{x23}, TL{x34, x34});
+       },
+       {"[grouped_mm]", "1 input tensors but 2 mat2"}},
+      {"grouped_mm (list)",
+       "inner dimension differs (the seed's example)",
+       [&] {
+         (void)F::grouped_mm(TL{randn({10, 50}), randn({100, 75})},
+                             TL{randn({50, 64}), randn({50, 64})});
+       },
+       {"[grouped_mm] group 1: input has k=75 but mat2 has k=50 (input [100, 75], mat2 [50, 64])"}},
+      {"grouped_mm (list)",
+       "undefined input",
+       [&] { (void)F::grouped_mm(TL{undef}, TL{x34}); },
+       {"[grouped_mm] group 0", "input is an undefined tensor"}},
+      {"grouped_mm (list)",
+       "dtypes differ",
+       [&] { (void)F::grouped_mm(TL{x23}, TL{x34.to(kFloat64)}); },
+       {"[grouped_mm] group 0", "dtypes differ", "float32", "float64"}},
+      {"grouped_mm (list)",
+       "bias list length",
+       [&] {
+         (void)F::grouped_mm(TL{x23}, TL{x34}, std::vector<Tensor>{undef, undef});
+       },
+       {"[grouped_mm] bias list length differs", "2 bias entries for 1 groups"}},
+      {"grouped_mm (list)",
+       "bias shape",
+       [&] { (void)F::grouped_mm(TL{x23}, TL{x34}, std::vector<Tensor>{randn({3})}); },
+       {"[grouped_mm] group 0", "bias must have shape [4]", "got [3]"}},
+      {"grouped_mm (list)",
+       "0-d input",
+       [&] { (void)F::grouped_mm(TL{scalar_tensor(1)}, TL{x34}); },
+       {"[grouped_mm] group 0", "at least 1 dimension"}},
+      {"grouped_mm (list)",
+       "3-D mat2",
+       [&] {
+         (void)F::grouped_mm(TL{x23}, TL{randn({1, 3, 4})});
+       },
+       {"[grouped_mm] group 0", "mat2 must be 2-D"}},
+      {"grouped_mm (list)",
+       "huge k (stride-0 view, no memory)",
+       [&] {
+         const Tensor big = zeros({1, 1}).expand({2, int64_t{1} << 40});
+         (void)F::grouped_mm(TL{big}, TL{x34});
+       },
+       {"[grouped_mm] group 0", "k=1099511627776", "mat2 has k=3"}},
+      // ---- grouped_mm: packed form
+      // ----------------------------------------------------------------
+      {"grouped_mm (packed)",
+       "offs missing (2D x 3D)",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}));
+       },
+       {"[grouped_mm] 2D x 3D needs offs"}},
+      {"grouped_mm (packed)",
+       "offs for 3D x 3D",
+       [&] {
+         (void)F::grouped_mm(randn({2, 5, 3}), randn({2, 3, 4}), {.offs = tensor<int32_t>({2, 4})});
+       },
+       {"[grouped_mm] 3D x 3D takes no offs"}},
+      {"grouped_mm (packed)",
+       "float offs",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}), {.offs = tensor<float>({2, 6})});
+       },
+       {"[grouped_mm] offs must be a 1-D Int32 or Int64 tensor", "float32"}},
+      {"grouped_mm (packed)",
+       "offs decreasing",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}), {.offs = tensor<int64_t>({4, 2})});
+       },
+       {"[grouped_mm] group 1", "non-decreasing", "offs[1]=2 < offs[0]=4"}},
+      {"grouped_mm (packed)",
+       "offs negative",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}), {.offs = tensor<int64_t>({-1, 6})});
+       },
+       {"[grouped_mm] group 0", "offs[0]=-1 is negative"}},
+      {"grouped_mm (packed)",
+       "offs past the end",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}), {.offs = tensor<int64_t>({2, 7})});
+       },
+       {"[grouped_mm] group 1", "offs[1]=7 is past", "=6"}},
+      {"grouped_mm (packed)",
+       "offs INT64_MAX",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}), {.offs = tensor<int64_t>({2, kMax})});
+       },
+       {"[grouped_mm] group 1", "is past"}},
+      {"grouped_mm (packed)",
+       "group count mismatch",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({3, 3, 4}), {.offs = tensor<int64_t>({2, 6})});
+       },
+       {"[grouped_mm] 2D x 3D: group count mismatch, offs has G=2 but mat2 has G=3"}},
+      {"grouped_mm (packed)",
+       "inner dims differ",
+       [&] {
+         (void)F::grouped_mm(randn({2, 5, 3}), randn({2, 4, 4}));
+       },
+       {"[grouped_mm] 3D x 3D: input has k=3 but mat2 has k=4"}},
+      {"grouped_mm (packed)",
+       "1-D input",
+       [&] {
+         (void)F::grouped_mm(randn({3}), randn({2, 3, 4}));
+       },
+       {"[grouped_mm] input must be 2-D or 3-D"}},
+      {"grouped_mm (packed)",
+       "bias shape",
+       [&] {
+         (void)F::grouped_mm(randn({2, 5, 3}), randn({2, 3, 4}), {.bias = randn({4})});
+       },
+       {"[grouped_mm] 3D x 3D: bias must have shape [2, 4], got [4]"}},
+      {"grouped_mm (packed)",
+       "integer tensor requiring grad is impossible",
+       [&] {
+         (void)F::grouped_mm(zeros({2, 2, 2}, kInt32).requires_grad_(), zeros({2, 2, 2}, kInt32));
+       },
+       {"[requires_grad_]"}},
+      {"grouped_mm (packed)",
+       "huge G (stride-0 views)",
+       [&] {
+         const int64_t G = int64_t{1} << 40;
+         (void)F::grouped_mm(zeros({1, 2, 3}).expand({G, 2, 3}),
+                             zeros({1, 3, 4}).expand({G + 1, 3, 4}));
+       },
+       {"[grouped_mm] 3D x 3D: group count mismatch"}},
+      // ---- NaN and Inf: not errors; they propagate, nothing crashes
+      // -------------------------------
+      {"grouped_mm (list)",
+       "NaN in input: that output row is NaN, others finite",
+       [&] {
+         Tensor a = randn({3, 4});
+         a.data_ptr<float>()[0] = NAN;  // row 0
+         const auto out = F::grouped_mm(TL{a}, TL{randn({4, 5})});
+         CHECK(all_nan(out[0].select(0, 0)));
+         CHECK_FALSE(any_nan(out[0].narrow(0, 1, 2)));
+       },
+       {}},
+      {"grouped_mm (packed)",
+       "Inf in mat2: Inf/NaN in that group, and backward runs",
+       [&] {
+         Tensor w = randn({2, 3, 4});
+         w.data_ptr<float>()[0] = INFINITY;  // group 0
+         Tensor x = randn({5, 3}).requires_grad_();
+         Tensor out = F::grouped_mm(x, w, {.offs = tensor<int32_t>({2, 5})});
+         CHECK_FALSE(std::isfinite(out.select(0, 0).select(0, 0).item<float>()));
+         CHECK(std::isfinite(out.narrow(0, 2, 3).sum().item<float>()));
+         out.sum().backward();
+         CHECK(x.grad().shape() == x.shape());
+       },
+       {}},
+      {"grouped_mm (packed)",
+       "NaN in bias, Int8 output: NaN saturates/rounds, no crash",
+       [&] {
+         Tensor b = zeros({2, 4});
+         b.data_ptr<float>()[0] = NAN;
+         const Tensor out =
+             F::grouped_mm(randn({2, 3, 3}), randn({2, 3, 4}), {.bias = b, .out_dtype = kInt8});
+         CHECK(out.dtype() == kInt8);
+       },
+       {}},
+      {"cross_entropy",
+       "NaN logit: the loss is not finite (NaN, or +inf in float32)",
+       [&] {
+         // Float64 (reference softmax) gives NaN for the whole row, as PyTorch does. Float32 runs
+         // oneDNN's softmax, which gives NaN only at the NaN's position and -inf beside it: a
+         // NaN logit off the target class then makes that row's loss +inf. Either way the loss
+         // is not finite, and nothing throws.
+         Tensor logits = randn({2, 3});
+         logits.data_ptr<float>()[1] = NAN;  // row 0, not its target class
+         const Tensor target = tensor<int64_t>({0, 1});
+         CHECK_FALSE(std::isfinite(cross_entropy(logits, target).item<float>()));
+         CHECK(std::isnan(cross_entropy(logits.to(kFloat64), target).item<double>()));
+       },
+       {}},
+      {"cross_entropy",
+       "+Inf logit on the target: the loss is NaN (inf - inf)",
+       [&] {
+         Tensor logits = zeros({1, 3});
+         logits.data_ptr<float>()[0] = INFINITY;
+         const float l = cross_entropy(logits, tensor<int64_t>({0})).item<float>();
+         CHECK(std::isnan(l));
+       },
+       {}},
+      {"mse_loss",
+       "NaN and Inf inputs: NaN / Inf loss, NaN gradient",
+       [&] {
+         Tensor a = tensor<float>({1, 2, 3}).requires_grad_();
+         const float inf = mse_loss(a, tensor<float>({1, 2, INFINITY})).item<float>();
+         CHECK(std::isinf(inf));
+         Tensor l = mse_loss(a, tensor<float>({1, NAN, 3}));
+         CHECK(std::isnan(l.item<float>()));
+         l.backward();
+         CHECK(std::isnan(a.grad().to_vector<float>()[1]));
+       },
+       {}},
+      {"clip_grad_norm_",
+       "NaN gradient with error_if_nonfinite",
+       [&] {
+         Tensor p = randn({3}).requires_grad_();
+         (p * tensor<float>({1, NAN, 1})).sum().backward();
+         (void)nn::utils::clip_grad_norm_({p}, 1.0, 2.0, true);
+       },
+       {"[clip_grad_norm_]", "non-finite"}},
+      // ---- optimizers
+      // ------------------------------------------------------------------------------
+      {"SGD",
+       "negative momentum",
+       [&] { optim::SGD(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1).momentum(-1)); },
+       {"[SGD] momentum must be >= 0"}},
+      {"Optimizer::set_lr",
+       "negative lr",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         opt.set_lr(-1);
+       },
+       {"[SGD] learning rate must be >= 0, got -1"}},
+      // ---- checkpoints
+      // -------------------------------------------------------------------------------
+      {"load",
+       "missing file",
+       [&] { load(model, dir.file("absent.safetensors")); },
+       {"[safetensors]", "absent.safetensors", "cannot open"}},
+      {"load", "empty file", [&] { load(model, empty_file); }, {"[safetensors]", "too short"}},
+      {"load",
+       "truncated inside the length",
+       [&] { load(model, short_file); },
+       {"[safetensors]", "5 bytes, too short"}},
+      {"load",
+       "truncated inside the header",
+       [&] { load(model, cut_header); },
+       {"[safetensors]", "exceeds the file size"}},
+      {"load",
+       "truncated inside the data",
+       [&] { load(model, cut_data); },
+       {"[safetensors]", "outside the data section"}},
+      {"load",
+       "corrupted header (not JSON)",
+       [&] { load(model, corrupt_json); },
+       {"[safetensors]", "not valid JSON"}},
+      {"load",
+       "header length 2^62",
+       [&] { load(model, huge_header); },
+       {"[safetensors]", "header length 4611686018427387904 exceeds the file size"}},
+      {"load",
+       "unknown dtype",
+       [&] { load(model, unknown_dtype); },
+       {"[safetensors]", "unknown dtype 'Q32'"}},
+      {"load",
+       "a checkpoint of the same layers with other shapes",
+       [&] { load(model, other_shape); },
+       {"[load]", "'fc1.weight' has shape [4, 5] in the file but [4, 3] in the module"}},
+      {"load",
+       "a checkpoint of a different model",
+       [&] { load(model, other_model); },
+       {"[load]", "does not match the module", "missing keys: [fc1.weight",
+        "unexpected keys: [weight"}},
+      {"load", "a directory", [&] { load(model, dir.path.string()); }, {"[safetensors]"}},
+      {"save", "empty path", [&] { save(model, ""); }, {"[save] the path is empty"}},
+      {"save",
+       "directory does not exist",
+       [&] { save(model, dir.file("no/such/dir.safetensors")); },
+       {"[save]", "cannot create the temporary file"}},
+      {"load_optimizer",
+       "a model checkpoint",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         (void)load_optimizer(opt, good);
+       },
+       {"[load_optimizer]", "not an optimizer checkpoint"}},
+  };
+
+  for (const Row& row : table) {
+    INFO(row.entry << " <- " << row.input);
+    const std::string got = outcome(row.call);
+    if (row.message.empty()) {
+      CHECK(got == "<no error>");
+    } else {
+      for (const std::string& part : row.message) CHECK_THAT(got, Catch::Contains(part));
+    }
+  }
+  // None of the failed loads above changed the model.
+  CHECK(flat_parameters(model) == before);
+}
+
+// ==== a failed or interrupted save never damages the previous checkpoint ========================
+
+namespace {
+
+// RLIMIT_FSIZE makes write() fail with EFBIG past `bytes` (SIGXFSZ ignored): a disk that fills up
+// midway through the save, for root as for anyone. Restored on scope exit.
+struct FileSizeLimit {
+  rlimit old{};
+  void (*old_handler)(int);
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &old);
+    old_handler = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{bytes, old.rlim_max};
+    setrlimit(RLIMIT_FSIZE, &lim);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old);
+    ::signal(SIGXFSZ, old_handler);
+  }
+};
+
+std::vector<std::string> leftovers(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("catalogue: a save that fails midway leaves the previous checkpoint intact",
+          "[catalogue][checkpoint]") {
+  TempDir dir;
+  manual_seed(11);
+  TwoLayer model(64, 128);  // ~ 35 KB of parameters
+  const std::string path = dir.file("model.safetensors");
+  save(model, path);
+  const std::string original = read_bytes(path);
+  const std::vector<double> saved = flat_parameters(model);
+  REQUIRE(original.size() > 30000);
+
+  // Train-like change, so a completed save would differ.
+  for (const Tensor& p : model.parameters()) copy_(p, p * 2.0 + 1.0);
+
+  SECTION("the disk fills up while the data is written") {
+    {
+      FileSizeLimit limit(original.size() / 2);
+      REQUIRE_THROWS_WITH(save(model, path), Catch::Contains("[save]") &&
+                                                 Catch::Contains("writing") &&
+                                                 Catch::Contains("model.safetensors"));
+    }
+    CHECK(read_bytes(path) == original);
+    CHECK(leftovers(dir.path) == std::vector<std::string>{"model.safetensors"});  // temp removed
+  }
+
+  SECTION("the process dies while writing (killed by SIGXFSZ midway)") {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {  // no cleanup can run: the kernel kills the process inside write()
+      rlimit lim{original.size() / 2, RLIM_INFINITY};
+      setrlimit(RLIMIT_FSIZE, &lim);
+      ::signal(SIGXFSZ, SIG_DFL);
+      try {
+        save(model, path);
+      } catch (...) {
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGXFSZ);
+    CHECK(read_bytes(path) == original);
+    // The dead process's partial temporary file stays behind under a hidden name; no reader
+    // ever opens it, and the next save writes a fresh one.
+    const auto names = leftovers(dir.path);
+    CHECK(names.size() == 2);
+    CHECK(names[0].rfind(".model.safetensors.tmp.", 0) == 0);
+  }
+
+  SECTION("the target is a directory: the rename fails after a complete write") {
+    const std::string target = dir.file("a_directory");
+    fs::create_directories(fs::path(target) / "child");
+    REQUIRE_THROWS_WITH(save(model, target),
+                        Catch::Contains("[save]") && Catch::Contains("renaming"));
+    CHECK(read_bytes(path) == original);
+    CHECK(leftovers(dir.path) == std::vector<std::string>{"a_directory", "model.safetensors"});
+  }
+
+  // Whatever happened, the previous checkpoint still loads to the saved values, and a later save
+  // succeeds.
+  TwoLayer restored(64, 128);
+  load(restored, path);
+  CHECK(flat_parameters(restored) == saved);
+  save(model, path);
+  load(restored, path);
+  CHECK(flat_parameters(restored) == flat_parameters(model));
+}
