@@ -74,13 +74,20 @@ size_t element_size(Dtype dtype) {
 
 std::string_view dtype_name(Dtype dtype) {
   switch (dtype) {
-    case Dtype::Float32: return "float32";
-    case Dtype::Float64: return "float64";
-    case Dtype::BFloat16: return "bfloat16";
-    case Dtype::Float16: return "float16";
-    case Dtype::Int8: return "int8";
-    case Dtype::Int32: return "int32";
-    case Dtype::Int64: return "int64";
+    case Dtype::Float32:
+      return "float32";
+    case Dtype::Float64:
+      return "float64";
+    case Dtype::BFloat16:
+      return "bfloat16";
+    case Dtype::Float16:
+      return "float16";
+    case Dtype::Int8:
+      return "int8";
+    case Dtype::Int32:
+      return "int32";
+    case Dtype::Int64:
+      return "int64";
   }
   return "unknown";
 }

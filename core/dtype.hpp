@@ -38,32 +38,53 @@ Dtype promote_types(Dtype a, Dtype b);
 template <class T>
 constexpr Dtype dtype_of();
 template <>
-constexpr Dtype dtype_of<float>() { return kFloat32; }
+constexpr Dtype dtype_of<float>() {
+  return kFloat32;
+}
 template <>
-constexpr Dtype dtype_of<double>() { return kFloat64; }
+constexpr Dtype dtype_of<double>() {
+  return kFloat64;
+}
 template <>
-constexpr Dtype dtype_of<BFloat16>() { return kBFloat16; }
+constexpr Dtype dtype_of<BFloat16>() {
+  return kBFloat16;
+}
 template <>
-constexpr Dtype dtype_of<Half>() { return kFloat16; }
+constexpr Dtype dtype_of<Half>() {
+  return kFloat16;
+}
 template <>
-constexpr Dtype dtype_of<int8_t>() { return kInt8; }
+constexpr Dtype dtype_of<int8_t>() {
+  return kInt8;
+}
 template <>
-constexpr Dtype dtype_of<int32_t>() { return kInt32; }
+constexpr Dtype dtype_of<int32_t>() {
+  return kInt32;
+}
 template <>
-constexpr Dtype dtype_of<int64_t>() { return kInt64; }
+constexpr Dtype dtype_of<int64_t>() {
+  return kInt64;
+}
 
 // Calls f.template operator()<T>() with T the element type of dtype; returns what f returns.
 // Use: dispatch(dtype, [&]<class T>() { ... });
 template <class F>
 decltype(auto) dispatch(Dtype dtype, F&& f) {
   switch (dtype) {
-    case Dtype::Float32: return f.template operator()<float>();
-    case Dtype::Float64: return f.template operator()<double>();
-    case Dtype::BFloat16: return f.template operator()<BFloat16>();
-    case Dtype::Float16: return f.template operator()<Half>();
-    case Dtype::Int8: return f.template operator()<int8_t>();
-    case Dtype::Int32: return f.template operator()<int32_t>();
-    case Dtype::Int64: return f.template operator()<int64_t>();
+    case Dtype::Float32:
+      return f.template operator()<float>();
+    case Dtype::Float64:
+      return f.template operator()<double>();
+    case Dtype::BFloat16:
+      return f.template operator()<BFloat16>();
+    case Dtype::Float16:
+      return f.template operator()<Half>();
+    case Dtype::Int8:
+      return f.template operator()<int8_t>();
+    case Dtype::Int32:
+      return f.template operator()<int32_t>();
+    case Dtype::Int64:
+      return f.template operator()<int64_t>();
   }
   return f.template operator()<float>();  // unreachable: every enumerator is handled above
 }

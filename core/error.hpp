@@ -23,9 +23,9 @@ template <class... Args>
 }  // namespace gg
 
 // GG_CHECK(cond, "[op] rule ({} vs {})", a, b): throws gg::Error when cond is false.
-#define GG_CHECK(cond, ...)  \
-  do {                       \
-    if (!(cond)) {           \
+#define GG_CHECK(cond, ...)    \
+  do {                         \
+    if (!(cond)) {             \
       ::gg::fail(__VA_ARGS__); \
-    }                        \
+    }                          \
   } while (0)

@@ -20,7 +20,7 @@ class Node;
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
-  Shape strides;  // in elements
+  Shape strides;       // in elements
   int64_t offset = 0;  // in elements
   Dtype dtype = kFloat32;
 
@@ -52,8 +52,8 @@ class Tensor {
 
   // Autograd.
   bool requires_grad() const;
-  Tensor& requires_grad_(bool on = true);  // only floating dtypes may require grad
-  Tensor grad() const;                     // undefined until a backward reaches this leaf
+  Tensor& requires_grad_(bool on = true);   // only floating dtypes may require grad
+  Tensor grad() const;                      // undefined until a backward reaches this leaf
   void set_grad(const Tensor& grad) const;  // replaces (or with an undefined tensor, clears) grad
   bool is_leaf() const;
   const std::shared_ptr<autograd::Node>& grad_fn() const;
@@ -125,8 +125,8 @@ Tensor ones(Shape shape, Dtype dtype = kFloat32);
 Tensor full(Shape shape, double value, Dtype dtype = kFloat32);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
-Tensor randn(Shape shape, Dtype dtype = kFloat32);  // standard normal
-Tensor rand(Shape shape, Dtype dtype = kFloat32);   // uniform on [0, 1)
+Tensor randn(Shape shape, Dtype dtype = kFloat32);                             // standard normal
+Tensor rand(Shape shape, Dtype dtype = kFloat32);                              // uniform on [0, 1)
 Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype = kInt64);  // [low, high)
 Tensor arange(double end, Dtype dtype = kInt64);
 Tensor arange(double start, double end, double step = 1, Dtype dtype = kInt64);
@@ -140,6 +140,6 @@ Tensor tensor(const std::vector<T>& values);  // 1-D
 int64_t numel_of(const Shape& shape);  // throws on negative sizes or int64 overflow
 Shape contiguous_strides(const Shape& shape);
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);  // negative dims count from the end
-std::string shape_str(const Shape& shape);                     // "[2, 3]"
+std::string shape_str(const Shape& shape);                    // "[2, 3]"
 
 }  // namespace gg

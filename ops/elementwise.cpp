@@ -26,16 +26,16 @@ Tensor scalar_like(double value, const Tensor& like) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(BinaryOp::Add, a, b, "add");
-  return record("AddBackward", {a, b}, out,
-                [](const Grads& g, const Needs&) { return Grads{g[0], g[0]}; });
+  return record("AddBackward", {a, b}, out, [](const Grads& g, const Needs&) {
+    return Grads{g[0], g[0]};
+  });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(BinaryOp::Sub, a, b, "sub");
-  return record("SubBackward", {a, b}, out,
-                [](const Grads& g, const Needs& needs) {
-                  return Grads{g[0], needs[1] ? neg(g[0]) : Tensor()};
-                });
+  return record("SubBackward", {a, b}, out, [](const Grads& g, const Needs& needs) {
+    return Grads{g[0], needs[1] ? neg(g[0]) : Tensor()};
+  });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
@@ -64,16 +64,19 @@ Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* name)
   Tensor out = kernels::binary(op, a, b, name);
   if (!autograd::needs_grad({a, b})) return out;
   Tensor mask = kernels::binary(op == BinaryOp::Max ? BinaryOp::Ge : BinaryOp::Le, a, b, name);
-  return record(std::string(name) + "Backward", {a, b}, out,
-                [mask](const Grads& g, const Needs&) {
-                  Tensor gm = g[0] * mask;
-                  return Grads{gm, g[0] - gm};
-                });
+  return record(std::string(name) + "Backward", {a, b}, out, [mask](const Grads& g, const Needs&) {
+    Tensor gm = g[0] * mask;
+    return Grads{gm, g[0] - gm};
+  });
 }
 }  // namespace
 
-Tensor maximum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Max, a, b, "maximum"); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Min, a, b, "minimum"); }
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Max, a, b, "maximum");
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return extremum(BinaryOp::Min, a, b, "minimum");
+}
 
 Tensor eq(const Tensor& a, const Tensor& b) { return kernels::binary(BinaryOp::Eq, a, b, "eq"); }
 Tensor gt(const Tensor& a, const Tensor& b) { return kernels::binary(BinaryOp::Gt, a, b, "gt"); }
@@ -131,11 +134,10 @@ Tensor sqrt(const Tensor& x) {
 
 Tensor pow(const Tensor& x, double exponent) {
   Tensor out = kernels::unary(UnaryOp::Pow, x, exponent, "pow");
-  return record("PowBackward", {x}, out,
-                [x = x.detach(), exponent](const Grads& g, const Needs&) {
-                  if (exponent == 0) return Grads{g[0] * 0.0};
-                  return Grads{g[0] * pow(x, exponent - 1) * exponent};
-                });
+  return record("PowBackward", {x}, out, [x = x.detach(), exponent](const Grads& g, const Needs&) {
+    if (exponent == 0) return Grads{g[0] * 0.0};
+    return Grads{g[0] * pow(x, exponent - 1) * exponent};
+  });
 }
 
 Tensor tanh(const Tensor& x) {

@@ -27,9 +27,10 @@ struct PackedGroupedMMOptions {
 };
 // Packed form, the four layouts of PyTorch's F.grouped_mm (G groups):
 //   2D x 3D: input (M_total, K),   mat2 (G, K, N),   offs splits M  -> (M_total, N),  bias (G, N)
-//   3D x 2D: input (G, M, K),      mat2 (K, N_total), offs splits N -> (M, N_total),  bias (N_total)
-//   2D x 2D: input (M, K_total),   mat2 (K_total, N), offs splits K -> (G, M, N),    bias (G, N)
-//   3D x 3D: input (G, M, K),      mat2 (G, K, N),   no offs        -> (G, M, N),    bias (G, N)
+//   3D x 2D: input (G, M, K),      mat2 (K, N_total), offs splits N -> (M, N_total),  bias
+//   (N_total) 2D x 2D: input (M, K_total),   mat2 (K_total, N), offs splits K -> (G, M, N),    bias
+//   (G, N) 3D x 3D: input (G, M, K),      mat2 (G, K, N),   no offs        -> (G, M, N),    bias
+//   (G, N)
 Tensor grouped_mm(const Tensor& input, const Tensor& mat2,
                   const PackedGroupedMMOptions& options = {});
 

@@ -22,8 +22,9 @@ Tensor as_batch3(const Tensor& x, const Shape& batch) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   a.checked("matmul");
   b.checked("matmul");
-  GG_CHECK(a.dim() >= 1 && b.dim() >= 1, "[matmul] both arguments need at least 1 dimension, got {} and {}",
-           shape_str(a.shape()), shape_str(b.shape()));
+  GG_CHECK(a.dim() >= 1 && b.dim() >= 1,
+           "[matmul] both arguments need at least 1 dimension, got {} and {}", shape_str(a.shape()),
+           shape_str(b.shape()));
   GG_CHECK(a.dtype() == b.dtype(), "[matmul] dtypes differ: {} {} and {} {}", dtype_name(a.dtype()),
            shape_str(a.shape()), dtype_name(b.dtype()), shape_str(b.shape()));
   GG_CHECK(is_floating(a.dtype()), "[matmul] needs floating dtypes, got {}", dtype_name(a.dtype()));
@@ -44,14 +45,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.push_back(N);
   out = out.reshape(out_shape);
   if (!autograd::needs_grad({a, b})) return out;
-  return autograd::record(
-      "MatmulBackward", {a, b}, out,
-      [a = a.detach(), b = b.detach()](const std::vector<Tensor>& g, const std::vector<bool>& needs) {
-        // Batch dims that were broadcast are summed back by the engine.
-        Tensor ga = needs[0] ? matmul(g[0], b.transpose(-1, -2)) : Tensor();
-        Tensor gb = needs[1] ? matmul(a.transpose(-1, -2), g[0]) : Tensor();
-        return std::vector<Tensor>{ga, gb};
-      });
+  return autograd::record("MatmulBackward", {a, b}, out,
+                          [a = a.detach(), b = b.detach()](const std::vector<Tensor>& g,
+                                                           const std::vector<bool>& needs) {
+                            // Batch dims that were broadcast are summed back by the engine.
+                            Tensor ga = needs[0] ? matmul(g[0], b.transpose(-1, -2)) : Tensor();
+                            Tensor gb = needs[1] ? matmul(a.transpose(-1, -2), g[0]) : Tensor();
+                            return std::vector<Tensor>{ga, gb};
+                          });
 }
 
 Tensor Tensor::matmul(const Tensor& other) const { return gg::matmul(*this, other); }

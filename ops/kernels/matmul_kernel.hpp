@@ -1,6 +1,7 @@
 #pragma once
 // Runs a (batched) matmul on tensors: oneDNN when it supports the problem, otherwise the reference
-// loop (Float64), or oneDNN in Float32 for Float16 inputs. No autograd, no validation beyond shapes.
+// loop (Float64), or oneDNN in Float32 for Float16 inputs. No autograd, no validation beyond
+// shapes.
 #include "../../core/tensor.hpp"
 
 namespace gg::kernels {

@@ -21,20 +21,24 @@ dnnl::stream& stream() {
   return s;
 }
 
-bool has_dnnl_type(Dtype dtype) {
-  return dtype != kFloat64 && dtype != kInt64;
-}
+bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
 
 dnnl::memory::data_type to_dnnl(Dtype dtype) {
   using dt = dnnl::memory::data_type;
   switch (dtype) {
-    case Dtype::Float32: return dt::f32;
-    case Dtype::BFloat16: return dt::bf16;
-    case Dtype::Float16: return dt::f16;
-    case Dtype::Int8: return dt::s8;
-    case Dtype::Int32: return dt::s32;
+    case Dtype::Float32:
+      return dt::f32;
+    case Dtype::BFloat16:
+      return dt::bf16;
+    case Dtype::Float16:
+      return dt::f16;
+    case Dtype::Int8:
+      return dt::s8;
+    case Dtype::Int32:
+      return dt::s32;
     case Dtype::Float64:
-    case Dtype::Int64: break;
+    case Dtype::Int64:
+      break;
   }
   fail("[onednn] dtype {} has no oneDNN data type", dtype_name(dtype));
 }

@@ -2,13 +2,12 @@
 // The one place that owns oneDNN's engine and streams, and a thread-safe primitive cache that every
 // backend file (matmul, eltwise, ...) keys by problem shape. Creating a primitive descriptor costs
 // microseconds even when oneDNN's own cache hits, so we never build one for a key we have seen.
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>

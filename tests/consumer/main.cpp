@@ -1,7 +1,6 @@
 // Built against an installed copy of groupgrad: proves the package config and headers are usable.
-#include <groupgrad/groupgrad.hpp>
-
 #include <cstdio>
+#include <groupgrad/groupgrad.hpp>
 
 int main() {
   gg::Tensor a = gg::tensor<float>({1, 2, 3, 4}, {2, 2});
