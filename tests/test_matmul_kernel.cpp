@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "groupgrad.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
@@ -634,4 +635,26 @@ TEST_CASE("reference matmul: exact values, any dtype", "[matmul_kernel]") {
   int8_t out[5];
   gg::reference::matmul(q, values, &one, nullptr, out);
   CHECK(std::vector<int>(out, out + 5) == std::vector<int>{2, -4, 127, -128, 0});
+}
+
+TEST_CASE("matmul: a stride-0 gradient (backward of sum) stays on oneDNN", "[matmul_kernel]") {
+  // y.sum().backward() hands matmul's backward a broadcast view of ones (strides 0, 0), which
+  // oneDNN cannot describe; the operand is copied once instead of running the reference loop.
+  gg::manual_seed(3);
+  gg::Tensor x = gg::randn({48, 32}).requires_grad_();
+  gg::Tensor w = gg::randn({32, 40}).requires_grad_();
+  const int64_t before = gg::reference::matmul_call_count();
+  gg::matmul(x, w).sum().backward();
+  CHECK(gg::reference::matmul_call_count() == before);
+  // dX = ones @ W^T: every row is the row sums of W; dW = X^T @ ones: every column is X's column
+  // sums.
+  gg::Tensor wsum = w.detach().sum(1), xsum = x.detach().sum(0);
+  for (int64_t i : {0, 17, 47})
+    for (int64_t k : {0, 9, 31})
+      CHECK(x.grad().select(0, i).select(0, k).item<float>() ==
+            Approx(wsum.select(0, k).item<float>()).epsilon(1e-5));
+  for (int64_t k : {0, 31})
+    for (int64_t j : {0, 39})
+      CHECK(w.grad().select(0, k).select(0, j).item<float>() ==
+            Approx(xsum.select(0, k).item<float>()).epsilon(1e-5));
 }
