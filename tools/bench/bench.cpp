@@ -79,6 +79,7 @@ void measure(const std::string& workload, const std::vector<Variant>& variants, 
     if (!v.note.empty())
       report.notes.push_back(fmt::format("{}, {}: {}", workload, v.name, v.note));
   }
+  fmt::print(stderr, "done: {}\n", workload);
 }
 
 void run_kernel_workload(const Workload& w, int warmup, int reps, gg::bench::Report& report) {

@@ -104,8 +104,11 @@ std::string libtorch_blas() {
   std::unique_ptr<char, decltype(&std::free)> real(realpath(info.dli_fname, nullptr), &std::free);
   std::string out = real ? real.get() : info.dli_fname;
   using ConfigFn = char* (*)();
+  using ThreadsFn = int (*)();
+  auto threads = reinterpret_cast<ThreadsFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
   if (auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
-    out += std::string(" (") + config() + ")";
+    out += std::string(" (") + config() +
+           (threads ? "; its threads: " + std::to_string(threads()) : "") + ")";
   else
     out += " (NOT OpenBLAS: libtorch's matmul runs on this BLAS)";
   return out;
