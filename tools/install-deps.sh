@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages groupgrad builds with, if any are missing. Run as root.
+#   tools/install-deps.sh                   # the library, tests, examples and tools
+#   tools/install-deps.sh --with-libtorch   # also the libtorch peer of tools/bench
+#                                           # (configure with -DGG_BENCH_LIBTORCH=ON)
 set -euo pipefail
 packages=(
   g++ cmake ninja-build
@@ -7,6 +10,14 @@ packages=(
   catch2 libcli11-dev                                        # tests and tools
   wamerican                                                  # the training example's word list
 )
+for arg in "$@"; do
+  case "$arg" in
+    # libtorch-dev is large (CI does not need it). libopenblas0-pthread takes over libblas.so.3,
+    # so that libtorch's matmul is not the reference BLAS (tools/CMakeLists.txt checks).
+    --with-libtorch) packages+=(libtorch-dev libopenblas0-pthread) ;;
+    *) echo "usage: $0 [--with-libtorch]" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,223 +1,230 @@
-// tools/bench: times grouped_mm on the workloads of DESIGN.md and the peers in the same run, and
-// prints medians, GFLOPS, time per group and the ratio to each peer (peer time / our time, so
-// above 1 means we are faster). --json writes the same rows as JSON.
-#include <sys/resource.h>
+// tools/bench: times grouped_mm on the workloads of DESIGN.md ("Benchmarks") and the peers in the
+// same run, and prints medians, GFLOPS, time per group, the ratio to each peer (peer time / our
+// time, so above 1 means we are faster) and peak memory. --json writes the same as JSON.
+//
+//   ./build/tools/bench                      # every workload
+//   ./build/tools/bench -w moe -w train      # some of them
+//   ./build/tools/bench --threads 1 --json bench.json
+#include <omp.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <fstream>
-#include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
-#include <iostream>
-#include <map>
-#include <nlohmann/json.hpp>
-#include <numeric>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <thread>
 
+#include "groupgrad_variant.hpp"
 #include "peers.hpp"
+#include "report.hpp"
+#include "train.hpp"
 
-namespace F = gg::nn::functional;
 using gg::bench::GroupShape;
 using gg::bench::Problem;
-using gg::bench::Timing;
+using gg::bench::Row;
+using gg::bench::Variant;
 
 namespace {
 
-struct Row {
-  std::string workload;  // e.g. "moe f32 fwd"
-  std::string variant;   // "groupgrad", "dense oneDNN GEMM", "libtorch loop of mm", ...
-  Timing timing;
-  double flops = 0;
-  int64_t groups = 0;
-  int64_t peak_bytes = -1;  // groupgrad tensors only
-};
-
-double flops_of(const Problem& p) {
-  double f = 0;
-  for (const GroupShape& g : p.groups) f += 2.0 * g.m * g.k * g.n;
-  return p.backward ? 3 * f : f;
-}
-
-gg::Dtype dtype_of(const Problem& p) { return p.bf16 ? gg::kBFloat16 : gg::kFloat32; }
-
-// Our grouped_mm on the problem: packed 2D x 3D with offs, or the list form.
-Timing time_groupgrad(const Problem& p, int warmup, int reps, int64_t* peak) {
-  const gg::Dtype dtype = dtype_of(p);
-  std::function<std::vector<gg::Tensor>()> forward;
-  std::vector<gg::Tensor> leaves;
-  gg::Tensor x, w, offs;
-  std::vector<gg::Tensor> xs, ws, bs;
-  if (p.packed) {
-    int64_t total = 0;
-    std::vector<int32_t> ends;
-    for (const GroupShape& g : p.groups) ends.push_back(static_cast<int32_t>(total += g.m));
-    const GroupShape& g0 = p.groups.front();
-    x = gg::randn({total, g0.k}, dtype).requires_grad_(p.backward);
-    w = gg::randn({static_cast<int64_t>(p.groups.size()), g0.k, g0.n}, dtype)
-            .requires_grad_(p.backward);
-    offs = gg::tensor<int32_t>(ends);
-    forward = [&] { return std::vector<gg::Tensor>{F::grouped_mm(x, w, {.offs = offs})}; };
-  } else {
-    for (const GroupShape& g : p.groups) {
-      xs.push_back(gg::randn({g.m, g.k}, dtype).requires_grad_(p.backward));
-      ws.push_back(gg::randn({g.k, g.n}, dtype).requires_grad_(p.backward));
-      if (p.bias) bs.push_back(gg::randn({g.n}, dtype).requires_grad_(p.backward));
-    }
-    forward = [&] { return F::grouped_mm(xs, ws, F::GroupedMMOptions{.bias = bs}); };
-  }
-  // Backward from every output at once with a ones gradient, as the libtorch peer does.
-  std::vector<gg::Tensor> grads;
-  for (const gg::Tensor& y : forward()) grads.push_back(gg::ones(y.shape(), y.dtype()));
-  auto step = [&] {
-    if (!p.backward) {
-      gg::NoGradGuard no_grad;
-      forward();
-      return;
-    }
-    gg::autograd::run_backward(forward(), grads, /*retain_graph=*/false);
-  };
-  step();
-  gg::Storage::reset_peak_bytes();
-  int64_t before = gg::Storage::live_bytes();
-  Timing t = gg::bench::time_it(step, warmup, reps);
-  *peak = gg::Storage::peak_bytes() - before;
-  return t;
-}
-
-// One dense GEMM with the same FLOPs (the machine's limit): [sum m, k] @ [k, n].
-Timing time_dense(const Problem& p, int warmup, int reps) {
-  int64_t total = 0;
-  for (const GroupShape& g : p.groups) total += g.m;
-  const GroupShape& g0 = p.groups.front();
-  gg::Tensor a = gg::randn({total, g0.k}, dtype_of(p)).requires_grad_(p.backward);
-  gg::Tensor b = gg::randn({g0.k, g0.n}, dtype_of(p)).requires_grad_(p.backward);
-  return gg::bench::time_it(
-      [&] {
-        if (!p.backward) {
-          gg::NoGradGuard no_grad;
-          a.matmul(b);
-          return;
-        }
-        a.matmul(b).sum().backward();
-      },
-      warmup, reps);
-}
-
-bool uniform(const Problem& p) {
-  for (const GroupShape& g : p.groups)
-    if (g.k != p.groups[0].k || g.n != p.groups[0].n) return false;
-  return true;
-}
-
 struct Workload {
-  std::string id;
-  std::string name;
+  std::string id;    // what --workload selects
+  std::string name;  // the row label
   Problem problem;
-  bool dense_peer = false, naive_peer = false, bmm_peer = false;
 };
 
-std::vector<Workload> workloads() {
+std::vector<Workload> kernel_workloads() {
   std::vector<Workload> out;
   std::vector<GroupShape> moe;
   for (int64_t m : {1024, 768, 640, 512, 448, 320, 256, 128}) moe.push_back({m, 512, 1024});
   for (bool bf16 : {false, true})
-    for (bool backward : {false, true}) {
-      Problem p{moe, bf16, false, backward, true};
+    for (bool backward : {false, true})
       out.push_back({"moe",
                      fmt::format("moe {} {}", bf16 ? "bf16" : "f32", backward ? "fwd+bwd" : "fwd"),
-                     p, true, !backward, false});
-    }
-  std::vector<GroupShape> heads(8, {320, 64, 64});
-  out.push_back({"heads", "heads f32 fwd", {heads, false, false, false, false}, true, true, true});
-  out.push_back(
-      {"heads", "heads f32 fwd+bwd", {heads, false, false, true, false}, true, false, true});
-  std::vector<GroupShape> tiny(64, {16, 32, 32});
-  out.push_back({"tiny", "tiny f32 fwd", {tiny, false, false, false, false}, false, true, true});
-  out.push_back(
-      {"tiny", "tiny f32 fwd+bwd", {tiny, false, false, true, false}, false, false, true});
-  std::vector<GroupShape> mixed{{100, 50, 64}, {100, 75, 128}, {100, 30, 32}};
-  out.push_back(
-      {"mixed", "mixed f32 fwd (bias)", {mixed, false, true, false, false}, false, true, false});
-  out.push_back({"mixed",
-                 "mixed f32 fwd+bwd (bias)",
-                 {mixed, false, true, true, false},
-                 false,
-                 false,
-                 false});
+                     {moe, bf16, false, backward, true}});
+  const std::vector<GroupShape> heads(8, {320, 64, 64});
+  const std::vector<GroupShape> tiny(64, {16, 32, 32});
+  const std::vector<GroupShape> mixed{{100, 50, 64}, {100, 75, 128}, {100, 30, 32}};
+  for (bool backward : {false, true}) {
+    const char* pass = backward ? "fwd+bwd" : "fwd";
+    out.push_back({"heads", fmt::format("heads f32 {}", pass), {heads, false, false, backward}});
+    out.push_back({"tiny", fmt::format("tiny f32 {}", pass), {tiny, false, false, backward}});
+    out.push_back(
+        {"mixed", fmt::format("mixed f32 {} (bias)", pass), {mixed, false, true, backward}});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Workload& a, const Workload& b) {
+    auto rank = [](const std::string& id) {
+      return id == "moe" ? 0 : id == "heads" ? 1 : id == "tiny" ? 2 : 3;
+    };
+    return rank(a.id) < rank(b.id);
+  });
   return out;
+}
+
+double flops_of(const Problem& p) {
+  double f = 0;
+  for (const GroupShape& g : p.groups) f += 2.0 * g.m * g.k * g.n;
+  return p.backward ? 3 * f : f;  // backward: dX and dW, each as many FLOPs as the forward
+}
+
+// Times the variants side by side, then reads each one's peak memory over one more call.
+void measure(const std::string& workload, const std::vector<Variant>& variants, double flops,
+             int64_t groups, int warmup, int reps, gg::bench::Report& report) {
+  std::vector<std::function<void()>> fns;
+  for (const Variant& v : variants) fns.push_back(v.run);
+  const std::vector<gg::bench::Timing> t = gg::bench::time_interleaved(fns, warmup, reps);
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const Variant& v = variants[i];
+    report.rows.push_back({workload, v.name, t[i], flops, groups,
+                           gg::bench::measure_memory(v.run, v.memory), v.note});
+    if (!v.note.empty())
+      report.notes.push_back(fmt::format("{}, {}: {}", workload, v.name, v.note));
+  }
+  fmt::print(stderr, "done: {}\n", workload);
+}
+
+void run_kernel_workload(const Workload& w, int warmup, int reps, gg::bench::Report& report) {
+  const Problem& p = w.problem;
+  std::vector<Variant> variants{gg::bench::groupgrad_variant(p)};
+  if (w.id == "moe" || w.id == "heads") variants.push_back(gg::bench::onednn_dense(p));
+  if (!p.backward) variants.push_back(gg::bench::onednn_naive_loop(p));
+  if (gg::bench::libtorch_available())
+    for (Variant& v : gg::bench::libtorch_variants(p)) variants.push_back(std::move(v));
+  measure(w.name, variants, flops_of(p), static_cast<int64_t>(p.groups.size()), warmup, reps,
+          report);
+}
+
+void run_train_workload(const std::string& data, int64_t batch_size, int warmup, int reps,
+                        gg::bench::Report& report) {
+  gg::bench::TrainSetup setup;
+  gg::bench::TrainSide ours = gg::bench::groupgrad_train(data, batch_size, &setup);
+  std::vector<Variant> variants{ours.step};
+  std::string losses = fmt::format("groupgrad {:.6f}", ours.loss());
+  if (gg::bench::libtorch_available()) {
+    gg::bench::TrainSide peer = gg::bench::libtorch_train(setup);
+    losses += fmt::format(", libtorch {:.6f}", peer.loss());
+    variants.push_back(peer.step);
+  }
+  const std::string name = fmt::format("train step (batch {}x{})", setup.batch, setup.width);
+  report.notes.push_back(fmt::format(
+      "train: the model of examples/train_multihead (embed {}, {} heads, {} layers, {} experts "
+      "top-{} hidden {}, vocab {}), one step = forward, loss, backward, clip_grad_norm_, AdamW "
+      "step, zero_grad(set_to_none); both sides start from the same parameters on the same batch: "
+      "initial loss {}",
+      setup.embed, setup.heads, setup.layers, setup.experts, setup.top_k, setup.hidden, setup.vocab,
+      losses));
+  measure(name, variants, 0, 0, warmup, reps, report);
+  // The optimiser state is allocated by the first step, before timing: it is in alloc_live_before.
+  for (size_t i = report.rows.size() - variants.size(); i < report.rows.size(); ++i)
+    report.notes.push_back(
+        fmt::format("train, {}: {:.1f} MiB of tensors live between steps (parameters, AdamW state)",
+                    report.rows[i].variant,
+                    static_cast<double>(report.rows[i].memory.alloc_live_before) / 1048576.0));
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+std::string load_average() {
+  double load[3] = {0, 0, 0};
+  if (getloadavg(load, 3) != 3) return "unknown";
+  return fmt::format("{:.2f} {:.2f} {:.2f} (1, 5, 15 min)", load[0], load[1], load[2]);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"groupgrad benchmarks: grouped_mm against peers measured in the same run"};
+  CLI::App app{
+      "groupgrad benchmarks: grouped_mm and a training step against peers measured "
+      "side by side in the same run"};
   std::vector<std::string> only;
   int reps = 30, warmup = 5;
-  std::string json_path;
-  app.add_option("--workload,-w", only, "Workloads to run: moe, heads, tiny, mixed (default: all)")
-      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed"}));
-  app.add_option("--reps", reps, "Timed repetitions per variant (the median is reported)")
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string json_path, data = "/usr/share/dict/words";
+  int64_t batch_size = 64;
+  app.add_option("--workload,-w", only,
+                 "Workloads to run: moe, heads, tiny, mixed, train (default: all)")
+      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "train"}));
+  app.add_option("--reps", reps, "Timed samples per variant (the median is reported)")
+      ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  app.add_option("--warmup", warmup, "Untimed runs before timing")->check(CLI::Range(0, 100000));
-  app.add_option("--json", json_path, "Also write the rows as JSON to this file");
+  app.add_option("--warmup", warmup, "Untimed calls per variant before timing")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--threads", threads,
+                 "Threads for every side: groupgrad's and oneDNN's OpenMP, libtorch's intra-op "
+                 "pool and its OpenBLAS (default: all cores)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--json", json_path, "Also write the results as JSON to this file");
+  app.add_option("--data", data, "train: the word list the example trains on (one word a line)")
+      ->capture_default_str();
+  app.add_option("--batch-size", batch_size, "train: sequences per step (the example's default)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.footer(
+      "Variants of a workload are timed in alternating rounds, so that load from other processes "
+      "falls on all of them alike; quote the ratios of one run. Peers: one dense oneDNN GEMM with "
+      "the same FLOPs (forward, and the two backward GEMMs), a oneDNN loop that builds a primitive "
+      "per group per call, and libtorch 1.13 when built with -DGG_BENCH_LIBTORCH=ON. "
+      "tools/bench_pytorch.py times PyTorch 2.x on the same workloads.");
   CLI11_PARSE(app, argc, argv);
+  auto selected = [&](const std::string& id) {
+    return only.empty() || std::find(only.begin(), only.end(), id) != only.end();
+  };
 
-  gg::manual_seed(0);
-  std::vector<Row> rows;
-  for (const Workload& w : workloads()) {
-    if (!only.empty() && std::find(only.begin(), only.end(), w.id) == only.end()) continue;
-    const Problem& p = w.problem;
-    const double flops = flops_of(p);
-    const int64_t g = static_cast<int64_t>(p.groups.size());
-    int64_t peak = 0;
-    rows.push_back({w.name, "groupgrad", time_groupgrad(p, warmup, reps, &peak), flops, g, peak});
-    if (w.dense_peer && uniform(p))
-      rows.push_back(
-          {w.name, "dense oneDNN GEMM, same FLOPs", time_dense(p, warmup, reps), flops, g});
-    if (w.naive_peer)
-      rows.push_back({w.name, "oneDNN loop, primitive per call",
-                      gg::bench::onednn_naive_loop(p, warmup, reps), flops, g});
-    if (gg::bench::libtorch_available()) {
-      rows.push_back({w.name, p.backward ? "libtorch loop of mm + autograd" : "libtorch loop of mm",
-                      gg::bench::libtorch_loop(p, warmup, reps), flops, g});
-      if (w.bmm_peer && uniform(p))
-        rows.push_back(
-            {w.name, "libtorch bmm", gg::bench::libtorch_bmm(p, warmup, reps), flops, g});
-    }
+  try {
+    omp_set_num_threads(threads);
+    if (gg::bench::libtorch_available()) gg::bench::libtorch_set_threads(threads);
+    gg::manual_seed(0);
+    gg::bench::Report report;
+    const dnnl_version_t* dnnl = dnnl_version();
+    const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+    report.about = {
+        {"machine",
+         fmt::format("{}, {} hardware threads", cpu_model(), std::thread::hardware_concurrency())},
+        {"threads",
+         fmt::format("{} (OMP_WAIT_POLICY={})", threads, wait_policy ? wait_policy : "unset")},
+        {"load before", load_average()},
+        {"timing", fmt::format("median of {} samples per variant after {} warm-up calls, "
+                               "variants alternating",
+                               reps, warmup)},
+        {"oneDNN", fmt::format("{}.{}.{}", dnnl->major, dnnl->minor, dnnl->patch)},
+        {"libtorch", gg::bench::libtorch_version()},
+    };
+    if (gg::bench::libtorch_available())
+      report.about.emplace_back("libtorch BLAS", gg::bench::libtorch_blas());
+    fmt::print("running (threads {}, {} samples per variant)...\n", threads, reps);
     std::fflush(stdout);
-  }
 
-  // The table: each groupgrad row is followed by its peers, with peer time / our time.
-  std::map<std::string, double> ours;
-  for (const Row& r : rows)
-    if (r.variant == "groupgrad") ours[r.workload] = r.timing.median_ms;
-  fmt::print("groupgrad bench: {} reps after {} warm-up, medians; libtorch {}\n", reps, warmup,
-             gg::bench::libtorch_version());
-  fmt::print("{:<26} {:<34} {:>10} {:>9} {:>10} {:>12} {:>10}\n", "workload", "variant",
-             "median ms", "GFLOPS", "us/group", "peer/ours", "peak MiB");
-  nlohmann::json json = nlohmann::json::array();
-  for (const Row& r : rows) {
-    double gflops = r.flops / (r.timing.median_ms * 1e6);
-    double us_per_group = r.timing.median_ms * 1000 / static_cast<double>(r.groups);
-    double ratio = r.variant == "groupgrad" ? 1.0 : r.timing.median_ms / ours[r.workload];
-    std::string peak = r.peak_bytes >= 0 ? fmt::format("{:.1f}", r.peak_bytes / 1048576.0) : "";
-    fmt::print("{:<26} {:<34} {:>10.3f} {:>9.1f} {:>10.2f} {:>12} {:>10}\n", r.workload, r.variant,
-               r.timing.median_ms, gflops, us_per_group,
-               r.variant == "groupgrad" ? std::string("-") : fmt::format("{:.2f}x", ratio), peak);
-    json.push_back({{"workload", r.workload},
-                    {"variant", r.variant},
-                    {"median_ms", r.timing.median_ms},
-                    {"min_ms", r.timing.min_ms},
-                    {"reps", r.timing.reps},
-                    {"gflops", gflops},
-                    {"us_per_group", us_per_group},
-                    {"peer_time_over_ours", ratio},
-                    {"peak_bytes", r.peak_bytes}});
-  }
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  fmt::print("max resident set size of the whole run: {:.1f} MiB\n", usage.ru_maxrss / 1024.0);
-  if (!json_path.empty()) {
-    std::ofstream(json_path) << json.dump(2) << "\n";
-    fmt::print("wrote {}\n", json_path);
+    for (const auto& w : kernel_workloads())
+      if (selected(w.id)) run_kernel_workload(w, warmup, reps, report);
+    if (selected("train")) run_train_workload(data, batch_size, warmup, reps, report);
+    report.about.emplace_back("load after", load_average());
+    double load = 0;
+    if (threads > 1 && getloadavg(&load, 1) == 1 &&
+        load >= static_cast<double>(std::thread::hardware_concurrency()))
+      report.notes.push_back(fmt::format(
+          "the machine was loaded (load {:.1f} on {} hardware threads): a parallel region waits "
+          "for its slowest thread, and a descheduled OpenMP thread stalls it for a time slice, so "
+          "multi-threaded timings of small problems swing by orders of magnitude; compare with "
+          "--threads 1, or OMP_WAIT_POLICY=passive",
+          load, std::thread::hardware_concurrency()));
+
+    gg::bench::print_report(report);
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << gg::bench::report_json(report).dump(2) << "\n";
+      if (!out.good()) throw std::runtime_error("[bench] cannot write " + json_path);
+      fmt::print("wrote {}\n", json_path);
+    }
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
   }
   return 0;
 }
