@@ -311,6 +311,37 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        },
        {"[flatten]", "must not be after"}},
       {"squeeze", "dim out of range", [&] { (void)x23.squeeze(5); }, {"[squeeze]", "out of range"}},
+      {"unsqueeze",
+       "a 17th dimension",
+       [&] { (void)ones(Shape(16, 1)).unsqueeze(0); },
+       {"[unsqueeze] at most 16 dimensions are supported, the view would have 17",
+        "(input shape [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])"}},
+      {"reshape",
+       "17 dimensions",
+       [&] {
+         (void)x23.reshape({2, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[reshape] at most 16 dimensions are supported, the view would have 17",
+        "(input shape [2, 3])"}},
+      {"reshape",
+       "17 dimensions of a non-contiguous input (the copying path)",
+       [&] {
+         (void)x23.t().reshape({6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[reshape] at most 16 dimensions"}},
+      {"view",
+       "17 dimensions",
+       [&] {
+         (void)x23.view({6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[view] at most 16 dimensions are supported, the view would have 17"}},
+      {"expand",
+       "17 dimensions",
+       [&] {
+         (void)x23.expand({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3});
+       },
+       {"[expand] at most 16 dimensions are supported, the view would have 17"}},
+
       // ---- elementwise, reductions, matmul, shape ops ----------------------------------------
       {"operator+", "undefined operand", [&] { (void)(x23 + undef); }, {"undefined"}},
       {"operator+",
@@ -622,6 +653,44 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
                              zeros({1, 3, 4}).expand({G + 1, 3, 4}));
        },
        {"[grouped_mm] 3D x 3D: group count mismatch"}},
+      {"grouped_mm (packed)",
+       "stride-0 offs of 2^62 entries, mat2 has G=2",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}),
+                             {.offs = zeros({1}, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] 2D x 3D: group count mismatch, offs has G=4611686018427387904 but mat2 "
+        "has G=2"}},
+      {"grouped_mm (packed)",
+       "stride-0 offs of 2^40 entries, input has G=2",
+       [&] {
+         (void)F::grouped_mm(randn({2, 5, 3}), randn({3, 8}),
+                             {.offs = zeros({1}, kInt32).expand({int64_t{1} << 40})});
+       },
+       {"[grouped_mm] 3D x 2D: group count mismatch, offs has G=1099511627776 but input has "
+        "G=2"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 valid entries (more group ends than memory holds)",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, 6, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] offs has G=4611686018427387904 entries (a stride-0 view): cannot allocate",
+        "(input [2, 6], mat2 [6, 4])"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 negative entries",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, -1, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] group 0: offs[0]=-1 is negative"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 entries past the end",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, 7, kInt32).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] group 0: offs[0]=7 is past K_total (input columns)=6"}},
       // ---- NaN and Inf: not errors; they propagate, nothing crashes
       // -------------------------------
       {"grouped_mm (list)",
