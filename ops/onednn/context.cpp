@@ -1,5 +1,7 @@
 #include "ops/onednn/context.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "core/error.hpp"
@@ -65,6 +67,8 @@ void record_cache_entries(int64_t added, uint64_t evicted) {
 size_t primitive_cache_capacity() { return g_capacity.load(std::memory_order_relaxed); }
 void set_primitive_cache_capacity(size_t capacity) {
   g_capacity.store(capacity, std::memory_order_relaxed);
+  dnnl::set_primitive_cache_capacity(
+      static_cast<int>(std::min<size_t>(capacity, std::numeric_limits<int>::max())));
 }
 
 dnnl::memory scratchpad(const dnnl::memory::desc& desc) {

@@ -41,9 +41,12 @@ uint64_t record_cache_miss();
 void record_cache_entries(int64_t added, uint64_t evicted);
 
 // How many primitives EACH cache keeps (default 1024, like oneDNN's own primitive cache). A long
-// job that meets many shapes would otherwise keep every primitive it ever built. When a cache is
-// full, a new entry evicts the least recently used one; lowering the capacity takes effect at the
-// next insertion. 0 keeps nothing (every call builds its primitive). Thread-safe.
+// job that meets many shapes (a mixture of experts routes a new row count to some expert at almost
+// every step) would otherwise keep every primitive it ever built. When a cache is full, a new entry
+// evicts the least recently used one; lowering the capacity takes effect at the next insertion.
+// 0 keeps nothing (every call builds its primitive). Setting it also sets oneDNN's own primitive
+// cache (dnnl::set_primitive_cache_capacity, which ours fronts) to the same capacity: that one
+// holds up to 1024 primitives by default, so memory is bounded only if both are. Thread-safe.
 size_t primitive_cache_capacity();
 void set_primitive_cache_capacity(size_t capacity);
 
