@@ -521,6 +521,49 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "undefined key",
        [&] { (void)mha.forward(q, undef, q); },
        {"[MultiheadAttention] key is an undefined tensor"}},
+      {"MoEFeedForward",
+       "top_k larger than the expert count",
+       [&] { nn::MoEFeedForward(4, 8, 2, 3); },
+       {"[MoEFeedForward] top_k must be in [1, num_experts=2], got 3"}},
+      {"MoEFeedForward",
+       "no experts",
+       [&] { nn::MoEFeedForward(4, 8, 0, 1); },
+       {"[MoEFeedForward]", "must be positive", "4, 8 and 0"}},
+      {"MoEFeedForward::forward",
+       "wrong embed_dim",
+       [&] {
+         nn::MoEFeedForward moe(4, 8, 2, 1);
+         (void)moe.forward(randn({3, 5}));
+       },
+       {"[MoEFeedForward] input must be [*, 4] (embed_dim), got float32 [3, 5]"}},
+      {"F::moe_feed_forward",
+       "top_k larger than the expert count",
+       [&] {
+         (void)F::moe_feed_forward(randn({3, 4}), 3, randn({2, 4}), Tensor(), randn({2, 4, 8}),
+                                   Tensor(), randn({2, 8, 4}), Tensor());
+       },
+       {"top_k must be in [1, num_experts=2], got 3"}},
+      {"Dropout",
+       "p > 1",
+       [&] { nn::Dropout(1.5); },
+       {"[Dropout] probability p must be in [0, 1]"}},
+      {"Sequential::push_back",
+       "null module",
+       [&] {
+         nn::Sequential seq;
+         seq.push_back(std::shared_ptr<nn::Linear>());
+       },
+       {"[Sequential] cannot add a null module"}},
+      {"nn::init::kaiming_uniform_",
+       "1-D tensor (no fan in)",
+       [&] { (void)nn::init::kaiming_uniform_(randn({3})); },
+       {"[kaiming_uniform_]", "at least 2 dimensions", "[3]"}},
+      {"log_softmax", "dim out of range", [&] { (void)log_softmax(x23, 5); }, {"[log_softmax]"}},
+      {"chunk",
+       "zero chunks",
+       [&] { (void)chunk(x23, 0, 0); },
+       {"[chunk] chunks must be positive"}},
+      {"cat", "empty list", [&] { (void)cat({}); }, {"[cat] expects a non-empty list"}},
       // ---- grouped_mm: list form
       // -----------------------------------------------------------------
       {"grouped_mm (list)",
@@ -782,6 +825,23 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          opt.set_lr(-1);
        },
        {"[SGD] learning rate must be >= 0, got -1"}},
+      {"Adam",
+       "betas outside [0, 1)",
+       [&] {
+         optim::Adam(std::vector<Tensor>{sgd_param}, optim::AdamOptions(0.1).betas({1.5, 0.9}));
+       },
+       {"[Adam] betas must be in [0, 1), got (1.5, 0.9)"}},
+      {"AdamW",
+       "negative eps",
+       [&] { optim::AdamW(std::vector<Tensor>{sgd_param}, optim::AdamWOptions(0.1).eps(-1)); },
+       {"[AdamW] eps must be >= 0, got -1"}},
+      {"CosineWithWarmup",
+       "warmup longer than the run",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::CosineWithWarmup schedule(opt, 10, 5, 0.0);
+       },
+       {"[CosineWithWarmup]", "warmup_steps=10 total_steps=5"}},
       // ---- checkpoints
       // -------------------------------------------------------------------------------
       {"load",
@@ -828,6 +888,48 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "directory does not exist",
        [&] { save(model, dir.file("no/such/dir.safetensors")); },
        {"[save]", "cannot create the temporary file"}},
+      {"safetensors::write",
+       "a name twice",
+       [&] {
+         safetensors::write(dir.file("dup.safetensors"), {{"a", x23}, {"a", x23}});
+       },
+       {"dup.safetensors", "the tensor name 'a' appears twice"}},
+      {"safetensors::write",
+       "an undefined tensor",
+       [&] {
+         safetensors::write(dir.file("undef.safetensors"), {{"a", undef}});
+       },
+       {"undef.safetensors", "tensor 'a' is undefined"}},
+      {"safetensors::read_metadata",
+       "missing file",
+       [&] { (void)safetensors::read_metadata(dir.file("absent.safetensors")); },
+       {"[safetensors]", "cannot open the file"}},
+      {"save_optimizer",
+       "directory does not exist",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(opt, dir.file("no/such/opt.safetensors"));
+       },
+       {"[save]", "cannot create the temporary file"}},
+      {"load_optimizer",
+       "another optimizer's checkpoint",
+       [&] {
+         optim::SGD sgd(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(sgd, dir.file("sgd.safetensors"));
+         optim::AdamW adamw(std::vector<Tensor>{sgd_param}, optim::AdamWOptions(0.1));
+         (void)load_optimizer(adamw, dir.file("sgd.safetensors"));
+       },
+       {"[load_optimizer]", "the file holds SGD state but the optimizer is AdamW"}},
+      {"load_optimizer",
+       "a checkpoint for another parameter count",
+       [&] {
+         optim::SGD one(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(one, dir.file("sgd1.safetensors"));
+         optim::SGD two(std::vector<Tensor>{sgd_param, randn({2}).requires_grad_()},
+                        optim::SGDOptions(0.1));
+         (void)load_optimizer(two, dir.file("sgd1.safetensors"));
+       },
+       {"[load_optimizer]", "state for 1 parameters but the optimizer has 2"}},
       {"load_optimizer",
        "a model checkpoint",
        [&] {
