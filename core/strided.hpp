@@ -27,7 +27,7 @@ void for_each_strided(const Shape& shape, const std::array<const int64_t*, N>& s
     f(offsets);
     return;
   }
-  std::array<int64_t, 16> counter{};  // up to 16 dims; callers check
+  std::array<int64_t, kMaxTensorDims> counter{};  // no tensor or view has more dims
   const int64_t inner = shape[ndim - 1];
   std::array<int64_t, N> inner_stride;
   for (size_t i = 0; i < N; ++i) inner_stride[i] = strides[i][ndim - 1];

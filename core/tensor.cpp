@@ -206,7 +206,8 @@ Tensor Tensor::detach() const {
 namespace {
 Tensor make_tensor(Shape shape, Dtype dtype, bool zero) {
   int64_t n = numel_of(shape);
-  GG_CHECK(shape.size() <= 16, "[empty] at most 16 dimensions are supported, got {}", shape.size());
+  GG_CHECK(shape.size() <= kMaxTensorDims, "[empty] at most {} dimensions are supported, got {}",
+           kMaxTensorDims, shape.size());
   size_t elem = gg::element_size(dtype);
   GG_CHECK(static_cast<uint64_t>(n) <= std::numeric_limits<int64_t>::max() / elem,
            "[empty] {} bytes for shape {} overflows", dtype_name(dtype), shape_str(shape));

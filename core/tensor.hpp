@@ -137,6 +137,9 @@ template <class T>
 Tensor tensor(const std::vector<T>& values);  // 1-D
 
 // Shape helpers shared by ops.
+// The most dimensions a tensor or view may have: new tensors (empty()) and every view op check it,
+// so the strided loops (core/strided.hpp) can keep their index counters on the stack.
+inline constexpr size_t kMaxTensorDims = 16;
 int64_t numel_of(const Shape& shape);  // throws on negative sizes or int64 overflow
 Shape contiguous_strides(const Shape& shape);
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);  // negative dims count from the end

@@ -14,7 +14,17 @@ using autograd::record;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 
-Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
+// The dimension limit of new tensors holds for views too: reshape, unsqueeze and expand would
+// otherwise build views that no strided loop (core/strided.hpp) can walk.
+void check_view_dims(size_t dims, const Shape& input, const char* op) {
+  GG_CHECK(dims <= kMaxTensorDims,
+           "[{}] at most {} dimensions are supported, the view would have {} (input shape {})", op,
+           kMaxTensorDims, dims, shape_str(input));
+}
+
+// Every view goes through here.
+Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset, const char* op) {
+  check_view_dims(shape.size(), base.shape(), op);
   const TensorImpl& b = *base.impl();
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = b.storage;
@@ -86,14 +96,14 @@ Tensor reshape_impl(const Tensor& self, Shape shape, bool must_view, const char*
   auto strides = view_strides(t.shape, t.strides, shape);
   Tensor out;
   if (strides) {
-    out = make_view(self, shape, *strides, t.offset);
+    out = make_view(self, shape, *strides, t.offset, op);
   } else {
     GG_CHECK(!must_view,
              "[view] a view of shape {} is not possible for a tensor of shape {} with strides {}; "
              "use reshape()",
              shape_str(shape), shape_str(t.shape), shape_str(t.strides));
     out = self.contiguous().detach();
-    out = make_view(out, shape, contiguous_strides(shape), out.storage_offset());
+    out = make_view(out, shape, contiguous_strides(shape), out.storage_offset(), op);
   }
   Shape in_shape = t.shape;
   return record(must_view ? "ViewBackward" : "ReshapeBackward", {self}, out,
@@ -139,7 +149,7 @@ Tensor Tensor::permute(const Shape& dims) const {
     strides[i] = t.strides[d];
     inverse[d] = i;
   }
-  return record("PermuteBackward", {*this}, make_view(*this, shape, strides, t.offset),
+  return record("PermuteBackward", {*this}, make_view(*this, shape, strides, t.offset, "permute"),
                 [inverse](const Grads& g, const Needs&) { return Grads{g[0].permute(inverse)}; });
 }
 
@@ -175,7 +185,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Shape shape = t.shape;
   shape[d] = length;
   Shape in_shape = t.shape;
-  Tensor out = make_view(*this, shape, t.strides, t.offset + start * t.strides[d]);
+  Tensor out = make_view(*this, shape, t.strides, t.offset + start * t.strides[d], "narrow");
   return record("NarrowBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
     copy_(grad.narrow(d, start, length), g[0]);
@@ -196,7 +206,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);
   Shape in_shape = t.shape;
-  Tensor out = make_view(*this, shape, strides, t.offset + index * t.strides[d]);
+  Tensor out = make_view(*this, shape, strides, t.offset + index * t.strides[d], "select");
   return record("SelectBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
     copy_(grad.select(d, index), g[0]);
@@ -221,6 +231,7 @@ Tensor Tensor::squeeze(int64_t d) const {
 
 Tensor Tensor::unsqueeze(int64_t d) const {
   d = wrap_dim(d, dim() + 1, "unsqueeze");
+  check_view_dims(shape().size() + 1, shape(), "unsqueeze");  // before reshape names itself
   Shape s = shape();
   s.insert(s.begin() + d, 1);
   return reshape(s);
@@ -249,7 +260,7 @@ Tensor Tensor::expand(Shape shape) const {
   }
   numel_of(shape);  // a view whose element count overflows int64 would break every later op
   // Backward is the identity: the engine sums the gradient back to the input's shape.
-  return record("ExpandBackward", {*this}, make_view(*this, shape, strides, t.offset),
+  return record("ExpandBackward", {*this}, make_view(*this, shape, strides, t.offset, "expand"),
                 [](const Grads& g, const Needs&) { return Grads{g[0]}; });
 }
 

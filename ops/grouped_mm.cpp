@@ -6,6 +6,8 @@
 #include "ops/grouped_mm.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "autograd/grad_mode.hpp"
@@ -115,15 +117,46 @@ struct PackedPlan {
   int64_t end() const { return ends.empty() ? 0 : ends.back(); }
 };
 
-std::vector<int64_t> read_offs(const Tensor& offs) {
-  std::vector<int64_t> v(static_cast<size_t>(offs.size(0)));
+// offs as G group ends, each checked as it is read (non-negative, non-decreasing, at most
+// `extent`), after the caller has compared G with the other operand. A stride-0 (expanded) offs
+// can claim up to 2^62 entries while holding one value: its entries are all equal, so one is
+// checked, and its G ends are sized only after a nothrow allocation of that size succeeded, so
+// that a G no memory holds is a gg::Error (a throwing new would escape as std::bad_alloc, or
+// abort under AddressSanitizer).
+template <class Ctx>
+std::vector<int64_t> read_offs(const Tensor& offs, int64_t extent, const char* split,
+                               const Ctx& ctx) {
+  const int64_t groups = offs.size(0), stride = offs.stride(0);
+  const int64_t distinct = stride == 0 ? std::min<int64_t>(groups, 1) : groups;
+  std::vector<int64_t> ends(static_cast<size_t>(distinct));
   dispatch(offs.dtype(), [&]<class T>() {
     if constexpr (std::is_same_v<T, int32_t> || std::is_same_v<T, int64_t>) {
       const T* p = static_cast<const T*>(offs.raw_data());
-      for (size_t i = 0; i < v.size(); ++i) v[i] = p[static_cast<int64_t>(i) * offs.stride(0)];
+      for (int64_t g = 0; g < distinct; ++g) {
+        const int64_t e = ends[g] = p[g * stride];
+        GG_CHECK(e >= 0, "[grouped_mm] group {}: offs[{}]={} is negative {}", g, g, e, ctx());
+        GG_CHECK(g == 0 || e >= ends[g - 1],
+                 "[grouped_mm] group {}: offs must be non-decreasing, but offs[{}]={} < "
+                 "offs[{}]={} {}",
+                 g, g, e, g - 1, ends[g - 1], ctx());
+        GG_CHECK(e <= extent, "[grouped_mm] group {}: offs[{}]={} is past {}={} {}", g, g, e, split,
+                 extent, ctx());
+      }
     }
   });
-  return v;
+  if (distinct == groups) return ends;
+  struct OperatorDelete {
+    void operator()(void* p) const { ::operator delete(p); }
+  };
+  const bool fits = static_cast<uint64_t>(groups) <= ends.max_size() &&
+                    std::unique_ptr<void, OperatorDelete>(::operator new(
+                        static_cast<size_t>(groups) * sizeof(int64_t), std::nothrow)) != nullptr;
+  GG_CHECK(fits,
+           "[grouped_mm] offs has G={} entries (a stride-0 view): cannot allocate that many "
+           "group ends {}",
+           groups, ctx());
+  ends.assign(static_cast<size_t>(groups), ends[0]);
+  return ends;
 }
 
 PackedPlan validate_packed(const Tensor& input, const Tensor& mat2,
@@ -166,22 +199,8 @@ PackedPlan validate_packed(const Tensor& input, const Tensor& mat2,
     GG_CHECK(o.offs.dim() == 1 && (o.offs.dtype() == kInt32 || o.offs.dtype() == kInt64),
              "[grouped_mm] offs must be a 1-D Int32 or Int64 tensor, got {} {} {}",
              dtype_name(o.offs.dtype()), shape_str(o.offs.shape()), ctx());
-    plan.ends = read_offs(o.offs);
     plan.groups = o.offs.size(0);
-    const int64_t extent = layout == Layout::k2d3d   ? input.size(0)
-                           : layout == Layout::k3d2d ? mat2.size(1)
-                                                     : input.size(1);
-    plan.extent = extent;
-    for (int64_t g = 0; g < plan.groups; ++g) {
-      const int64_t e = plan.ends[g];
-      GG_CHECK(e >= 0, "[grouped_mm] group {}: offs[{}]={} is negative {}", g, g, e, ctx());
-      GG_CHECK(
-          g == 0 || e >= plan.ends[g - 1],
-          "[grouped_mm] group {}: offs must be non-decreasing, but offs[{}]={} < offs[{}]={} {}", g,
-          g, e, g - 1, plan.ends[g - 1], ctx());
-      GG_CHECK(e <= extent, "[grouped_mm] group {}: offs[{}]={} is past {}={} {}", g, g, e, split,
-               extent, ctx());
-    }
+    // The group counts before any offs value is read: offs's length sizes the plan.
     if (layout == Layout::k2d3d) {
       GG_CHECK(mat2.size(0) == plan.groups,
                "[grouped_mm] 2D x 3D: group count mismatch, offs has G={} but mat2 has G={} {}",
@@ -191,6 +210,10 @@ PackedPlan validate_packed(const Tensor& input, const Tensor& mat2,
                "[grouped_mm] 3D x 2D: group count mismatch, offs has G={} but input has G={} {}",
                plan.groups, input.size(0), ctx());
     }
+    plan.extent = layout == Layout::k2d3d   ? input.size(0)
+                  : layout == Layout::k3d2d ? mat2.size(1)
+                                            : input.size(1);
+    plan.ends = read_offs(o.offs, plan.extent, split, ctx);
   }
   if (o.bias.defined()) {
     const Shape expected =

@@ -311,6 +311,37 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        },
        {"[flatten]", "must not be after"}},
       {"squeeze", "dim out of range", [&] { (void)x23.squeeze(5); }, {"[squeeze]", "out of range"}},
+      {"unsqueeze",
+       "a 17th dimension",
+       [&] { (void)ones(Shape(16, 1)).unsqueeze(0); },
+       {"[unsqueeze] at most 16 dimensions are supported, the view would have 17",
+        "(input shape [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1])"}},
+      {"reshape",
+       "17 dimensions",
+       [&] {
+         (void)x23.reshape({2, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[reshape] at most 16 dimensions are supported, the view would have 17",
+        "(input shape [2, 3])"}},
+      {"reshape",
+       "17 dimensions of a non-contiguous input (the copying path)",
+       [&] {
+         (void)x23.t().reshape({6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[reshape] at most 16 dimensions"}},
+      {"view",
+       "17 dimensions",
+       [&] {
+         (void)x23.view({6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+       },
+       {"[view] at most 16 dimensions are supported, the view would have 17"}},
+      {"expand",
+       "17 dimensions",
+       [&] {
+         (void)x23.expand({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 3});
+       },
+       {"[expand] at most 16 dimensions are supported, the view would have 17"}},
+
       // ---- elementwise, reductions, matmul, shape ops ----------------------------------------
       {"operator+", "undefined operand", [&] { (void)(x23 + undef); }, {"undefined"}},
       {"operator+",
@@ -490,6 +521,49 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "undefined key",
        [&] { (void)mha.forward(q, undef, q); },
        {"[MultiheadAttention] key is an undefined tensor"}},
+      {"MoEFeedForward",
+       "top_k larger than the expert count",
+       [&] { nn::MoEFeedForward(4, 8, 2, 3); },
+       {"[MoEFeedForward] top_k must be in [1, num_experts=2], got 3"}},
+      {"MoEFeedForward",
+       "no experts",
+       [&] { nn::MoEFeedForward(4, 8, 0, 1); },
+       {"[MoEFeedForward]", "must be positive", "4, 8 and 0"}},
+      {"MoEFeedForward::forward",
+       "wrong embed_dim",
+       [&] {
+         nn::MoEFeedForward moe(4, 8, 2, 1);
+         (void)moe.forward(randn({3, 5}));
+       },
+       {"[MoEFeedForward] input must be [*, 4] (embed_dim), got float32 [3, 5]"}},
+      {"F::moe_feed_forward",
+       "top_k larger than the expert count",
+       [&] {
+         (void)F::moe_feed_forward(randn({3, 4}), 3, randn({2, 4}), Tensor(), randn({2, 4, 8}),
+                                   Tensor(), randn({2, 8, 4}), Tensor());
+       },
+       {"top_k must be in [1, num_experts=2], got 3"}},
+      {"Dropout",
+       "p > 1",
+       [&] { nn::Dropout(1.5); },
+       {"[Dropout] probability p must be in [0, 1]"}},
+      {"Sequential::push_back",
+       "null module",
+       [&] {
+         nn::Sequential seq;
+         seq.push_back(std::shared_ptr<nn::Linear>());
+       },
+       {"[Sequential] cannot add a null module"}},
+      {"nn::init::kaiming_uniform_",
+       "1-D tensor (no fan in)",
+       [&] { (void)nn::init::kaiming_uniform_(randn({3})); },
+       {"[kaiming_uniform_]", "at least 2 dimensions", "[3]"}},
+      {"log_softmax", "dim out of range", [&] { (void)log_softmax(x23, 5); }, {"[log_softmax]"}},
+      {"chunk",
+       "zero chunks",
+       [&] { (void)chunk(x23, 0, 0); },
+       {"[chunk] chunks must be positive"}},
+      {"cat", "empty list", [&] { (void)cat({}); }, {"[cat] expects a non-empty list"}},
       // ---- grouped_mm: list form
       // -----------------------------------------------------------------
       {"grouped_mm (list)",
@@ -622,6 +696,44 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
                              zeros({1, 3, 4}).expand({G + 1, 3, 4}));
        },
        {"[grouped_mm] 3D x 3D: group count mismatch"}},
+      {"grouped_mm (packed)",
+       "stride-0 offs of 2^62 entries, mat2 has G=2",
+       [&] {
+         (void)F::grouped_mm(randn({6, 3}), randn({2, 3, 4}),
+                             {.offs = zeros({1}, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] 2D x 3D: group count mismatch, offs has G=4611686018427387904 but mat2 "
+        "has G=2"}},
+      {"grouped_mm (packed)",
+       "stride-0 offs of 2^40 entries, input has G=2",
+       [&] {
+         (void)F::grouped_mm(randn({2, 5, 3}), randn({3, 8}),
+                             {.offs = zeros({1}, kInt32).expand({int64_t{1} << 40})});
+       },
+       {"[grouped_mm] 3D x 2D: group count mismatch, offs has G=1099511627776 but input has "
+        "G=2"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 valid entries (more group ends than memory holds)",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, 6, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] offs has G=4611686018427387904 entries (a stride-0 view): cannot allocate",
+        "(input [2, 6], mat2 [6, 4])"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 negative entries",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, -1, kInt64).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] group 0: offs[0]=-1 is negative"}},
+      {"grouped_mm (packed)",
+       "2D x 2D, stride-0 offs of 2^62 entries past the end",
+       [&] {
+         (void)F::grouped_mm(randn({2, 6}), randn({6, 4}),
+                             {.offs = full({1}, 7, kInt32).expand({int64_t{1} << 62})});
+       },
+       {"[grouped_mm] group 0: offs[0]=7 is past K_total (input columns)=6"}},
       // ---- NaN and Inf: not errors; they propagate, nothing crashes
       // -------------------------------
       {"grouped_mm (list)",
@@ -713,6 +825,23 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          opt.set_lr(-1);
        },
        {"[SGD] learning rate must be >= 0, got -1"}},
+      {"Adam",
+       "betas outside [0, 1)",
+       [&] {
+         optim::Adam(std::vector<Tensor>{sgd_param}, optim::AdamOptions(0.1).betas({1.5, 0.9}));
+       },
+       {"[Adam] betas must be in [0, 1), got (1.5, 0.9)"}},
+      {"AdamW",
+       "negative eps",
+       [&] { optim::AdamW(std::vector<Tensor>{sgd_param}, optim::AdamWOptions(0.1).eps(-1)); },
+       {"[AdamW] eps must be >= 0, got -1"}},
+      {"CosineWithWarmup",
+       "warmup longer than the run",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::CosineWithWarmup schedule(opt, 10, 5, 0.0);
+       },
+       {"[CosineWithWarmup]", "warmup_steps=10 total_steps=5"}},
       // ---- checkpoints
       // -------------------------------------------------------------------------------
       {"load",
@@ -759,6 +888,48 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "directory does not exist",
        [&] { save(model, dir.file("no/such/dir.safetensors")); },
        {"[save]", "cannot create the temporary file"}},
+      {"safetensors::write",
+       "a name twice",
+       [&] {
+         safetensors::write(dir.file("dup.safetensors"), {{"a", x23}, {"a", x23}});
+       },
+       {"dup.safetensors", "the tensor name 'a' appears twice"}},
+      {"safetensors::write",
+       "an undefined tensor",
+       [&] {
+         safetensors::write(dir.file("undef.safetensors"), {{"a", undef}});
+       },
+       {"undef.safetensors", "tensor 'a' is undefined"}},
+      {"safetensors::read_metadata",
+       "missing file",
+       [&] { (void)safetensors::read_metadata(dir.file("absent.safetensors")); },
+       {"[safetensors]", "cannot open the file"}},
+      {"save_optimizer",
+       "directory does not exist",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(opt, dir.file("no/such/opt.safetensors"));
+       },
+       {"[save]", "cannot create the temporary file"}},
+      {"load_optimizer",
+       "another optimizer's checkpoint",
+       [&] {
+         optim::SGD sgd(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(sgd, dir.file("sgd.safetensors"));
+         optim::AdamW adamw(std::vector<Tensor>{sgd_param}, optim::AdamWOptions(0.1));
+         (void)load_optimizer(adamw, dir.file("sgd.safetensors"));
+       },
+       {"[load_optimizer]", "the file holds SGD state but the optimizer is AdamW"}},
+      {"load_optimizer",
+       "a checkpoint for another parameter count",
+       [&] {
+         optim::SGD one(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         save_optimizer(one, dir.file("sgd1.safetensors"));
+         optim::SGD two(std::vector<Tensor>{sgd_param, randn({2}).requires_grad_()},
+                        optim::SGDOptions(0.1));
+         (void)load_optimizer(two, dir.file("sgd1.safetensors"));
+       },
+       {"[load_optimizer]", "state for 1 parameters but the optimizer has 2"}},
       {"load_optimizer",
        "a model checkpoint",
        [&] {

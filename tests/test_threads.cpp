@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "groupgrad.hpp"
+#include "ops/onednn/context.hpp"
 
 using namespace gg;
 namespace F = gg::nn::functional;
@@ -209,4 +210,26 @@ TEST_CASE("threads: independent models train in parallel as they do one after an
   for (int t = 0; t < kThreads; ++t) threads.emplace_back([&, t] { got[t] = train(parallel[t]); });
   for (auto& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) CHECK(got[t] == expected[t]);
+}
+
+TEST_CASE("threads: many shapes through a tiny primitive cache that evicts while others run",
+          "[threads]") {
+  // Capacity 2 and 10 shapes: nearly every call evicts a primitive that another thread may be
+  // running at that moment. Holders keep evicted primitives alive (shared ownership), and a new
+  // primitive built where an evicted one lived never inherits its per-thread bindings.
+  const size_t old_capacity = onednn::primitive_cache_capacity();
+  onednn::set_primitive_cache_capacity(2);
+  manual_seed(5);
+  std::vector<Tensor> ws;
+  for (int64_t i = 0; i < 10; ++i) ws.push_back(randn({4 + i, 3 + 2 * i}));
+  const auto xs = inputs([&](int t, int r) {
+    return randn({2 + (t + r) % 3, 4 + (t * 3 + r) % 10});
+  });
+  auto work = [&](int t, int r) {
+    const Tensor& x = xs[t][r];
+    return floats(x.matmul(ws[static_cast<size_t>(x.size(1) - 4)]));
+  };
+  const auto expected = sequential(work);
+  CHECK(run_concurrently(work, expected) == 0);
+  onednn::set_primitive_cache_capacity(old_capacity);
 }

@@ -174,11 +174,12 @@ bool binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       .add(static_cast<int64_t>(src1_dtype))
       .add(p.shape)
       .add(src1_dims);
-  const BinaryPlan& plan = plan_cache().get(key.str(), [&] {
+  const auto held = plan_cache().get(key.str(), [&] {
     memory::desc dst = plain_desc(p.shape, p.strides[0], out_dtype);
     memory::desc src1 = plain_desc(src1_dims, contiguous_strides(src1_dims), src1_dtype);
     return build_plan(form, dst, src1, dst);
   });
+  const BinaryPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.binary) return false;
 
   const Tensor& src0_operand = *operand[i0];

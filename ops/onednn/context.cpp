@@ -1,5 +1,7 @@
 #include "ops/onednn/context.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "core/error.hpp"
@@ -9,6 +11,9 @@ namespace gg::onednn {
 namespace {
 std::atomic<uint64_t> g_hits{0};
 std::atomic<uint64_t> g_misses{0};
+std::atomic<uint64_t> g_evictions{0};
+std::atomic<int64_t> g_entries{0};
+std::atomic<size_t> g_capacity{1024};
 }  // namespace
 
 dnnl::engine& engine() {
@@ -44,8 +49,27 @@ dnnl::memory::data_type to_dnnl(Dtype dtype) {
 }
 
 CacheStats cache_stats() { return {g_hits.load(), g_misses.load()}; }
-void record_cache_hit() { g_hits.fetch_add(1, std::memory_order_relaxed); }
-void record_cache_miss() { g_misses.fetch_add(1, std::memory_order_relaxed); }
+uint64_t cache_evictions() { return g_evictions.load(); }
+int64_t cache_entries() { return g_entries.load(); }
+uint64_t record_cache_hit() {
+  return g_hits.fetch_add(1, std::memory_order_relaxed) + 1 +
+         g_misses.load(std::memory_order_relaxed);
+}
+uint64_t record_cache_miss() {
+  return g_misses.fetch_add(1, std::memory_order_relaxed) + 1 +
+         g_hits.load(std::memory_order_relaxed);
+}
+void record_cache_entries(int64_t added, uint64_t evicted) {
+  g_entries.fetch_add(added, std::memory_order_relaxed);
+  g_evictions.fetch_add(evicted, std::memory_order_relaxed);
+}
+
+size_t primitive_cache_capacity() { return g_capacity.load(std::memory_order_relaxed); }
+void set_primitive_cache_capacity(size_t capacity) {
+  g_capacity.store(capacity, std::memory_order_relaxed);
+  dnnl::set_primitive_cache_capacity(
+      static_cast<int>(std::min<size_t>(capacity, std::numeric_limits<int>::max())));
+}
 
 dnnl::memory scratchpad(const dnnl::memory::desc& desc) {
   thread_local std::vector<uint8_t> buffer;

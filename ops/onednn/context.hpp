@@ -1,7 +1,8 @@
 #pragma once
-// The one place that owns oneDNN's engine and streams, and a thread-safe primitive cache that every
-// backend file (matmul, eltwise, ...) keys by problem shape. Creating a primitive descriptor costs
-// microseconds even when oneDNN's own cache hits, so we never build one for a key we have seen.
+// The one place that owns oneDNN's engine and streams, and a thread-safe, bounded primitive cache
+// that every backend file (matmul, eltwise, ...) keys by problem shape. Creating a primitive
+// descriptor costs microseconds even when oneDNN's own cache hits, so we never build one for a key
+// we have seen.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -31,27 +32,57 @@ struct CacheStats {
   uint64_t misses = 0;  // == primitive descriptors created
 };
 CacheStats cache_stats();
-void record_cache_hit();
-void record_cache_miss();
+// Entries evicted so far, and entries held now, across all caches.
+uint64_t cache_evictions();
+int64_t cache_entries();
+// Both return hits + misses so far, which the caches use as their clock.
+uint64_t record_cache_hit();
+uint64_t record_cache_miss();
+void record_cache_entries(int64_t added, uint64_t evicted);
 
-// A cache of built primitives keyed by a string that encodes every field of the problem.
-// Lookups take a shared lock; a miss builds outside the lock and inserts under an exclusive one.
+// How many primitives EACH cache keeps (default 1024, like oneDNN's own primitive cache). A long
+// job that meets many shapes (a mixture of experts routes a new row count to some expert at almost
+// every step) would otherwise keep every primitive it ever built. When a cache is full, a new entry
+// evicts the least recently used one; lowering the capacity takes effect at the next insertion.
+// 0 keeps nothing (every call builds its primitive). Setting it also sets oneDNN's own primitive
+// cache (dnnl::set_primitive_cache_capacity, which ours fronts) to the same capacity: that one
+// holds up to 1024 primitives by default, so memory is bounded only if both are. Thread-safe.
+size_t primitive_cache_capacity();
+void set_primitive_cache_capacity(size_t capacity);
+
+// A cache of built primitives keyed by a string that encodes every field of the problem, bounded
+// by primitive_cache_capacity(). Lookups take a shared lock and stamp the entry's last use; a
+// miss builds outside the lock and inserts under an exclusive one, evicting the entry with the
+// oldest stamp when full (a scan, only on misses, which cost far more: a primitive build). get()
+// returns shared ownership, so an entry evicted while another thread runs it stays alive until
+// that thread is done.
 template <class Value>
 class PrimitiveCache {
  public:
-  const Value& get(const std::string& key, const std::function<Value()>& build) {
+  PrimitiveCache() = default;
+  PrimitiveCache(const PrimitiveCache&) = delete;
+  PrimitiveCache& operator=(const PrimitiveCache&) = delete;
+  ~PrimitiveCache() { record_cache_entries(-static_cast<int64_t>(map_.size()), 0); }
+
+  std::shared_ptr<const Value> get(const std::string& key, const std::function<Value()>& build) {
     {
       std::shared_lock lock(mutex_);
       if (auto it = map_.find(key); it != map_.end()) {
-        record_cache_hit();
-        return *it->second;
+        it->second.last_use.store(record_cache_hit(), std::memory_order_relaxed);
+        return it->second.value;
       }
     }
-    auto value = std::make_unique<Value>(build());
+    auto value = std::make_shared<const Value>(build());
+    const size_t capacity = primitive_cache_capacity();
     std::unique_lock lock(mutex_);
-    auto [it, inserted] = map_.try_emplace(key, std::move(value));
-    if (inserted) record_cache_miss();
-    return *it->second;
+    if (auto it = map_.find(key); it != map_.end()) return it->second.value;  // built meanwhile
+    const uint64_t now = record_cache_miss();
+    uint64_t evicted = 0;
+    for (; !map_.empty() && map_.size() >= capacity; ++evicted) evict_least_recently_used();
+    if (capacity > 0) map_.try_emplace(key, value, now);
+    record_cache_entries(static_cast<int64_t>(capacity > 0) - static_cast<int64_t>(evicted),
+                         evicted);
+    return value;
   }
   size_t size() const {
     std::shared_lock lock(mutex_);
@@ -59,8 +90,22 @@ class PrimitiveCache {
   }
 
  private:
+  struct Entry {
+    Entry(std::shared_ptr<const Value> v, uint64_t now) : value(std::move(v)), last_use(now) {}
+    std::shared_ptr<const Value> value;
+    std::atomic<uint64_t> last_use;  // the clock at the last use
+  };
+  void evict_least_recently_used() {
+    auto oldest = map_.begin();
+    for (auto it = map_.begin(); it != map_.end(); ++it)
+      if (it->second.last_use.load(std::memory_order_relaxed) <
+          oldest->second.last_use.load(std::memory_order_relaxed))
+        oldest = it;
+    map_.erase(oldest);
+  }
+
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, std::unique_ptr<Value>> map_;
+  std::unordered_map<std::string, Entry> map_;
 };
 
 // Scratchpad memory for one primitive execution, reused per thread (primitives are built with

@@ -136,8 +136,9 @@ bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
       .add(std::bit_cast<int32_t>(e.beta))
       .add(static_cast<int64_t>(x.dtype()))
       .add(n);
-  const EltwisePlan& plan =
+  const auto held =
       plan_cache().get(key.str(), [&] { return build_plan(e, plain_desc({n}, {1}, x.dtype())); });
+  const EltwisePlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.eltwise) return false;
 
   const void* src = x.raw_data();

@@ -46,8 +46,8 @@ Plan build(Dtype dtype, int64_t rows, int64_t cols, bool scale, bool shift, bool
   return plan;
 }
 
-const Plan& find_plan(Dtype dtype, int64_t rows, int64_t cols, bool scale, bool shift, bool stats,
-                      float eps) {
+std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t rows, int64_t cols, bool scale,
+                                      bool shift, bool stats, float eps) {
   GG_CHECK(layer_norm_supported(dtype),
            "[layer_norm] oneDNN layer normalization needs float32 or bfloat16, got {}",
            dtype_name(dtype));
@@ -80,8 +80,9 @@ void layer_norm(const void* src, void* dst, Dtype dtype, int64_t rows, int64_t c
                 const float* scale, const float* shift, float* mean, float* variance, float eps) {
   GG_CHECK((mean == nullptr) == (variance == nullptr),
            "[layer_norm] mean and variance outputs go together");
-  const Plan& plan =
+  const auto held =
       find_plan(dtype, rows, cols, scale != nullptr, shift != nullptr, mean != nullptr, eps);
+  const Plan& plan = *held;  // held: an eviction meanwhile cannot free it
   const dnnl::engine& e = engine();
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(plan.data_md, e, const_cast<void*>(src))},
@@ -99,7 +100,7 @@ void layer_norm(const void* src, void* dst, Dtype dtype, int64_t rows, int64_t c
 
 std::string layer_norm_implementation(Dtype dtype, int64_t rows, int64_t cols, bool scale,
                                       bool shift, bool stats) {
-  return find_plan(dtype, rows, cols, scale, shift, stats, 1e-5f).implementation;
+  return find_plan(dtype, rows, cols, scale, shift, stats, 1e-5f)->implementation;
 }
 
 }  // namespace gg::onednn

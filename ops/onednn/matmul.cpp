@@ -297,7 +297,7 @@ PrimitiveCache<Plan>& plan_cache() {
   return cache;
 }
 
-const Plan& find_plan(const MatmulProblem& p) {
+std::shared_ptr<const Plan> find_plan(const MatmulProblem& p) {
   return plan_cache().get(cache_key(p), [&] {
     try {
       return build_plan(p);
@@ -321,17 +321,28 @@ void* thread_buffer(ThreadBuffer which, size_t bytes) {
 // A plan's memory objects and argument maps for one thread, re-pointed with set_data_handle
 // on every call: creating the dnnl::memory objects anew costs ~0.2 us each, which is more than
 // a 16x32x32 matmul takes (measured: 1.7 us per call with fresh objects, 0.6 us for the bare
-// execute). Plans are never evicted, so their addresses are stable keys.
+// execute).
 struct Bound {
   memory src, wei, dst, bias, result, final_dst;
   std::unordered_map<int, memory> matmul_args, convert_args;
 };
 
-Bound& bind(const Plan& plan) {
-  thread_local std::unordered_map<const Plan*, Bound> bound;
-  auto [it, inserted] = bound.try_emplace(&plan);
-  Bound& b = it->second;
+// Keyed by the plan's address. The cache may evict a plan, and a new one could then be built at
+// the same address: each entry keeps a weak_ptr, which pins the (make_shared) allocation of its
+// plan, so a live plan's address never names a stale entry. Entries of evicted plans are swept
+// once the map has doubled since the last sweep, so it stays within twice the live plans.
+Bound& bind(const std::shared_ptr<const Plan>& held) {
+  struct Entry {
+    std::weak_ptr<const Plan> plan;
+    Bound bound;
+  };
+  thread_local std::unordered_map<const Plan*, Entry> entries;
+  thread_local size_t sweep_at = 64;
+  const Plan& plan = *held;
+  auto [it, inserted] = entries.try_emplace(&plan);
+  Bound& b = it->second.bound;
   if (inserted) {
+    it->second.plan = held;
     const dnnl::engine& e = engine();
     b.src = memory(plan.src_md, e, nullptr);
     b.wei = memory(plan.wei_md, e, nullptr);
@@ -345,6 +356,10 @@ Bound& bind(const Plan& plan) {
       b.result = b.dst;  // the matmul's dst is the reorder's source
       b.final_dst = memory(plan.final_md, e, nullptr);
       b.convert_args = {{DNNL_ARG_FROM, b.result}, {DNNL_ARG_TO, b.final_dst}};
+    }
+    if (entries.size() >= sweep_at) {
+      std::erase_if(entries, [](const auto& kv) { return kv.second.plan.expired(); });
+      sweep_at = std::max<size_t>(64, 2 * entries.size());
     }
   }
   return b;
@@ -406,7 +421,8 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
     reference::matmul(p, src, wei, bias, dst);
     return;
   }
-  const Plan& plan = find_plan(p);
+  const std::shared_ptr<const Plan> held = find_plan(p);
+  const Plan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (plan.use_reference) {
     reference::matmul(p, src, wei, bias, dst);
     return;
@@ -431,7 +447,7 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
   const int64_t wei_step = step(p.wei_strides[0], p.wei_dtype);
   const int64_t dst_step = step(p.dst_strides[0], p.dst_dtype);
   const int64_t bias_step = step(p.bias_batch_stride, p.bias_dtype);
-  Bound& b = bind(plan);
+  Bound& b = bind(held);
   dnnl::stream& s = stream();
   for (int64_t run = 0; run < plan.runs; ++run) {
     auto* run_src = const_cast<char*>(static_cast<const char*>(src)) + run * src_step;
@@ -465,7 +481,7 @@ std::string matmul_implementation(const MatmulProblem& p) {
   check_dtypes(p);
   if (p.batch == 0 || p.M == 0 || p.N == 0) return "none";
   if (p.K == 0) return "reference";
-  return find_plan(p).implementation;
+  return find_plan(p)->implementation;
 }
 
 }  // namespace gg::onednn

@@ -76,8 +76,8 @@ bool sum_dim(const Tensor& x, int64_t dim, const Tensor& out) {
 
   KeyBuilder key(kReductionTag);
   key.add(static_cast<int64_t>(dtype)).add(outer).add(n);
-  const ReductionPlan& plan =
-      plan_cache().get(key.str(), [&] { return build_plan(outer, n, dtype); });
+  const auto held = plan_cache().get(key.str(), [&] { return build_plan(outer, n, dtype); });
+  const ReductionPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.reduction) return false;
 
   const void* src = x.raw_data();

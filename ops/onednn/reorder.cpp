@@ -108,8 +108,9 @@ bool reorder(const Shape& shape, Dtype src_dtype, const Shape& src_strides, cons
       .add(p.shape)
       .add(p.strides[0])
       .add(p.strides[1]);
-  const ReorderPlan& plan =
+  const auto held =
       plan_cache().get(key.str(), [&] { return build_plan(p, src_dtype, dst_dtype); });
+  const ReorderPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.reorder) return false;
   dnnl::stream& s = stream();
   memory from(plan.src_md, engine(), const_cast<void*>(src));

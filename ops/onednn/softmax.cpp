@@ -40,7 +40,8 @@ Plan build(const memory::desc& md) {
   return Plan{Primitive(pd), md, pd.scratchpad_desc(), pd.impl_info_str()};
 }
 
-const Plan& find_plan(Dtype dtype, int64_t outer, int64_t n, int64_t inner, bool log) {
+std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t outer, int64_t n, int64_t inner,
+                                      bool log) {
   GG_CHECK(softmax_supported(dtype), "[softmax] oneDNN softmax needs float32 or bfloat16, got {}",
            dtype_name(dtype));
   GG_CHECK(outer > 0 && n > 0 && inner > 0,
@@ -68,7 +69,8 @@ bool softmax_supported(Dtype dtype) { return dtype == kFloat32 || dtype == kBFlo
 
 void softmax(const void* src, void* dst, Dtype dtype, int64_t outer, int64_t n, int64_t inner,
              bool log) {
-  const Plan& plan = find_plan(dtype, outer, n, inner, log);
+  const auto held = find_plan(dtype, outer, n, inner, log);
+  const Plan& plan = *held;  // held: an eviction meanwhile cannot free it
   const dnnl::engine& e = engine();
   plan.primitive.execute(stream(), {{DNNL_ARG_SRC, memory(plan.data_md, e, const_cast<void*>(src))},
                                     {DNNL_ARG_DST, memory(plan.data_md, e, dst)},
@@ -77,7 +79,7 @@ void softmax(const void* src, void* dst, Dtype dtype, int64_t outer, int64_t n, 
 }
 
 std::string softmax_implementation(Dtype dtype, int64_t outer, int64_t n, int64_t inner, bool log) {
-  return find_plan(dtype, outer, n, inner, log).implementation;
+  return find_plan(dtype, outer, n, inner, log)->implementation;
 }
 
 }  // namespace gg::onednn
