@@ -62,11 +62,12 @@ void validate_list(const std::vector<Tensor>& input, const std::vector<Tensor>& 
            "[grouped_mm] bias list length differs: {} bias entries for {} groups (give none, or "
            "one per group with undefined tensors for groups without bias)",
            bias.size(), input.size());
+  const Tensor none;
   for (size_t i = 0; i < input.size(); ++i) {
     const auto g = static_cast<int64_t>(i);
     const Tensor& x = input[i];
     const Tensor& w = mat2[i];
-    const Tensor b = bias.empty() ? Tensor() : bias[i];
+    const Tensor& b = bias.empty() ? none : bias[i];
     const auto ctx = [&] { return shapes(x, w, b); };
     GG_CHECK(x.defined(), "{} input is an undefined tensor {}", group_prefix(g), ctx());
     GG_CHECK(w.defined(), "{} mat2 is an undefined tensor {}", group_prefix(g), ctx());
@@ -78,8 +79,9 @@ void validate_list(const std::vector<Tensor>& input, const std::vector<Tensor>& 
              x.size(-1), w.size(0), ctx());
     check_same_dtype(x, "input", w, "mat2", g, ctx);
     if (b.defined()) {
-      GG_CHECK(b.shape() == Shape{w.size(1)}, "{} bias must have shape [{}] (mat2's m), got {} {}",
-               group_prefix(g), w.size(1), shape_str(b.shape()), ctx());
+      GG_CHECK(b.dim() == 1 && b.size(0) == w.size(1),
+               "{} bias must have shape [{}] (mat2's m), got {} {}", group_prefix(g), w.size(1),
+               shape_str(b.shape()), ctx());
       check_same_dtype(x, "input", b, "bias", g, ctx);
     }
     check_grad_dtype(x, "input", g, ctx);
@@ -303,7 +305,7 @@ Tensor view_of(const Tensor& buffer, int64_t offset, Shape shape) {
 
 // Fresh contiguous tensors of the given shapes and dtypes, in one allocation when they share
 // a dtype.
-std::vector<Tensor> allocate(const std::vector<Shape>& shapes, const std::vector<Dtype>& dtypes) {
+std::vector<Tensor> allocate(std::vector<Shape> shapes, const std::vector<Dtype>& dtypes) {
   std::vector<Tensor> out(shapes.size());
   if (shapes.empty()) return out;
   if (std::all_of(dtypes.begin(), dtypes.end(), [&](Dtype d) { return d == dtypes[0]; })) {
@@ -312,11 +314,12 @@ std::vector<Tensor> allocate(const std::vector<Shape>& shapes, const std::vector
     Tensor buffer = empty({total}, dtypes[0]);
     int64_t offset = 0;
     for (size_t i = 0; i < shapes.size(); ++i) {
-      out[i] = view_of(buffer, offset, shapes[i]);
-      offset += numel_of(shapes[i]);
+      const int64_t n = numel_of(shapes[i]);
+      out[i] = view_of(buffer, offset, std::move(shapes[i]));
+      offset += n;
     }
   } else {
-    for (size_t i = 0; i < shapes.size(); ++i) out[i] = empty(shapes[i], dtypes[i]);
+    for (size_t i = 0; i < shapes.size(); ++i) out[i] = empty(std::move(shapes[i]), dtypes[i]);
   }
   return out;
 }
@@ -352,7 +355,7 @@ Grads list_backward(const std::vector<Tensor>& xs, const std::vector<Tensor>& ws
     }
   }
   for (size_t kind = 0; kind < 3; ++kind) {
-    std::vector<Tensor> made = allocate(shapes[kind], dtypes[kind]);
+    std::vector<Tensor> made = allocate(std::move(shapes[kind]), dtypes[kind]);
     for (size_t j = 0; j < made.size(); ++j) grads[slots[kind][j]] = made[j];
   }
 
@@ -396,7 +399,7 @@ std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vect
     out_shapes[i].back() = mat2[i].size(1);
     out_dtypes[i] = options.out_dtype.value_or(input[i].dtype());
   }
-  std::vector<Tensor> outputs = allocate(out_shapes, out_dtypes);
+  std::vector<Tensor> outputs = allocate(std::move(out_shapes), out_dtypes);
   {
     std::vector<Tensor> keep;  // converted operands, alive until the tasks ran
     std::vector<GemmTask> tasks;
