@@ -10,6 +10,7 @@
 #include "autograd/node.hpp"
 #include "core/error.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/kernels/elementwise_kernels.hpp"
 
 namespace gg::autograd {
 
@@ -21,14 +22,15 @@ std::string meta_str(const Tensor& t) {
 }
 
 // Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
-Tensor conform(const Tensor& grad, const TensorMeta& meta, const std::string& node_name) {
-  Tensor g = grad;
+// (By value: a gradient that arrives as the only handle on its tensor leaves as one.)
+Tensor conform(Tensor grad, const TensorMeta& meta, const std::string& node_name) {
+  Tensor g = std::move(grad);
   if (g.shape() != meta.shape) {
     try {
       g = sum_to(g, meta.shape);
     } catch (const Error&) {
       fail("[backward] {} returned a gradient of shape {} for an input of shape {}", node_name,
-           shape_str(grad.shape()), shape_str(meta.shape));
+           shape_str(g.shape()), shape_str(meta.shape));
     }
   }
   if (g.dtype() != meta.dtype) {
@@ -41,6 +43,33 @@ Tensor conform(const Tensor& grad, const TensorMeta& meta, const std::string& no
 }
 
 void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? slot + g : g; }
+
+// Whether nothing but this handle can see t's values: no other Tensor shares its TensorImpl or
+// its storage, it spans its storage exactly, and it has no autograd history of its own. Such a
+// tensor may be kept or written in place without anyone noticing.
+bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
+  return t.use_count() == 1 && t->storage.use_count() == 1 && !t->requires_grad && !t->grad_fn &&
+         !t->grad && Tensor(t).is_contiguous() &&
+         numel_of(t->shape) * static_cast<int64_t>(element_size(t->dtype)) ==
+             static_cast<int64_t>(t->storage->nbytes());
+}
+
+// Adds g to a leaf's grad, as PyTorch's AccumulateGrad does (and never aliasing another tensor):
+// the first gradient is adopted when it is a fresh tensor that nothing else holds, else copied;
+// later ones are added in place when nothing but the leaf holds its grad, else out of place (so
+// that a user's handle on grad() keeps its values).
+void accumulate_leaf(TensorImpl& leaf, Tensor g) {
+  g = conform(std::move(g), {leaf.shape, leaf.dtype}, "leaf");
+  if (!leaf.grad) {
+    std::shared_ptr<TensorImpl> impl = g.impl();
+    g = Tensor();
+    leaf.grad = sole_owner(impl) ? std::move(impl) : Tensor(impl).clone().impl();
+  } else if (sole_owner(leaf.grad)) {
+    kernels::add_into(Tensor(leaf.grad), g);
+  } else {
+    leaf.grad = (Tensor(leaf.grad) + g).impl();
+  }
+}
 }  // namespace
 
 Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
@@ -134,16 +163,10 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   std::unordered_set<Node*> seen;
   std::vector<std::shared_ptr<Node>> stack;
 
-  auto accumulate_leaf = [](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
-    Tensor grad = conform(g, {leaf->shape, leaf->dtype}, "leaf");
-    // The first gradient is copied so that a leaf's grad never aliases another tensor.
-    leaf->grad = leaf->grad ? (Tensor(leaf->grad) + grad).impl() : grad.clone().impl();
-  };
-
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
     if (!root.grad_fn) {
-      accumulate_leaf(roots[r].impl(), grad_roots[r]);
+      accumulate_leaf(*roots[r].impl(), grad_roots[r]);
       continue;
     }
     auto& slots = buffers[root.grad_fn.get()];
@@ -177,6 +200,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
           grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
     }
     std::vector<Tensor> input_grads = node->apply(grads);
+    grads.clear();  // let go of the output gradients (an input gradient may be one of them)
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     GG_CHECK(input_grads.size() == edges.size(),
@@ -185,13 +209,14 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid() || !input_grads[i].defined()) continue;
-      Tensor g = conform(input_grads[i], node->input_meta()[i], node->name());
+      // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
+      Tensor g = conform(std::move(input_grads[i]), node->input_meta()[i], node->name());
       if (e.node) {
         auto& slots = buffers[e.node.get()];
         slots.resize(e.node->num_outputs());
         accumulate(slots[e.output_nr], g);
       } else if (auto leaf = e.leaf.lock()) {
-        accumulate_leaf(leaf, g);
+        accumulate_leaf(*leaf, std::move(g));
       }
     }
   }

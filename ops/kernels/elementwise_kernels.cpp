@@ -199,4 +199,28 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+void add_into(const Tensor& dst, const Tensor& src) {
+  GG_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype() && dst.is_contiguous() &&
+               is_floating(dst.dtype()),
+           "[add_into] needs a contiguous destination and a source of its shape and floating "
+           "dtype, got {} {} and {} {}",
+           dtype_name(dst.dtype()), shape_str(dst.shape()), dtype_name(src.dtype()),
+           shape_str(src.shape()));
+  dispatch(dst.dtype(), [&]<class T>() {
+    using A = Acc<T>;
+    T* d = static_cast<T*>(dst.raw_data());
+    const T* s = static_cast<const T*>(src.raw_data());
+    if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes
+      const int64_t n = dst.numel();
+      for (int64_t i = 0; i < n; ++i) d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+      return;
+    }
+    const Shape dst_strides = contiguous_strides(dst.shape());
+    for_each_strided<2>(dst.shape(), {dst_strides.data(), src.strides().data()}, {0, 0},
+                        [&](const std::array<int64_t, 2>& o) {
+                          d[o[0]] = convert<T>(convert<A>(d[o[0]]) + convert<A>(s[o[1]]));
+                        });
+  });
+}
+
 }  // namespace gg::kernels
