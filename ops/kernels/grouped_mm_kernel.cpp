@@ -127,12 +127,14 @@ struct BatchOperand {
   size_t scratch_offset = 0;  // bytes, when copied
 };
 
-// Copies a rows x cols matrix between two strided layouts (row by row or column by column when
-// both have the same unit stride).
+// Copies a rows x cols matrix between two strided layouts: in one piece when both are dense in
+// the same order, else row by row or column by column when both have the same unit stride.
 void copy_matrix(const char* from, std::array<int64_t, 2> fs, char* to, std::array<int64_t, 2> ts,
                  int64_t rows, int64_t cols, int64_t elem) {
   if (rows == 0 || cols == 0) return;  // an empty operand may have a null address (memcpy UB)
-  if (fs[1] == 1 && ts[1] == 1) {
+  if (fs == ts && ((fs[1] == 1 && fs[0] == cols) || (fs[0] == 1 && fs[1] == rows))) {
+    std::memcpy(to, from, static_cast<size_t>(rows * cols * elem));  // both dense, same order
+  } else if (fs[1] == 1 && ts[1] == 1) {
     for (int64_t i = 0; i < rows; ++i)
       std::memcpy(to + i * ts[0] * elem, from + i * fs[0] * elem, static_cast<size_t>(cols * elem));
   } else if (fs[0] == 1 && ts[0] == 1) {
