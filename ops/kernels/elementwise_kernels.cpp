@@ -109,14 +109,24 @@ A apply_unary(UnaryOp op, A x, double scalar) {
 namespace reference {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
-  Shape shape = broadcast_shapes(a.shape(), b.shape(), "binary");
-  Tensor out = empty(shape, out_dtype);
+  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), "binary"), out_dtype);
+  const Shape& shape = out.shape();
   // Both operands are converted to the compute dtype first (no copy when they already have it),
   // so the loop is instantiated per (compute, out) pair, not per (compute, a, b, out) tuple:
   // 49 loops instead of 2401, which took minutes to compile.
   const Dtype compute = is_comparison(op) ? promote_types(a.dtype(), b.dtype()) : out_dtype;
-  const Tensor ca = a.detach().to(compute), cb = b.detach().to(compute);
-  Shape sa = broadcast_strides(ca, shape), sb = broadcast_strides(cb, shape);
+  // Detached before converting so that the conversion is not recorded (no new handle when there
+  // is nothing to convert: the ops of a chain are dominated by such fixed costs).
+  auto in_compute = [&](const Tensor& t) {
+    return t.dtype() == compute ? t : t.detach().to(compute);
+  };
+  const Tensor ca = in_compute(a), cb = in_compute(b);
+  // An operand of the output's shape is read with its own strides (no broadcast strides to make).
+  auto strides_of = [&](const Tensor& t, Shape& made) -> const Shape& {
+    return t.shape() == shape ? t.strides() : (made = broadcast_strides(t, shape));
+  };
+  Shape made_a, made_b;
+  const Shape &sa = strides_of(ca, made_a), &sb = strides_of(cb, made_b);
   dispatch(compute, [&]<class C>() {
     using A = Acc<C>;
     dispatch(out_dtype, [&]<class TO>() {
@@ -156,7 +166,10 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   a.checked(name);
   b.checked(name);
-  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);  // throws with the op's name
+  // Equal shapes (the common case) need no broadcast shape made.
+  const bool same = a.shape() == b.shape();
+  const Shape broadcast = same ? Shape() : broadcast_shapes(a.shape(), b.shape(), name);  // throws
+  const Shape& shape = same ? a.shape() : broadcast;
   Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
       numel_of(shape) >= onednn::kMinElements) {
