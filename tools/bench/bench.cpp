@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "autograd_overhead.hpp"
 #include "peers.hpp"
 
 namespace F = gg::nn::functional;
@@ -152,8 +153,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> only;
   int reps = 30, warmup = 5;
   std::string json_path;
-  app.add_option("--workload,-w", only, "Workloads to run: moe, heads, tiny, mixed (default: all)")
-      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed"}));
+  app.add_option("--workload,-w", only,
+                 "Workloads to run: moe, heads, tiny, mixed, autograd (default: all)")
+      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "autograd"}));
   app.add_option("--reps", reps, "Timed repetitions per variant (the median is reported)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--warmup", warmup, "Untimed runs before timing")->check(CLI::Range(0, 100000));
@@ -183,6 +185,11 @@ int main(int argc, char** argv) {
             {w.name, "libtorch bmm", gg::bench::libtorch_bmm(p, warmup, reps), flops, g});
     }
     std::fflush(stdout);
+  }
+  // The autograd overhead per op: "us/group" is microseconds per op of the chain.
+  if (only.empty() || std::find(only.begin(), only.end(), "autograd") != only.end()) {
+    for (const gg::bench::OverheadRow& r : gg::bench::autograd_overhead(warmup, reps))
+      rows.push_back({r.name, "groupgrad", r.timing, 0, r.ops});
   }
 
   // The table: each groupgrad row is followed by its peers, with peer time / our time.
