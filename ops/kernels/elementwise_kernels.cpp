@@ -212,6 +212,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return out;
 }
 
+// add_into runs on all threads from this many elements (below, a fork costs more than it saves).
+constexpr int64_t kParallelAddElements = int64_t{1} << 16;
+
 void add_into(const Tensor& dst, const Tensor& src) {
   GG_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype() && dst.is_contiguous() &&
                is_floating(dst.dtype()),
@@ -225,6 +228,8 @@ void add_into(const Tensor& dst, const Tensor& src) {
     const T* s = static_cast<const T*>(src.raw_data());
     if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes
       const int64_t n = dst.numel();
+      // Big gradients (a layer's weights) are split over the threads, as oneDNN's add did.
+#pragma omp parallel for schedule(static) if (n >= kParallelAddElements)
       for (int64_t i = 0; i < n; ++i) d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
       return;
     }
