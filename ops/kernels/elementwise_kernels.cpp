@@ -227,10 +227,20 @@ void add_into(const Tensor& dst, const Tensor& src) {
     T* d = static_cast<T*>(dst.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
     if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes
+      auto add = [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+      };
       const int64_t n = dst.numel();
+      if (n < kParallelAddElements) {  // (an OpenMP region costs even when its `if` is false)
+        add(0, n);
+        return;
+      }
       // Big gradients (a layer's weights) are split over the threads, as oneDNN's add did.
-#pragma omp parallel for schedule(static) if (n >= kParallelAddElements)
-      for (int64_t i = 0; i < n; ++i) d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+      const int64_t chunks = (n + kParallelAddElements - 1) / kParallelAddElements;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c)
+        add(c * kParallelAddElements, std::min(n, (c + 1) * kParallelAddElements));
       return;
     }
     const Shape dst_strides = contiguous_strides(dst.shape());
