@@ -98,7 +98,6 @@ void Tensor::throw_bad_dim(int64_t d, const char* op) const {
   wrap_dim(d, dim(), op);  // throws the range message
   fail("[{}] dimension {} out of range", op, d);
 }
-int64_t Tensor::numel() const { return numel_of(checked("numel").shape); }
 
 bool Tensor::is_contiguous() const {
   const TensorImpl& t = checked("is_contiguous");

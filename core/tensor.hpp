@@ -144,6 +144,12 @@ inline int64_t Tensor::size(int64_t d) const { return dim_entry(checked("size").
 inline int64_t Tensor::stride(int64_t d) const {
   return dim_entry(checked("stride").strides, d, "stride");
 }
+// A plain product: every way of making a tensor checked with numel_of that it cannot overflow.
+inline int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t s : checked("numel").shape) n *= s;
+  return n;
+}
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 

@@ -385,6 +385,7 @@ Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<Saved
 
   std::vector<Tensor> keep;  // converted operands, alive until the tasks ran
   std::vector<GemmTask> tasks;
+  tasks.reserve(2 * G);
   std::vector<ColumnSumTask> sums;
   for (size_t i = 0; i < G; ++i) {
     const Tensor& dx = grads[i];
@@ -561,6 +562,7 @@ Grads packed_backward(const PackedPlan& plan, const Tensor& input, const Tensor&
   const Tensor dw = needs[1] ? empty(mat2.shape(), mat2.dtype()) : Tensor();
   const Tensor db = needs[2] ? empty(bias_meta.shape, bias_meta.dtype) : Tensor();
   std::vector<GemmTask> tasks;
+  tasks.reserve(static_cast<size_t>(2 * plan.groups));
   std::vector<ColumnSumTask> sums;
   for (int64_t g = 0; g < plan.groups; ++g) {
     const GroupMats fwd = group_mats(plan, g, x, w, dy);  // fwd.y is dY's group

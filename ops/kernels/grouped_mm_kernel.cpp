@@ -332,7 +332,7 @@ bool gemm_ready(const MatRef& m) {
 void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei, const MatRef& dst,
               const std::optional<MatRef>& bias) {
   if (dst.rows == 0 || dst.cols == 0) return;
-  GemmTask t;
+  GemmTask& t = tasks.emplace_back();  // filled in place: a task is ~200 bytes
   MatmulProblem& p = t.problem;
   p.M = dst.rows;
   p.K = src.cols;
@@ -360,7 +360,6 @@ void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei
     t.bias = bias->data;
     t.bias_owner = bias->owner;
   }
-  tasks.push_back(t);
 }
 
 void run_gemm_tasks(const std::vector<GemmTask>& tasks) {
