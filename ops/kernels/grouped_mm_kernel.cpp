@@ -171,12 +171,14 @@ BatchOperand plan_operand(Tasks tasks, Dtype dtype, int64_t rows, int64_t cols,
   return op;
 }
 
-// Copies of the operands for packed batches, reused per thread.
+// Copies of the operands for packed batches, reused per thread, on a cache-line boundary (the
+// operand slots are multiples of 64 bytes apart, so every copy starts aligned).
 char* scratch_buffer(size_t bytes) {
-  thread_local std::vector<double> buffer;
-  if (buffer.size() * sizeof(double) < bytes)
-    buffer.resize((bytes + sizeof(double) - 1) / sizeof(double));
-  return reinterpret_cast<char*>(buffer.data());
+  constexpr size_t kAlign = 64;
+  thread_local std::vector<char> buffer;
+  if (buffer.size() < bytes + kAlign) buffer.resize(bytes + kAlign);
+  const auto address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + (kAlign - address % kAlign) % kAlign;
 }
 
 // Runs identical tasks as ONE batched oneDNN problem: directly when their operands are equally
