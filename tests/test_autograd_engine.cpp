@@ -280,15 +280,22 @@ TEST_CASE("engine: a grad that only its leaf holds is accumulated in place", "[a
   require_close(vec(view), {6, 0, 10});
   require_close(vec(x.grad()), {7, 1, 11});
 
-  // In place or not, the sum is the one the add op computes, rounding included.
+  // In place or not, the sum is the one the add op computes, rounding included: small grads by
+  // the loop, big ones by oneDNN's add, strided ones (a transposed gradient) by either.
   manual_seed(3);
-  Tensor b = randn({100}, kBFloat16).requires_grad_();
-  Tensor g1 = randn({100}, kBFloat16), g2 = randn({100}, kBFloat16);
-  b.backward(g1);
-  const void* b_first = b.grad().raw_data();
-  b.backward(g2);
-  CHECK(b.grad().raw_data() == b_first);
-  CHECK(vec(b.grad()) == vec(g1 + g2));
+  for (Dtype dtype : {kBFloat16, kFloat32, kFloat16, kFloat64}) {
+    for (int64_t n : {10, 3000}) {
+      INFO(dtype_name(dtype) << " [" << n << ", 2]");
+      Tensor b = randn({n, 2}, dtype).requires_grad_();
+      Tensor g1 = randn({n, 2}, dtype), g2 = randn({n, 2}, dtype), g3 = randn({2, n}, dtype).t();
+      b.backward(g1);
+      const void* b_first = b.grad().raw_data();
+      b.backward(g2);
+      b.backward(g3);
+      CHECK(b.grad().raw_data() == b_first);
+      CHECK(vec(b.grad()) == vec(g1 + g2 + g3));
+    }
+  }
 }
 
 TEST_CASE("engine: nodes are numbered in tape order and run in reverse", "[autograd]") {
