@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -13,15 +14,87 @@ constexpr std::align_val_t kAlignment{64};
 std::atomic<int64_t> g_live_count{0};
 std::atomic<int64_t> g_live_bytes{0};
 std::atomic<int64_t> g_peak_bytes{0};
+
+void release(void* p) { ::operator delete(p, kAlignment); }
+
+// Blocks this small stay with malloc, which reuses them without the kernel's help.
+constexpr size_t kMinCachedBytes = size_t{64} << 10;
+constexpr size_t kMaxCachedBytes = size_t{32} << 20;
+constexpr size_t kMaxCachedBlocks = 16;
+
+thread_local bool t_cache_destroyed = false;
+
+// Big blocks this thread freed, for its next storage of the same size. A training step frees and
+// makes the same big buffers every iteration (outputs, gradients), and glibc hands such blocks
+// back to the kernel (heap trim, munmap) only to fault their pages in again on the next step: a
+// third of the heads workload's backward was the kernel zeroing pages. Bounded per thread (16
+// blocks, 32 MiB, the oldest go first); freed when the thread ends. Blocks are plain aligned
+// allocations, so any thread may cache or free any of them.
+class BlockCache {
+ public:
+  BlockCache() { blocks_.reserve(kMaxCachedBlocks); }  // keep() never allocates
+  ~BlockCache() {
+    for (const Block& b : blocks_) release(b.data);
+    t_cache_destroyed = true;
+  }
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  // A cached block of exactly `bytes` (the newest), or null.
+  void* take(size_t bytes) {
+    for (size_t i = blocks_.size(); i-- > 0;) {
+      if (blocks_[i].bytes != bytes) continue;
+      void* data = blocks_[i].data;
+      total_ -= bytes;
+      blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(i));
+      return data;
+    }
+    return nullptr;
+  }
+  void keep(void* data, size_t bytes) {
+    if (bytes > kMaxCachedBytes) {
+      release(data);
+      return;
+    }
+    while (!blocks_.empty() &&
+           (blocks_.size() == kMaxCachedBlocks || total_ + bytes > kMaxCachedBytes)) {
+      release(blocks_.front().data);
+      total_ -= blocks_.front().bytes;
+      blocks_.erase(blocks_.begin());
+    }
+    blocks_.push_back({data, bytes});
+    total_ += bytes;
+  }
+
+ private:
+  struct Block {
+    void* data;
+    size_t bytes;
+  };
+  std::vector<Block> blocks_;  // oldest first
+  size_t total_ = 0;
+};
+
+// This thread's cache; null once it is gone (storages freed during thread exit free directly).
+BlockCache* thread_cache() {
+  if (t_cache_destroyed) return nullptr;
+  thread_local BlockCache cache;
+  return &cache;
+}
 }  // namespace
 
-void Storage::Free::operator()(void* p) const { ::operator delete(p, kAlignment); }
+void Storage::Free::operator()(void* p) const { release(p); }
 
 Storage::Storage(size_t nbytes, bool zero) : nbytes_(nbytes) {
+  void* data = nullptr;
+  if (nbytes >= kMinCachedBytes) {
+    if (BlockCache* cache = thread_cache()) data = cache->take(nbytes);
+  }
   // Always allocate at least one byte so data() is a valid, unique pointer.
   // The nothrow form: under AddressSanitizer a failing throwing new aborts the process, while
   // this one returns null (allocator_may_return_null=1), so the error path is testable there too.
-  data_.reset(::operator new(nbytes ? nbytes : 1, kAlignment, std::nothrow));
+  if (data == nullptr) data = ::operator new(nbytes ? nbytes : 1, kAlignment, std::nothrow);
+  data_.reset(data);
   GG_CHECK(data_ != nullptr, "[storage] cannot allocate {} bytes", nbytes);
   if (zero) std::memset(data_.get(), 0, nbytes);
   g_live_count.fetch_add(1, std::memory_order_relaxed);
@@ -36,6 +109,9 @@ Storage::Storage(size_t nbytes, bool zero) : nbytes_(nbytes) {
 Storage::~Storage() {
   g_live_count.fetch_sub(1, std::memory_order_relaxed);
   g_live_bytes.fetch_sub(static_cast<int64_t>(nbytes_), std::memory_order_relaxed);
+  if (nbytes_ >= kMinCachedBytes) {
+    if (BlockCache* cache = thread_cache()) cache->keep(data_.release(), nbytes_);
+  }
 }
 
 int64_t Storage::live_count() { return g_live_count.load(); }

@@ -1,5 +1,6 @@
 #pragma once
 // Reference-counted, 64-byte aligned, zero-initialised bytes that tensors and their views share.
+// Big blocks (64 KiB and up) are recycled through a small per-thread cache (see storage.cpp).
 #include <cstddef>
 #include <cstdint>
 #include <memory>

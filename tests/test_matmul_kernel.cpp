@@ -403,6 +403,40 @@ TEST_CASE("matmul kernel: layouts oneDNN runs more slowly are still right", "[ma
   }
 }
 
+TEST_CASE("matmul of expanded operands (sum()'s gradient) runs on a dense copy, right",
+          "[matmul_kernel]") {
+  // oneDNN has only ref:any for a stride-0 row or column; the tensor-level kernel copies such an
+  // operand rather than run the slow loop. Values against a naive loop in double, and the
+  // gradients of matmul(a, b).sum(), whose backward multiplies by the expanded ones.
+  gg::manual_seed(9);
+  const gg::Tensor a = gg::randn({1, 7}).expand({5, 7}), b = gg::randn({7, 1}).expand({7, 3});
+  const gg::Tensor y = gg::matmul(a, b);
+  const auto av = a.contiguous().to_vector<float>(), bv = b.contiguous().to_vector<float>();
+  const auto yv = y.to_vector<float>();
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < 3; ++j) {
+      double want = 0;
+      for (int64_t k = 0; k < 7; ++k) want += double(av[i * 7 + k]) * bv[k * 3 + j];
+      CHECK(yv[i * 3 + j] == Approx(want).epsilon(1e-5).margin(1e-5));
+    }
+  const gg::Tensor x = gg::randn({6, 4}).requires_grad_(), w = gg::randn({4, 5}).requires_grad_();
+  gg::matmul(x, w).sum().backward();
+  const auto xv = x.to_vector<float>(), wv = w.to_vector<float>();
+  const auto gx = x.grad().to_vector<float>(), gw = w.grad().to_vector<float>();
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t k = 0; k < 4; ++k) {
+      double want = 0;  // d sum(x w) / dx[i][k] = sum_j w[k][j]
+      for (int64_t j = 0; j < 5; ++j) want += wv[k * 5 + j];
+      CHECK(gx[i * 4 + k] == Approx(want).epsilon(1e-5).margin(1e-5));
+    }
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t j = 0; j < 5; ++j) {
+      double want = 0;  // d sum(x w) / dw[k][j] = sum_i x[i][k]
+      for (int64_t i = 0; i < 6; ++i) want += xv[i * 4 + k];
+      CHECK(gw[k * 5 + j] == Approx(want).epsilon(1e-5).margin(1e-5));
+    }
+}
+
 TEST_CASE("matmul kernel: empty problems and K == 0", "[matmul_kernel]") {
   std::mt19937 rng(700);
   for (Spec s : {Spec{.batch = 0, .M = 4, .K = 3, .N = 5}, Spec{.batch = 2, .M = 0, .K = 3, .N = 5},

@@ -6,25 +6,36 @@
 namespace gg::kernels {
 
 namespace {
-// A row or column stride of 0 (an expanded operand, e.g. the gradient of sum()): oneDNN accepts
-// the description but only its slow reference kernel runs it.
-bool expanded_matrix(const Tensor& t) {
-  return (t.size(1) > 1 && t.stride(1) == 0) || (t.size(2) > 1 && t.stride(2) == 0);
-}
-
 std::array<int64_t, 3> strides3(const Tensor& t) {
   const Shape& s = t.strides();
   return {t.size(0) == 1 ? 0 : s[0], s[1], s[2]};
+}
+
+// Whether oneDNN reads the [batch, rows, cols] operand t only with its ref:any kernel (which
+// onednn::matmul replaces with reference::matmul, ~15x slower than brg a core): a row or column
+// with stride 0 (e.g. the expanded gradient that sum() hands to matmul's backward, which took
+// seconds for a 4096x512x1024 product), or no unit stride at all.
+bool only_ref_kernel(const Tensor& t) {
+  const int64_t rows = t.size(1), cols = t.size(2), rs = t.stride(1), cs = t.stride(2);
+  const bool zero = (rows > 1 && rs == 0) || (cols > 1 && cs == 0);
+  const bool unit = rows == 1 || cols == 1 || rs == 1 || cs == 1;
+  return zero || !unit;
+}
+
+// t as a dense copy (one matrix when its batch is broadcast, which oneDNN broadcasts itself).
+Tensor dense(const Tensor& t) {
+  if (t.size(0) > 1 && t.stride(0) == 0) return t.detach().select(0, 0).contiguous().unsqueeze(0);
+  return t.detach().contiguous();
 }
 }  // namespace
 
 void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor& bias,
               bool accumulate) {
   if ((a.dtype() == kFloat32 || a.dtype() == kBFloat16) &&
-      (expanded_matrix(a) || expanded_matrix(w))) {
-    // One copy of the operand is far cheaper than the reference loop (~100x).
-    bmm_into(expanded_matrix(a) ? a.detach().contiguous() : a,
-             expanded_matrix(w) ? w.detach().contiguous() : w, out, bias, accumulate);
+      (only_ref_kernel(a) || only_ref_kernel(w))) {
+    // A copy costs O(rows x cols), the slow kernel O(rows x cols x inner) at a fraction of brg.
+    bmm_into(only_ref_kernel(a) ? dense(a) : a, only_ref_kernel(w) ? dense(w) : w, out, bias,
+             accumulate);
     return;
   }
   onednn::MatmulProblem p;

@@ -215,4 +215,14 @@ bool binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   return true;
 }
 
+bool add_into(const Tensor& dst, const Tensor& src) {
+  // With src0 and src1 both dense and of one dtype, binary() neither swaps them nor copies src0:
+  // src0 = dst is read and written in place. (A strided src would be swapped into src0 and
+  // copied over dst before the add.)
+  if (!dst.is_contiguous() || !src.is_contiguous() || dst.shape() != src.shape() ||
+      dst.dtype() != src.dtype())
+    return false;
+  return binary(BinaryOp::Add, dst, src, dst);
+}
+
 }  // namespace gg::onednn

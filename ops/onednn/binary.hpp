@@ -23,4 +23,9 @@ bool binary_supported(kernels::BinaryOp op, Dtype a, Dtype b);
 // Zero-size problems return true.
 bool binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
 
+// dst += src in place, for dst and src contiguous, of one shape and dtype. The add above
+// with src0 = dst, which it then reads in place (oneDNN's binary runs in place when src0 and dst
+// are one memory). Results as binary's. False when declined (the caller runs the loop).
+bool add_into(const Tensor& dst, const Tensor& src);
+
 }  // namespace gg::onednn

@@ -71,11 +71,15 @@ void set_primitive_cache_capacity(size_t capacity) {
       static_cast<int>(std::min<size_t>(capacity, std::numeric_limits<int>::max())));
 }
 
-dnnl::memory scratchpad(const dnnl::memory::desc& desc) {
+void* scratchpad_buffer(size_t bytes) {
   thread_local std::vector<uint8_t> buffer;
-  size_t bytes = desc.get_size();
   if (buffer.size() < bytes) buffer.resize(bytes);
-  return dnnl::memory(desc, engine(), bytes ? buffer.data() : nullptr);
+  return buffer.data();
+}
+
+dnnl::memory scratchpad(const dnnl::memory::desc& desc) {
+  const size_t bytes = desc.get_size();
+  return dnnl::memory(desc, engine(), bytes ? scratchpad_buffer(bytes) : nullptr);
 }
 
 }  // namespace gg::onednn
