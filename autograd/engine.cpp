@@ -3,13 +3,16 @@
 // free each node's saved tensors once it has run.
 #include <algorithm>
 #include <atomic>
-#include <unordered_map>
-#include <unordered_set>
+#include <bit>
+#include <cstdint>
+#include <iterator>
+#include <span>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
 #include "core/error.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/kernels/elementwise_kernels.hpp"
 
 namespace gg::autograd {
 
@@ -21,14 +24,15 @@ std::string meta_str(const Tensor& t) {
 }
 
 // Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
-Tensor conform(const Tensor& grad, const TensorMeta& meta, const std::string& node_name) {
-  Tensor g = grad;
+// (By value: a gradient that arrives as the only handle on its tensor leaves as one.)
+Tensor conform(Tensor grad, const TensorMeta& meta, const std::string& node_name) {
+  Tensor g = std::move(grad);
   if (g.shape() != meta.shape) {
     try {
       g = sum_to(g, meta.shape);
     } catch (const Error&) {
       fail("[backward] {} returned a gradient of shape {} for an input of shape {}", node_name,
-           shape_str(grad.shape()), shape_str(meta.shape));
+           shape_str(g.shape()), shape_str(meta.shape));
     }
   }
   if (g.dtype() != meta.dtype) {
@@ -40,7 +44,32 @@ Tensor conform(const Tensor& grad, const TensorMeta& meta, const std::string& no
   return g;
 }
 
-void accumulate(Tensor& slot, const Tensor& g) { slot = slot.defined() ? slot + g : g; }
+// Whether nothing but this handle can see t's values: no other Tensor shares its TensorImpl or
+// its storage, it spans its storage exactly, and it has no autograd history of its own. Such a
+// tensor may be kept or written in place without anyone noticing.
+bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
+  return t.use_count() == 1 && t->storage.use_count() == 1 && !t->requires_grad && !t->grad_fn &&
+         !t->grad && Tensor(t).is_contiguous() &&
+         numel_of(t->shape) * static_cast<int64_t>(element_size(t->dtype)) ==
+             static_cast<int64_t>(t->storage->nbytes());
+}
+
+// Adds g to a leaf's grad, as PyTorch's AccumulateGrad does (and never aliasing another tensor):
+// the first gradient is adopted when it is a fresh tensor that nothing else holds, else copied;
+// later ones are added in place when nothing but the leaf holds its grad, else out of place (so
+// that a user's handle on grad() keeps its values).
+void accumulate_leaf(TensorImpl& leaf, Tensor g) {
+  g = conform(std::move(g), {leaf.shape, leaf.dtype}, "leaf");
+  if (!leaf.grad) {
+    std::shared_ptr<TensorImpl> impl = g.impl();
+    g = Tensor();
+    leaf.grad = sole_owner(impl) ? std::move(impl) : Tensor(impl).clone().impl();
+  } else if (sole_owner(leaf.grad)) {
+    kernels::add_into(Tensor(leaf.grad), g);
+  } else {
+    leaf.grad = (Tensor(leaf.grad) + g).impl();
+  }
+}
 }  // namespace
 
 Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
@@ -52,27 +81,35 @@ Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
       next_edges_(std::move(next_edges)),
       input_meta_(std::move(input_meta)),
       output_meta_(std::move(output_meta)),
-      accepts_undefined_grads_(accepts_undefined_grads) {}
+      accepts_undefined_grads_(accepts_undefined_grads) {
+  needs_input_grad_.resize(next_edges_.size());
+  for (size_t i = 0; i < next_edges_.size(); ++i) needs_input_grad_[i] = next_edges_[i].valid();
+}
 
 std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
   GG_CHECK(backward_ != nullptr,
            "[backward] trying to backward through {} a second time: its saved tensors were freed "
            "after the first backward; pass retain_graph=true to the first call",
            name_);
-  std::vector<bool> needs(next_edges_.size());
-  for (size_t i = 0; i < needs.size(); ++i) needs[i] = next_edges_[i].valid();
-  return backward_(grad_outputs, needs);
+  return backward_(grad_outputs, needs_input_grad_);
 }
 
-bool needs_grad(const std::vector<Tensor>& inputs) {
+namespace {
+template <class Range>
+bool any_needs_grad(const Range& inputs) {
   if (!GradMode::is_enabled()) return false;
   return std::any_of(inputs.begin(), inputs.end(),
                      [](const Tensor& t) { return t.defined() && t.requires_grad(); });
 }
+}  // namespace
 
-void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
-            BackwardFn backward, bool accepts_undefined_grads) {
-  if (!needs_grad(inputs)) return;
+bool needs_grad(const std::vector<Tensor>& inputs) { return any_needs_grad(inputs); }
+bool needs_grad(std::initializer_list<Tensor> inputs) { return any_needs_grad(inputs); }
+
+namespace {
+// Makes the node (the callers checked needs_grad) and sets it as the outputs' grad_fn.
+void record_node(std::string name, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+                 BackwardFn backward, bool accepts_undefined_grads) {
   std::vector<Edge> edges(inputs.size());
   std::vector<TensorMeta> input_meta(inputs.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -89,6 +126,7 @@ void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Ten
     }
   }
   std::vector<TensorMeta> output_meta;
+  output_meta.reserve(outputs.size());
   for (const Tensor& out : outputs) output_meta.push_back({out.shape(), out.dtype()});
   auto node = std::make_shared<Node>(std::move(name), std::move(backward), std::move(edges),
                                      std::move(input_meta), std::move(output_meta),
@@ -100,12 +138,27 @@ void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Ten
     outputs[i].impl()->output_nr = static_cast<uint32_t>(i);
   }
 }
+}  // namespace
+
+void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
+            BackwardFn backward, bool accepts_undefined_grads) {
+  if (!needs_grad(inputs)) return;
+  record_node(std::move(name), inputs, outputs, std::move(backward), accepts_undefined_grads);
+}
 
 Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
               BackwardFn backward) {
-  std::vector<Tensor> outputs{std::move(output)};
-  record(std::move(name), inputs, outputs, std::move(backward));
-  return outputs[0];
+  if (!needs_grad(inputs)) return output;
+  record_node(std::move(name), inputs, {&output, 1}, std::move(backward), false);
+  return output;
+}
+
+Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
+              BackwardFn backward) {
+  if (!needs_grad(inputs)) return output;
+  record_node(std::move(name), {inputs.begin(), inputs.size()}, {&output, 1}, std::move(backward),
+              false);
+  return output;
 }
 
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
@@ -124,59 +177,122 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
   return g;
 }
 
+namespace {
+
+// The nodes of one backward walk, each with an index, in a flat open-addressing table: the walk
+// looks a node up once per edge, and std::unordered_map/set allocated an entry per node (a third
+// of the engine's time on a chain of small ops).
+class NodeIndex {
+ public:
+  static constexpr size_t npos = static_cast<size_t>(-1);
+  // Inserts node with `index` unless present; returns whether it was inserted.
+  bool insert(const Node* node, size_t index) {
+    if (2 * (size_ + 1) > table_.size()) grow();
+    Slot& slot = table_[position(node)];
+    if (slot.node) return false;
+    slot = {node, index};
+    ++size_;
+    return true;
+  }
+  size_t find(const Node* node) const {
+    if (table_.empty()) return npos;
+    const Slot& slot = table_[position(node)];
+    return slot.node ? slot.index : npos;
+  }
+  void clear() {
+    std::fill(table_.begin(), table_.end(), Slot{});
+    size_ = 0;
+  }
+
+ private:
+  struct Slot {
+    const Node* node = nullptr;
+    size_t index = 0;
+  };
+  // Where node is, or the empty slot where it would go (linear probing from a Fibonacci hash).
+  size_t position(const Node* node) const {
+    const size_t mask = table_.size() - 1;
+    size_t i = (reinterpret_cast<uintptr_t>(node) * 0x9E3779B97F4A7C15ull) >> shift_;
+    while (table_[i].node && table_[i].node != node) i = (i + 1) & mask;
+    return i;
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(table_);
+    table_.assign(std::max<size_t>(64, 2 * old.size()), Slot{});
+    shift_ = 64 - std::countr_zero(table_.size());
+    for (const Slot& s : old)
+      if (s.node) table_[position(s.node)] = s;
+  }
+  std::vector<Slot> table_;  // a power of two long, at most half full
+  size_t size_ = 0;
+  int shift_ = 64;
+};
+
+}  // namespace
+
 void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
                   bool retain_graph) {
   NoGradGuard no_grad;  // gradients are computed without recording (no double backward)
 
-  // Gradient buffers: one slot per output of each node reached.
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  // The nodes reachable from the roots, each once.
   std::vector<std::shared_ptr<Node>> order;
-  std::unordered_set<Node*> seen;
-  std::vector<std::shared_ptr<Node>> stack;
-
-  auto accumulate_leaf = [](const std::shared_ptr<TensorImpl>& leaf, const Tensor& g) {
-    Tensor grad = conform(g, {leaf->shape, leaf->dtype}, "leaf");
-    // The first gradient is copied so that a leaf's grad never aliases another tensor.
-    leaf->grad = leaf->grad ? (Tensor(leaf->grad) + grad).impl() : grad.clone().impl();
+  NodeIndex index;
+  auto discover = [&](const std::shared_ptr<Node>& node) {
+    if (index.insert(node.get(), order.size())) order.push_back(node);
   };
-
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
-    if (!root.grad_fn) {
-      accumulate_leaf(roots[r].impl(), grad_roots[r]);
-      continue;
+    if (root.grad_fn) {
+      discover(root.grad_fn);
+    } else {
+      accumulate_leaf(*roots[r].impl(), grad_roots[r]);
     }
-    auto& slots = buffers[root.grad_fn.get()];
-    slots.resize(root.grad_fn->num_outputs());
-    accumulate(slots[root.output_nr], grad_roots[r]);
-    if (seen.insert(root.grad_fn.get()).second) stack.push_back(root.grad_fn);
   }
-  while (!stack.empty()) {
-    std::shared_ptr<Node> node = std::move(stack.back());
-    stack.pop_back();
-    for (const Edge& e : node->next_edges())
-      if (e.node && seen.insert(e.node.get()).second) stack.push_back(e.node);
-    order.push_back(std::move(node));
+  for (size_t next = 0; next < order.size(); ++next) {
+    for (const Edge& e : order[next]->next_edges())
+      if (e.node) discover(e.node);
   }
   // A node is made after the nodes of its inputs, so reverse creation order is topological.
   std::sort(order.begin(), order.end(),
             [](const auto& a, const auto& b) { return a->sequence_nr() > b->sequence_nr(); });
 
-  for (const std::shared_ptr<Node>& node : order) {
-    auto it = buffers.find(node.get());
-    if (it == buffers.end()) {  // reachable, but no gradient flowed into it
+  // Gradient buffers: one slot per output of each node, in one vector; `reached` marks the nodes
+  // some gradient flowed into.
+  index.clear();
+  std::vector<size_t> first_slot(order.size() + 1, 0);
+  for (size_t i = 0; i < order.size(); ++i) {
+    index.insert(order[i].get(), i);
+    first_slot[i + 1] = first_slot[i] + order[i]->num_outputs();
+  }
+  std::vector<Tensor> slots(first_slot.back());
+  std::vector<char> reached(order.size(), 0);
+  auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
+    const size_t i = index.find(node);
+    Tensor& slot = slots[first_slot[i] + output_nr];
+    slot = slot.defined() ? slot + g : std::move(g);
+    reached[i] = 1;
+  };
+  for (size_t r = 0; r < roots.size(); ++r) {
+    const TensorImpl& root = *roots[r].impl();
+    if (root.grad_fn) receive(root.grad_fn.get(), root.output_nr, grad_roots[r]);
+  }
+
+  std::vector<Tensor> grads;  // one node's output gradients (reused)
+  for (size_t n = 0; n < order.size(); ++n) {
+    Node* node = order[n].get();
+    if (!reached[n]) {  // reachable, but no gradient flowed into it
       if (!retain_graph) node->release();
       continue;
     }
-    std::vector<Tensor> grads = std::move(it->second);
-    buffers.erase(it);
-    grads.resize(node->num_outputs());
+    grads.assign(std::make_move_iterator(slots.begin() + static_cast<int64_t>(first_slot[n])),
+                 std::make_move_iterator(slots.begin() + static_cast<int64_t>(first_slot[n + 1])));
     if (!node->accepts_undefined_grads()) {
       for (size_t i = 0; i < grads.size(); ++i)
         if (!grads[i].defined())
           grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
     }
     std::vector<Tensor> input_grads = node->apply(grads);
+    grads.clear();  // let go of the output gradients (an input gradient may be one of them)
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
     GG_CHECK(input_grads.size() == edges.size(),
@@ -185,13 +301,12 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid() || !input_grads[i].defined()) continue;
-      Tensor g = conform(input_grads[i], node->input_meta()[i], node->name());
+      // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
+      Tensor g = conform(std::move(input_grads[i]), node->input_meta()[i], node->name());
       if (e.node) {
-        auto& slots = buffers[e.node.get()];
-        slots.resize(e.node->num_outputs());
-        accumulate(slots[e.output_nr], g);
+        receive(e.node.get(), e.output_nr, std::move(g));
       } else if (auto leaf = e.leaf.lock()) {
-        accumulate_leaf(leaf, g);
+        accumulate_leaf(*leaf, std::move(g));
       }
     }
   }

@@ -3,6 +3,7 @@
 // holding what it saved. Nodes are numbered as they are made; that order is the tape.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,10 +64,12 @@ class Node {
   std::vector<TensorMeta> input_meta_;
   std::vector<TensorMeta> output_meta_;
   bool accepts_undefined_grads_;
+  std::vector<bool> needs_input_grad_;  // which edges lead somewhere (fixed at construction)
 };
 
 // True when grad mode is on and some defined input requires grad: only then ops record.
 bool needs_grad(const std::vector<Tensor>& inputs);
+bool needs_grad(std::initializer_list<Tensor> inputs);  // needs_grad({a, b}) without a vector
 
 // Records one node for an op call if needs_grad(inputs), and makes it the grad_fn of `outputs`.
 // Undefined inputs are allowed (no edge). Outputs must be freshly made by the op.
@@ -74,6 +77,9 @@ void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Ten
             BackwardFn backward, bool accepts_undefined_grads = false);
 // Single-output convenience: returns `output` with its grad_fn set.
 Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
+              BackwardFn backward);
+// The same for record("XBackward", {a, b}, ...): nothing is allocated when nothing is recorded.
+Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
               BackwardFn backward);
 
 // Sums a broadcast gradient back to `shape` (over leading dims and dims of size 1).

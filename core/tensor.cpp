@@ -89,23 +89,14 @@ void store_from_double(void* base, Dtype dtype, int64_t offset, double value) {
 
 // ---- accessors -------------------------------------------------------------------------------
 
-const TensorImpl& Tensor::checked(const char* op) const {
-  GG_CHECK(impl_ != nullptr, "[{}] the tensor is undefined (a default-constructed gg::Tensor)", op);
-  return *impl_;
+void Tensor::throw_undefined(const char* op) {
+  fail("[{}] the tensor is undefined (a default-constructed gg::Tensor)", op);
 }
 
-Dtype Tensor::dtype() const { return checked("dtype").dtype; }
-const Shape& Tensor::shape() const { return checked("shape").shape; }
-const Shape& Tensor::strides() const { return checked("strides").strides; }
-int64_t Tensor::storage_offset() const { return checked("storage_offset").offset; }
-int64_t Tensor::dim() const { return static_cast<int64_t>(checked("dim").shape.size()); }
-int64_t Tensor::size(int64_t d) const {
-  GG_CHECK(dim() > 0, "[size] dimension {} out of range: the tensor is 0-d", d);
-  return shape()[wrap_dim(d, dim(), "size")];
-}
-int64_t Tensor::stride(int64_t d) const {
-  GG_CHECK(dim() > 0, "[stride] dimension {} out of range: the tensor is 0-d", d);
-  return strides()[wrap_dim(d, dim(), "stride")];
+void Tensor::throw_bad_dim(int64_t d, const char* op) const {
+  GG_CHECK(dim() > 0, "[{}] dimension {} out of range: the tensor is 0-d", op, d);
+  wrap_dim(d, dim(), op);  // throws the range message
+  fail("[{}] dimension {} out of range", op, d);
 }
 int64_t Tensor::numel() const { return numel_of(checked("numel").shape); }
 

@@ -37,6 +37,8 @@ class Tensor {
   Tensor() = default;  // undefined ("null") tensor
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
+  // The accessors are inline (below): per-group code of grouped_mm calls them many times per
+  // group, and out of line they cost more than a 16x32x32 product.
   bool defined() const { return impl_ != nullptr; }
   Dtype dtype() const;
   const Shape& shape() const;
@@ -113,8 +115,35 @@ class Tensor {
   const TensorImpl& checked(const char* op) const;
 
  private:
+  // The throwing halves of checked(), size() and stride(), out of line.
+  [[noreturn]] static void throw_undefined(const char* op);
+  [[noreturn]] void throw_bad_dim(int64_t d, const char* op) const;
+  // Element d of shape or strides (negative d counts from the end), or the [op] error.
+  int64_t dim_entry(const Shape& v, int64_t d, const char* op) const {
+    const auto n = static_cast<int64_t>(v.size());
+    const int64_t i = d < 0 ? d + n : d;
+    if (i < 0 || i >= n) [[unlikely]]
+      throw_bad_dim(d, op);
+    return v[static_cast<size_t>(i)];
+  }
+
   std::shared_ptr<TensorImpl> impl_;
 };
+
+inline const TensorImpl& Tensor::checked(const char* op) const {
+  if (impl_ == nullptr) [[unlikely]]
+    throw_undefined(op);
+  return *impl_;
+}
+inline Dtype Tensor::dtype() const { return checked("dtype").dtype; }
+inline const Shape& Tensor::shape() const { return checked("shape").shape; }
+inline const Shape& Tensor::strides() const { return checked("strides").strides; }
+inline int64_t Tensor::storage_offset() const { return checked("storage_offset").offset; }
+inline int64_t Tensor::dim() const { return static_cast<int64_t>(checked("dim").shape.size()); }
+inline int64_t Tensor::size(int64_t d) const { return dim_entry(checked("size").shape, d, "size"); }
+inline int64_t Tensor::stride(int64_t d) const {
+  return dim_entry(checked("stride").strides, d, "stride");
+}
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 

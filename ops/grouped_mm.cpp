@@ -62,11 +62,12 @@ void validate_list(const std::vector<Tensor>& input, const std::vector<Tensor>& 
            "[grouped_mm] bias list length differs: {} bias entries for {} groups (give none, or "
            "one per group with undefined tensors for groups without bias)",
            bias.size(), input.size());
+  const Tensor none;
   for (size_t i = 0; i < input.size(); ++i) {
     const auto g = static_cast<int64_t>(i);
     const Tensor& x = input[i];
     const Tensor& w = mat2[i];
-    const Tensor b = bias.empty() ? Tensor() : bias[i];
+    const Tensor& b = bias.empty() ? none : bias[i];
     const auto ctx = [&] { return shapes(x, w, b); };
     GG_CHECK(x.defined(), "{} input is an undefined tensor {}", group_prefix(g), ctx());
     GG_CHECK(w.defined(), "{} mat2 is an undefined tensor {}", group_prefix(g), ctx());
@@ -78,8 +79,9 @@ void validate_list(const std::vector<Tensor>& input, const std::vector<Tensor>& 
              x.size(-1), w.size(0), ctx());
     check_same_dtype(x, "input", w, "mat2", g, ctx);
     if (b.defined()) {
-      GG_CHECK(b.shape() == Shape{w.size(1)}, "{} bias must have shape [{}] (mat2's m), got {} {}",
-               group_prefix(g), w.size(1), shape_str(b.shape()), ctx());
+      GG_CHECK(b.dim() == 1 && b.size(0) == w.size(1),
+               "{} bias must have shape [{}] (mat2's m), got {} {}", group_prefix(g), w.size(1),
+               shape_str(b.shape()), ctx());
       check_same_dtype(x, "input", b, "bias", g, ctx);
     }
     check_grad_dtype(x, "input", g, ctx);
@@ -303,7 +305,7 @@ Tensor view_of(const Tensor& buffer, int64_t offset, Shape shape) {
 
 // Fresh contiguous tensors of the given shapes and dtypes, in one allocation when they share
 // a dtype.
-std::vector<Tensor> allocate(const std::vector<Shape>& shapes, const std::vector<Dtype>& dtypes) {
+std::vector<Tensor> allocate(std::vector<Shape> shapes, const std::vector<Dtype>& dtypes) {
   std::vector<Tensor> out(shapes.size());
   if (shapes.empty()) return out;
   if (std::all_of(dtypes.begin(), dtypes.end(), [&](Dtype d) { return d == dtypes[0]; })) {
@@ -312,19 +314,46 @@ std::vector<Tensor> allocate(const std::vector<Shape>& shapes, const std::vector
     Tensor buffer = empty({total}, dtypes[0]);
     int64_t offset = 0;
     for (size_t i = 0; i < shapes.size(); ++i) {
-      out[i] = view_of(buffer, offset, shapes[i]);
-      offset += numel_of(shapes[i]);
+      const int64_t n = numel_of(shapes[i]);
+      out[i] = view_of(buffer, offset, std::move(shapes[i]));
+      offset += n;
     }
   } else {
-    for (size_t i = 0; i < shapes.size(); ++i) out[i] = empty(shapes[i], dtypes[i]);
+    for (size_t i = 0; i < shapes.size(); ++i) out[i] = empty(std::move(shapes[i]), dtypes[i]);
   }
   return out;
 }
 
 // ==== list form ==================================================================================
 
-// Backward of the list form. Saved: the inputs and mat2s (detached), which biases exist.
-Grads list_backward(const std::vector<Tensor>& xs, const std::vector<Tensor>& ws,
+// A list operand as backward needs it, saved without a Tensor per group (detaching one costs
+// three allocations, most of what recording the tiny workload cost): the matrix forward read in
+// place, kept alive through its storage, and the operand's shape and dtype. An operand forward
+// had to convert or copy (Float16, a layout oneDNN cannot read) is saved detached instead, and
+// backward converts it again.
+struct SavedOperand {
+  std::shared_ptr<Storage> storage;  // owns `mat`'s memory
+  MatRef mat;
+  Shape shape;
+  Dtype dtype = kFloat32;
+  Tensor detached;  // instead of storage and mat, when forward did not read it in place
+
+  SavedOperand(const Tensor& t, const MatRef& read) : shape(t.shape()), dtype(t.dtype()) {
+    if (read.owner == t.impl()->storage.get()) {
+      storage = t.impl()->storage;
+      mat = read;
+    } else {
+      detached = t.detach();
+    }
+  }
+  // The [p, k] matrix in the compute dtype (a converted copy goes to `keep`).
+  MatRef matrix(std::vector<Tensor>& keep) const {
+    return detached.defined() ? list_operand(detached, keep) : mat;
+  }
+};
+
+// Backward of the list form. Saved: the inputs and mat2s, which biases exist.
+Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<SavedOperand>& ws,
                     const std::vector<autograd::TensorMeta>& bias_meta, const Grads& grad_outputs,
                     const Needs& needs) {
   const size_t G = xs.size();
@@ -338,22 +367,20 @@ Grads list_backward(const std::vector<Tensor>& xs, const std::vector<Tensor>& ws
     for (size_t kind = 0; kind < 3; ++kind) {
       const size_t slot = kind * G + i;
       if (!needs[slot]) continue;
-      const autograd::TensorMeta meta =
-          kind == 0   ? autograd::TensorMeta{xs[i].shape(), xs[i].dtype()}
-          : kind == 1 ? autograd::TensorMeta{ws[i].shape(), ws[i].dtype()}
-                      : bias_meta[i];
+      const Shape& shape = kind == 0 ? xs[i].shape : kind == 1 ? ws[i].shape : bias_meta[i].shape;
+      const Dtype dtype = kind == 0 ? xs[i].dtype : kind == 1 ? ws[i].dtype : bias_meta[i].dtype;
       if (!grad_outputs[i].defined()) {  // an output that no loss used: zero gradients
-        grads[slot] = zeros(meta.shape, meta.dtype);
+        grads[slot] = zeros(shape, dtype);
         continue;
       }
-      shapes[kind].push_back(meta.shape);
-      dtypes[kind].push_back(meta.dtype);
+      shapes[kind].push_back(shape);
+      dtypes[kind].push_back(dtype);
       slots[kind].push_back(slot);
     }
   }
   for (size_t kind = 0; kind < 3; ++kind) {
-    std::vector<Tensor> made = allocate(shapes[kind], dtypes[kind]);
-    for (size_t j = 0; j < made.size(); ++j) grads[slots[kind][j]] = made[j];
+    std::vector<Tensor> made = allocate(std::move(shapes[kind]), dtypes[kind]);
+    for (size_t j = 0; j < made.size(); ++j) grads[slots[kind][j]] = std::move(made[j]);
   }
 
   std::vector<Tensor> keep;  // converted operands, alive until the tasks ran
@@ -365,14 +392,14 @@ Grads list_backward(const std::vector<Tensor>& xs, const std::vector<Tensor>& ws
     const Tensor& db = grads[2 * G + i];
     if (!grad_outputs[i].defined() || (!dx.defined() && !dw.defined() && !db.defined())) continue;
     Tensor g = grad_outputs[i];
-    if (g.dtype() != compute_dtype(xs[i].dtype()))
-      g = keep.emplace_back(g.to(compute_dtype(xs[i].dtype())));
+    if (g.dtype() != compute_dtype(xs[i].dtype))
+      g = keep.emplace_back(g.to(compute_dtype(xs[i].dtype)));
     const MatRef dy = list_operand(g, keep);
     if (dx.defined()) {  // dX = dY @ W^T
-      kernels::add_gemm(tasks, dy, list_operand(ws[i], keep).t(), *rows_of(dx));
+      kernels::add_gemm(tasks, dy, ws[i].matrix(keep).t(), *rows_of(dx));
     }
     if (dw.defined()) {  // dW = X^T @ dY (no rows: K = 0, zeros)
-      kernels::add_gemm(tasks, list_operand(xs[i], keep).t(), dy, *rows_of(dw));
+      kernels::add_gemm(tasks, xs[i].matrix(keep).t(), dy, *rows_of(dw));
     }
     if (db.defined()) sums.push_back({dy, db.raw_data(), 1, db.dtype()});  // column sums
   }
@@ -396,35 +423,40 @@ std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vect
     out_shapes[i].back() = mat2[i].size(1);
     out_dtypes[i] = options.out_dtype.value_or(input[i].dtype());
   }
-  std::vector<Tensor> outputs = allocate(out_shapes, out_dtypes);
+  std::vector<Tensor> outputs = allocate(std::move(out_shapes), out_dtypes);
+
+  const bool float_out = std::all_of(out_dtypes.begin(), out_dtypes.end(), is_floating);
+  auto wants_grad = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
+  const bool record = float_out && GradMode::is_enabled() &&
+                      (std::any_of(input.begin(), input.end(), wants_grad) ||
+                       std::any_of(mat2.begin(), mat2.end(), wants_grad) ||
+                       std::any_of(options.bias.begin(), options.bias.end(), wants_grad));
+  std::vector<SavedOperand> xs, ws;  // for backward, from the matrices forward reads
   {
     std::vector<Tensor> keep;  // converted operands, alive until the tasks ran
     std::vector<GemmTask> tasks;
     tasks.reserve(G);
+    if (record) {
+      xs.reserve(G);
+      ws.reserve(G);
+    }
     for (size_t i = 0; i < G; ++i) {
-      kernels::add_gemm(tasks, list_operand(input[i], keep), list_operand(mat2[i], keep),
-                        *rows_of(outputs[i]), list_bias(bias(i), keep));
+      const MatRef x = list_operand(input[i], keep), w = list_operand(mat2[i], keep);
+      kernels::add_gemm(tasks, x, w, *rows_of(outputs[i]), list_bias(bias(i), keep));
+      if (record) {
+        xs.emplace_back(input[i], x);
+        ws.emplace_back(mat2[i], w);
+      }
     }
     kernels::run_gemm_tasks(tasks);
   }
-
-  const bool float_out = std::all_of(out_dtypes.begin(), out_dtypes.end(), is_floating);
-  auto wants_grad = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
-  const bool any_grad = std::any_of(input.begin(), input.end(), wants_grad) ||
-                        std::any_of(mat2.begin(), mat2.end(), wants_grad) ||
-                        std::any_of(options.bias.begin(), options.bias.end(), wants_grad);
-  if (!float_out || !any_grad || !GradMode::is_enabled()) return outputs;
+  if (!record) return outputs;
 
   std::vector<Tensor> inputs;  // the node's inputs: the G inputs, G mat2s, G biases
   inputs.reserve(3 * G);
-  std::vector<Tensor> xs(G), ws(G);
-  std::vector<autograd::TensorMeta> bias_meta(G);
-  for (size_t i = 0; i < G; ++i) {
-    inputs.push_back(input[i]);
-    xs[i] = input[i].detach();
-    ws[i] = mat2[i].detach();
-  }
+  inputs.insert(inputs.end(), input.begin(), input.end());
   inputs.insert(inputs.end(), mat2.begin(), mat2.end());
+  std::vector<autograd::TensorMeta> bias_meta(G);
   for (size_t i = 0; i < G; ++i) {
     const Tensor b = bias(i);
     inputs.push_back(b);

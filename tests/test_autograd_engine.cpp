@@ -262,6 +262,35 @@ TEST_CASE("engine: leaf gradients never alias user tensors", "[autograd]") {
   CHECK(vec(a.grad()) == std::vector<double>{11, 11});
 }
 
+TEST_CASE("engine: a grad that only its leaf holds is accumulated in place", "[autograd]") {
+  Tensor x = leaf({1, -2, 3}, {3});
+  (x * x).sum().backward();
+  const void* first = x.grad().raw_data();
+  (x * 3.0).sum().backward();
+  CHECK(x.grad().raw_data() == first);  // no new gradient tensor per backward
+  require_close(vec(x.grad()), {5, -1, 9});
+  // A gradient with stride 0 (the sum's, broadcast back) is added in place too.
+  x.sum().backward();
+  CHECK(x.grad().raw_data() == first);
+  require_close(vec(x.grad()), {6, 0, 10});
+  // A view of the grad keeps it from being written.
+  Tensor view = x.grad().reshape({1, 3});
+  x.sum().backward();
+  CHECK(x.grad().raw_data() != first);
+  require_close(vec(view), {6, 0, 10});
+  require_close(vec(x.grad()), {7, 1, 11});
+
+  // In place or not, the sum is the one the add op computes, rounding included.
+  manual_seed(3);
+  Tensor b = randn({100}, kBFloat16).requires_grad_();
+  Tensor g1 = randn({100}, kBFloat16), g2 = randn({100}, kBFloat16);
+  b.backward(g1);
+  const void* b_first = b.grad().raw_data();
+  b.backward(g2);
+  CHECK(b.grad().raw_data() == b_first);
+  CHECK(vec(b.grad()) == vec(g1 + g2));
+}
+
 TEST_CASE("engine: nodes are numbered in tape order and run in reverse", "[autograd]") {
   Tensor x = leaf({1, 2}, {2});
   Tensor y1 = x * 2.0;

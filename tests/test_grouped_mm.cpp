@@ -734,6 +734,44 @@ TEST_CASE("grouped_mm packs small equal groups of separate tensors into one batc
   CHECK(second.hits == 6);  // one batched call per shape for forward, dX and dW
 }
 
+TEST_CASE("grouped_mm's tiny workload repeated: cached primitives only, gradients added in place",
+          "[grouped_mm]") {
+  gg::manual_seed(19);
+  // The bench's tiny workload (64 x [16, 32] @ [32, 32]) forward and backward three times without
+  // clearing the grads, as a training loop that accumulates would.
+  std::vector<Tensor> xs, ws, grads;
+  for (int i = 0; i < 64; ++i) {
+    xs.push_back(leaf({16, 32}, gg::kFloat32));
+    ws.push_back(leaf({32, 32}, gg::kFloat32));
+    grads.push_back(gg::randn({16, 32}));
+  }
+  auto step = [&] { gg::autograd::run_backward(F::grouped_mm(xs, ws), grads, false); };
+  step();
+  const void* x_grad = xs[5].grad().raw_data();
+  const void* w_grad = ws[63].grad().raw_data();
+  const int64_t live = gg::Storage::live_count();
+  auto [second, third] = cache_traffic(step);
+  // Every call: one batched primitive each for the outputs, dX and dW, none built.
+  CHECK(second.misses == 0);
+  CHECK(second.hits == 3);
+  CHECK(third.misses == 0);
+  CHECK(third.hits == 3);
+  // The grads are the same tensors, added to in place; nothing else stays alive.
+  CHECK(xs[5].grad().raw_data() == x_grad);
+  CHECK(ws[63].grad().raw_data() == w_grad);
+  CHECK(gg::Storage::live_count() == live);
+  // And they hold three times one call's gradient.
+  for (int i : {0, 5, 63}) {
+    const Vec r = values(grads[i]), x = values(xs[i]), w = values(ws[i]);
+    Vec dx = naive_mm(r, transpose(w, 32, 32), nullptr, 16, 32, 32);
+    Vec dw = naive_mm(transpose(x, 16, 32), r, nullptr, 32, 16, 32);
+    for (double& v : dx) v *= 3;
+    for (double& v : dw) v *= 3;
+    check_grad(xs[i], dx, 1e-4, "grad input");
+    check_grad(ws[i], dw, 1e-4, "grad mat2");
+  }
+}
+
 TEST_CASE("grouped_mm runs 3D x 3D as one batched primitive", "[grouped_mm]") {
   {
     Tensor x = gg::randn({6, 23, 19}), w = gg::randn({6, 19, 17});

@@ -109,14 +109,24 @@ A apply_unary(UnaryOp op, A x, double scalar) {
 namespace reference {
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
-  Shape shape = broadcast_shapes(a.shape(), b.shape(), "binary");
-  Tensor out = empty(shape, out_dtype);
+  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), "binary"), out_dtype);
+  const Shape& shape = out.shape();
   // Both operands are converted to the compute dtype first (no copy when they already have it),
   // so the loop is instantiated per (compute, out) pair, not per (compute, a, b, out) tuple:
   // 49 loops instead of 2401, which took minutes to compile.
   const Dtype compute = is_comparison(op) ? promote_types(a.dtype(), b.dtype()) : out_dtype;
-  const Tensor ca = a.detach().to(compute), cb = b.detach().to(compute);
-  Shape sa = broadcast_strides(ca, shape), sb = broadcast_strides(cb, shape);
+  // Detached before converting so that the conversion is not recorded (no new handle when there
+  // is nothing to convert: the ops of a chain are dominated by such fixed costs).
+  auto in_compute = [&](const Tensor& t) {
+    return t.dtype() == compute ? t : t.detach().to(compute);
+  };
+  const Tensor ca = in_compute(a), cb = in_compute(b);
+  // An operand of the output's shape is read with its own strides (no broadcast strides to make).
+  auto strides_of = [&](const Tensor& t, Shape& made) -> const Shape& {
+    return t.shape() == shape ? t.strides() : (made = broadcast_strides(t, shape));
+  };
+  Shape made_a, made_b;
+  const Shape &sa = strides_of(ca, made_a), &sb = strides_of(cb, made_b);
   dispatch(compute, [&]<class C>() {
     using A = Acc<C>;
     dispatch(out_dtype, [&]<class TO>() {
@@ -156,7 +166,10 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   a.checked(name);
   b.checked(name);
-  Shape shape = broadcast_shapes(a.shape(), b.shape(), name);  // throws with the op's name
+  // Equal shapes (the common case) need no broadcast shape made.
+  const bool same = a.shape() == b.shape();
+  const Shape broadcast = same ? Shape() : broadcast_shapes(a.shape(), b.shape(), name);  // throws
+  const Shape& shape = same ? a.shape() : broadcast;
   Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
       numel_of(shape) >= onednn::kMinElements) {
@@ -197,6 +210,45 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
                         });
   });
   return out;
+}
+
+// add_into runs on all threads from this many elements (below, a fork costs more than it saves).
+constexpr int64_t kParallelAddElements = int64_t{1} << 16;
+
+void add_into(const Tensor& dst, const Tensor& src) {
+  GG_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype() && dst.is_contiguous() &&
+               is_floating(dst.dtype()),
+           "[add_into] needs a contiguous destination and a source of its shape and floating "
+           "dtype, got {} {} and {} {}",
+           dtype_name(dst.dtype()), shape_str(dst.shape()), dtype_name(src.dtype()),
+           shape_str(src.shape()));
+  dispatch(dst.dtype(), [&]<class T>() {
+    using A = Acc<T>;
+    T* d = static_cast<T*>(dst.raw_data());
+    const T* s = static_cast<const T*>(src.raw_data());
+    if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes
+      auto add = [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i)
+          d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+      };
+      const int64_t n = dst.numel();
+      if (n < kParallelAddElements) {  // (an OpenMP region costs even when its `if` is false)
+        add(0, n);
+        return;
+      }
+      // Big gradients (a layer's weights) are split over the threads, as oneDNN's add did.
+      const int64_t chunks = (n + kParallelAddElements - 1) / kParallelAddElements;
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c)
+        add(c * kParallelAddElements, std::min(n, (c + 1) * kParallelAddElements));
+      return;
+    }
+    const Shape dst_strides = contiguous_strides(dst.shape());
+    for_each_strided<2>(dst.shape(), {dst_strides.data(), src.strides().data()}, {0, 0},
+                        [&](const std::array<int64_t, 2>& o) {
+                          d[o[0]] = convert<T>(convert<A>(d[o[0]]) + convert<A>(s[o[1]]));
+                        });
+  });
 }
 
 }  // namespace gg::kernels

@@ -16,6 +16,10 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name);
 // `scalar` is the exponent for Pow. Integer inputs compute in Float32 (except Neg and Abs).
 Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// dst += src in place, for the engine's gradient accumulation: same shape and floating dtype, dst
+// contiguous. The sum is the one binary(Add) computes (in float for the 16-bit floats), element
+// for element.
+void add_into(const Tensor& dst, const Tensor& src);
 
 // The plain loops, also the oracle that tests compare the oneDNN paths with.
 namespace reference {

@@ -8,6 +8,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <span>
 
 #include "core/strided.hpp"
 #include "ops/reference/matmul.hpp"
@@ -17,6 +18,8 @@ namespace gg::kernels {
 namespace {
 
 using onednn::MatmulProblem;
+// Tasks of one class (identical problems, see same_problem).
+using Tasks = std::span<const GemmTask* const>;
 
 // A group runs alone on all threads when it is more than this times its share of the work;
 // otherwise groups run side by side, one thread each (see run_balanced).
@@ -94,16 +97,16 @@ bool same_problem(const MatmulProblem& a, const MatmulProblem& b) {
 
 // The element stride s with ptr(i) == ptr(0) + i * s for every task, if there is one (>= 0).
 template <class Get>
-std::optional<int64_t> common_stride(const std::vector<GemmTask>& tasks, Dtype dtype, Get get,
+std::optional<int64_t> common_stride(Tasks tasks, Dtype dtype, Get get,
                                      const void* GemmTask::*owner) {
-  const void* first_owner = tasks[0].*owner;
+  const void* first_owner = tasks[0]->*owner;
   if (first_owner == nullptr) return std::nullopt;
-  for (const GemmTask& t : tasks) {
-    if (t.*owner != first_owner) return std::nullopt;
+  for (const GemmTask* t : tasks) {
+    if (t->*owner != first_owner) return std::nullopt;
   }
   // Addresses as integers: the tasks' operands may live in unrelated allocations.
   auto address = [&](size_t i) {
-    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(get(tasks[i])));
+    return static_cast<int64_t>(reinterpret_cast<uintptr_t>(get(*tasks[i])));
   };
   const int64_t step = address(1) - address(0);
   const auto elem = static_cast<int64_t>(element_size(dtype));
@@ -124,12 +127,14 @@ struct BatchOperand {
   size_t scratch_offset = 0;  // bytes, when copied
 };
 
-// Copies a rows x cols matrix between two strided layouts (row by row or column by column when
-// both have the same unit stride).
+// Copies a rows x cols matrix between two strided layouts: in one piece when both are dense in
+// the same order, else row by row or column by column when both have the same unit stride.
 void copy_matrix(const char* from, std::array<int64_t, 2> fs, char* to, std::array<int64_t, 2> ts,
                  int64_t rows, int64_t cols, int64_t elem) {
   if (rows == 0 || cols == 0) return;  // an empty operand may have a null address (memcpy UB)
-  if (fs[1] == 1 && ts[1] == 1) {
+  if (fs == ts && ((fs[1] == 1 && fs[0] == cols) || (fs[0] == 1 && fs[1] == rows))) {
+    std::memcpy(to, from, static_cast<size_t>(rows * cols * elem));  // both dense, same order
+  } else if (fs[1] == 1 && ts[1] == 1) {
     for (int64_t i = 0; i < rows; ++i)
       std::memcpy(to + i * ts[0] * elem, from + i * fs[0] * elem, static_cast<size_t>(cols * elem));
   } else if (fs[0] == 1 && ts[0] == 1) {
@@ -147,13 +152,13 @@ void copy_matrix(const char* from, std::array<int64_t, 2> fs, char* to, std::arr
 // reserving scratch bytes when it has to be copied. A batch stride of 0 (every task reads the same
 // matrix, e.g. one input for several models) is fine for inputs, not for dst.
 template <class Get>
-BatchOperand plan_operand(const std::vector<GemmTask>& tasks, Dtype dtype, int64_t rows,
-                          int64_t cols, std::array<int64_t, 3> strides, bool is_dst, Get get,
+BatchOperand plan_operand(Tasks tasks, Dtype dtype, int64_t rows, int64_t cols,
+                          std::array<int64_t, 3> strides, bool is_dst, Get get,
                           const void* GemmTask::*owner, size_t& scratch) {
   BatchOperand op;
   op.strides = {strides[1], strides[2]};
   if (auto step = common_stride(tasks, dtype, get, owner); step && (*step != 0 || !is_dst)) {
-    op.data = get(tasks[0]);
+    op.data = get(*tasks[0]);
     op.batch_stride = *step;
     return op;
   }
@@ -179,12 +184,9 @@ char* scratch_buffer(size_t bytes) {
 // or -- when `allow_copies` -- after copying the scattered ones into a batch (small list groups
 // in separate allocations: two memcpys per group cost less than a primitive call per group).
 // Returns false, having done nothing, when the tasks are not like that.
-bool run_as_one_batch(const std::vector<GemmTask>& tasks, bool allow_copies) {
+bool run_as_one_batch(Tasks tasks, bool allow_copies) {
   if (tasks.size() < 2) return false;
-  const MatmulProblem& first = tasks[0].problem;
-  for (const GemmTask& t : tasks) {
-    if (!same_problem(first, t.problem)) return false;
-  }
+  const MatmulProblem& first = tasks[0]->problem;
   if (!runs_on_onednn(first) || first.accumulate) return false;
   size_t scratch = 0;
   const BatchOperand src = plan_operand(
@@ -227,7 +229,8 @@ bool run_as_one_batch(const std::vector<GemmTask>& tasks, bool allow_copies) {
   };
   // The copies run on all threads: faster, and it keeps oneDNN's worker threads awake for the
   // primitive that follows.
-  const bool parallel_copies = scratch >= kParallelCopyBytes;
+  const bool parallel_copies =
+      scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
   auto for_each_task = [&](auto body) {
     if (parallel_copies) {
       parallel_for(static_cast<int64_t>(tasks.size()),
@@ -237,19 +240,19 @@ bool run_as_one_batch(const std::vector<GemmTask>& tasks, bool allow_copies) {
     }
   };
   for_each_task([&](size_t i) {
-    const GemmTask& t = tasks[i];
+    const GemmTask& t = *tasks[i];
     copy_in(i, src, first.src_dtype, first.M, first.K, first.src_strides, t.src);
     copy_in(i, wei, first.wei_dtype, first.K, first.N, first.wei_strides, t.wei);
     if (first.has_bias) copy_in(i, bias, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
   });
-  void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0].dst;
+  void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0]->dst;
   onednn::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
                  dst_data);
   if (dst.copied) {  // scatter the results to where each task wants them
     const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
     for_each_task([&](size_t i) {
       copy_matrix(base + dst.scratch_offset + static_cast<int64_t>(i) * dst.batch_stride * elem,
-                  dst.strides, static_cast<char*>(tasks[i].dst),
+                  dst.strides, static_cast<char*>(tasks[i]->dst),
                   {first.dst_strides[1], first.dst_strides[2]}, first.M, first.N, elem);
     });
   }
@@ -275,7 +278,7 @@ struct Job {
 // it); the others are dealt to the threads largest first, each to the least loaded thread (LPT),
 // and run in ONE parallel region, each single-threaded. (The MoE groups 1024..128 x 512 x 1024
 // split into two equal halves this way: one fork/join instead of one per group.)
-void run_balanced(std::vector<Job> jobs) {
+void run_balanced(std::vector<Job>& jobs) {
   if (jobs.empty()) return;
   std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.flops > b.flops; });
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -363,22 +366,26 @@ void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei
 void run_gemm_tasks(const std::vector<GemmTask>& tasks) {
   if (tasks.empty()) return;
   // Tasks with identical problems (in order of first appearance) may run as one batch each.
-  std::vector<std::vector<GemmTask>> classes;
+  // The lists are per thread and keep their capacity: a call allocates nothing here.
+  thread_local std::vector<std::vector<const GemmTask*>> classes;
+  thread_local std::vector<Job> rest;
+  size_t used = 0;  // classes[0, used) are this call's
   for (const GemmTask& t : tasks) {
-    auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) {
-      return same_problem(c.front().problem, t.problem);
-    });
-    if (it == classes.end()) {
-      classes.push_back({t});
-    } else {
-      it->push_back(t);
+    size_t c = 0;
+    while (c < used && !same_problem(classes[c].front()->problem, t.problem)) ++c;
+    if (c == used) {
+      if (used == classes.size()) classes.emplace_back();
+      classes[used++].clear();
     }
+    classes[c].push_back(&t);
   }
-  std::vector<Job> rest;
-  for (const std::vector<GemmTask>& c : classes) {
-    if (run_as_one_batch(c, cheap_to_copy(c.front().problem))) continue;
-    const bool onednn_ok = runs_on_onednn(c.front().problem);  // the same for the whole class
-    for (const GemmTask& t : c) rest.push_back({&t, onednn_ok, flops(t.problem)});
+  rest.clear();
+  for (size_t c = 0; c < used; ++c) {
+    const std::vector<const GemmTask*>& members = classes[c];
+    const MatmulProblem& problem = members.front()->problem;
+    if (run_as_one_batch(members, cheap_to_copy(problem))) continue;
+    const bool onednn_ok = runs_on_onednn(problem);  // the same for the whole class
+    for (const GemmTask* t : members) rest.push_back({t, onednn_ok, flops(t->problem)});
   }
   run_balanced(rest);
 }

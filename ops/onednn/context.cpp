@@ -47,11 +47,15 @@ CacheStats cache_stats() { return {g_hits.load(), g_misses.load()}; }
 void record_cache_hit() { g_hits.fetch_add(1, std::memory_order_relaxed); }
 void record_cache_miss() { g_misses.fetch_add(1, std::memory_order_relaxed); }
 
-dnnl::memory scratchpad(const dnnl::memory::desc& desc) {
+void* scratchpad_buffer(size_t bytes) {
   thread_local std::vector<uint8_t> buffer;
-  size_t bytes = desc.get_size();
   if (buffer.size() < bytes) buffer.resize(bytes);
-  return dnnl::memory(desc, engine(), bytes ? buffer.data() : nullptr);
+  return buffer.data();
+}
+
+dnnl::memory scratchpad(const dnnl::memory::desc& desc) {
+  const size_t bytes = desc.get_size();
+  return dnnl::memory(desc, engine(), bytes ? scratchpad_buffer(bytes) : nullptr);
 }
 
 }  // namespace gg::onednn

@@ -65,6 +65,9 @@ class PrimitiveCache {
 
 // Scratchpad memory for one primitive execution, reused per thread (primitives are built with
 // scratchpad_mode::user so that concurrent executions never share oneDNN's global scratchpad).
+// scratchpad_buffer is the thread's buffer itself (at least `bytes`; it moves when it grows), for
+// callers that keep their own memory object bound to it.
 dnnl::memory scratchpad(const dnnl::memory::desc& desc);
+void* scratchpad_buffer(size_t bytes);
 
 }  // namespace gg::onednn

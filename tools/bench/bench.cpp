@@ -14,6 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
+#include "autograd_overhead.hpp"
 #include "groupgrad_variant.hpp"
 #include "peers.hpp"
 #include "report.hpp"
@@ -147,8 +148,8 @@ int main(int argc, char** argv) {
   std::string json_path, data = "/usr/share/dict/words";
   int64_t batch_size = 64;
   app.add_option("--workload,-w", only,
-                 "Workloads to run: moe, heads, tiny, mixed, train (default: all)")
-      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "train"}));
+                 "Workloads to run: moe, heads, tiny, mixed, train, autograd (default: all)")
+      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "train", "autograd"}));
   app.add_option("--reps", reps, "Timed samples per variant (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -204,6 +205,16 @@ int main(int argc, char** argv) {
     for (const auto& w : kernel_workloads())
       if (selected(w.id)) run_kernel_workload(w, warmup, reps, report);
     if (selected("train")) run_train_workload(data, batch_size, warmup, reps, report);
+    // The autograd overhead per op: "us/group" is microseconds per op of the chain.
+    if (selected("autograd")) {
+      for (const gg::bench::OverheadRow& r : gg::bench::autograd_overhead(warmup, reps))
+        report.rows.push_back({.workload = r.name,
+                               .variant = "groupgrad",
+                               .timing = r.timing,
+                               .groups = r.ops,
+                               .memory = {},
+                               .note = "us/group column = microseconds per op"});
+    }
     report.about.emplace_back("load after", load_average());
     double load = 0;
     if (threads > 1 && getloadavg(&load, 1) == 1 &&
