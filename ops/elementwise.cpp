@@ -164,7 +164,7 @@ Tensor relu(const Tensor& x) {
 Tensor gelu(const Tensor& x) {
   Tensor out = kernels::unary(UnaryOp::Gelu, x, 0, "gelu");
   return record("GeluBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * kernels::unary(UnaryOp::GeluGrad, x, 0, "gelu_backward")};
+    return Grads{kernels::gelu_backward(g[0], x)};
   });
 }
 
