@@ -387,6 +387,35 @@ TEST_CASE("onednn gelu backward matches a double oracle, NaN and infinities incl
   CHECK_FALSE(gg::onednn::gelu_backward(square, square.transpose(0, 1), gg::empty({64, 64})));
 }
 
+TEST_CASE("sum over a short dim that is not the last: float rows added in order", "[reduction]") {
+  // The loop for [outer, n <= 16, inner] f32 (MoE's combine over top-k): each output is the
+  // float sum of its n inputs in order, which the oracle computes the same way.
+  std::mt19937 rng(21);
+  for (const Shape& shape : {Shape{512, 2, 64}, Shape{300, 3, 7}, Shape{5, 16, 33, 9}}) {
+    for (int64_t dim : {int64_t{0}, int64_t{1}}) {
+      Tensor x = make(normal_values(gg::numel_of(shape), rng), shape, gg::kFloat32);
+      if (shape[static_cast<size_t>(dim)] > 16) continue;
+      INFO(gg::shape_str(shape) << " dim " << dim);
+      const std::vector<float> v = x.to_vector<float>();
+      const int64_t n = shape[static_cast<size_t>(dim)];
+      int64_t inner = 1;
+      for (size_t d = static_cast<size_t>(dim) + 1; d < shape.size(); ++d) inner *= shape[d];
+      const int64_t outer = x.numel() / (n * inner);
+      const std::vector<float> got = gg::sum(x, dim).contiguous().to_vector<float>();
+      REQUIRE(static_cast<int64_t>(got.size()) == outer * inner);
+      int64_t bad = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t j = 0; j < inner; ++j) {
+          float want = v[static_cast<size_t>(o * n * inner + j)];
+          for (int64_t k = 1; k < n; ++k) want += v[static_cast<size_t>((o * n + k) * inner + j)];
+          bad += got[static_cast<size_t>(o * inner + j)] != want;
+        }
+      }
+      CHECK(bad == 0);
+    }
+  }
+}
+
 TEST_CASE("onednn sum over a dim matches a double oracle", "[onednn][reduction]") {
   std::mt19937 rng(5);
   struct Case {
