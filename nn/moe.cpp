@@ -5,6 +5,7 @@
 
 #include "nn/functional.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/matmul.hpp"
 #include "ops/nn_ops.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape_ops.hpp"
@@ -125,7 +126,9 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
   const Tensor h = gelu(grouped_linear(dispatched, offs, up_weight, up_bias));  // (T*k, hidden)
   const Tensor y = grouped_linear(h, offs, down_weight, down_bias);             // (T*k, E)
   const Tensor per_slot = index_select(y, 0, tensor<int64_t>(r.position_of)).reshape({T, top_k, E});
-  result.output = (per_slot * gates.reshape({T, top_k, 1})).sum(1).reshape(x.shape());
+  // sum_j gates[t, j] * per_slot[t, j, :] as one batched [1, k] @ [k, E] product: its backward
+  // is two more, where mul + sum ran broadcasting loops over an expanded gradient.
+  result.output = matmul(gates.reshape({T, 1, top_k}), per_slot).reshape(x.shape());
 
   std::vector<double> fraction(r.counts.size());
   for (size_t e = 0; e < r.counts.size(); ++e)
