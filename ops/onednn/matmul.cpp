@@ -392,7 +392,8 @@ void check_dtypes(const MatmulProblem& p) {
 
 // Sizes of M and K vary from call to call where grouped_mm splits tokens among experts by a
 // router: every new size would build a primitive (~0.1-0.3 ms, more than the product takes),
-// and a training run meets hundreds of them. So an f32 problem runs in pieces of few sizes:
+// and a training run meets hundreds of them. So an f32 problem marked sizes_vary runs in
+// pieces of few sizes (fixed shapes stay whole: pieces cost ~1.5x for the bench's mixed list):
 // powers of two, then a tail under kSmallPiece, at most ~25 distinct sizes per dim; a fixed
 // power-of-two size stays one piece. Rows (M) split exactly; depth (K) pieces accumulate into
 // dst (oneDNN's sum post-op, exact in f32: only the summation order changes).
@@ -414,7 +415,8 @@ bool splits_depth(const MatmulProblem& p) {
   return next_piece(p.K) != p.K && p.src_strides[2] != 1 && p.wei_strides[1] != 1;
 }
 bool splits(const MatmulProblem& p) {
-  return p.src_dtype == kFloat32 && p.dst_dtype == kFloat32 && (splits_rows(p) || splits_depth(p));
+  return p.sizes_vary && p.src_dtype == kFloat32 && p.dst_dtype == kFloat32 &&
+         (splits_rows(p) || splits_depth(p));
 }
 
 }  // namespace
