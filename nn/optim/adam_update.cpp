@@ -3,15 +3,25 @@
 // clone computes the bits of the baseline build): see CMakeLists.txt.
 #include "nn/optim/adam_update.hpp"
 
+// Clones for AVX-512 and AVX2: the sqrt and division of every element dominate, and the
+// baseline build has 2-wide SSE2 doubles only. Not under ThreadSanitizer: the clones are picked
+// by an ifunc resolver, which runs before TSan's runtime is up and crashes the process (GCC 12
+// and clang 14 alike).
+#if defined(__SANITIZE_THREAD__)
+#define GG_ADAM_CLONES
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GG_ADAM_CLONES
+#endif
+#endif
+#ifndef GG_ADAM_CLONES
+#define GG_ADAM_CLONES [[gnu::target_clones("avx512f", "avx2", "default")]]
+#endif
+
 namespace gg::optim::detail {
 
-// Clones for AVX-512 and AVX2: the sqrt and division of every element dominate, and the
-// baseline build has 2-wide SSE2 doubles only.
-[[gnu::target_clones("avx512f", "avx2", "default")]] void update_f32(const AdamUpdate& u,
-                                                                     const AdamFlags& f, int64_t n,
-                                                                     float* p, const float* g,
-                                                                     float* m, float* v,
-                                                                     float* v_max) {
+GG_ADAM_CLONES void update_f32(const AdamUpdate& u, const AdamFlags& f, int64_t n, float* p,
+                               const float* g, float* m, float* v, float* v_max) {
   // Spelled out rather than through with_flags: the loop must be inlined into each clone.
   if (f.decoupled) {
     if (f.amsgrad)
