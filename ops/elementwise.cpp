@@ -16,6 +16,12 @@ using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 using kernels::BinaryOp;
 using kernels::UnaryOp;
+
+// `t` for a backward that needs it only for the gradient of `other`: undefined when `other`
+// gets none (the node's needs are fixed when it is recorded).
+Tensor saved_for(const Tensor& t, const Tensor& other) {
+  return other.requires_grad() ? t.detach() : Tensor();
+}
 }  // namespace
 
 Tensor scalar_like(double value, const Tensor& like) {
@@ -41,8 +47,10 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(BinaryOp::Mul, a, b, "mul");
   if (!autograd::needs_grad({a, b})) return out;
+  // Each operand is saved only for the other's gradient: x * 0.125 must not keep x alive (in
+  // attention it held the whole q/k/v projection buffer until backward).
   return record("MulBackward", {a, b}, out,
-                [a = a.detach(), b = b.detach()](const Grads& g, const Needs& needs) {
+                [a = saved_for(a, b), b = saved_for(b, a)](const Grads& g, const Needs& needs) {
                   return Grads{needs[0] ? g[0] * b : Tensor(), needs[1] ? g[0] * a : Tensor()};
                 });
 }
@@ -51,7 +59,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(BinaryOp::Div, a, b, "div");
   if (!autograd::needs_grad({a, b})) return out;
   return record("DivBackward", {a, b}, out,
-                [a = a.detach(), b = b.detach()](const Grads& g, const Needs& needs) {
+                [a = saved_for(a, b), b = b.detach()](const Grads& g, const Needs& needs) {
                   Tensor ga = needs[0] ? g[0] / b : Tensor();
                   Tensor gb = needs[1] ? neg(g[0] * a / (b * b)) : Tensor();
                   return Grads{ga, gb};
@@ -164,7 +172,7 @@ Tensor relu(const Tensor& x) {
 Tensor gelu(const Tensor& x) {
   Tensor out = kernels::unary(UnaryOp::Gelu, x, 0, "gelu");
   return record("GeluBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * kernels::unary(UnaryOp::GeluGrad, x, 0, "gelu_backward")};
+    return Grads{kernels::gelu_backward(g[0], x)};
   });
 }
 

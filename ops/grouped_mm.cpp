@@ -608,6 +608,7 @@ Grads packed_backward(const PackedPlan& plan, const Tensor& input, const Tensor&
   if (db.defined() && zero.bias_end > zero.bias_begin) {
     kernels::fill_zero(bias_row(db, 0, db.numel())->col_range(zero.bias_begin, zero.bias_end));
   }
+  for (GemmTask& t : tasks) t.problem.sizes_vary = true;  // group sizes come from offs
   kernels::run_gemm_tasks(tasks);
   kernels::run_column_sums(sums);
   return {dx, dw, db};
@@ -631,6 +632,7 @@ Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMM
       kernels::add_gemm(tasks, m.x, m.w, m.y, bias_row(b, m.bias_offset, m.y.cols));
     }
     for (const MatRef& m : tails(plan, Tensor(), Tensor(), out).y) kernels::fill_zero(m);
+    for (GemmTask& t : tasks) t.problem.sizes_vary = true;  // group sizes come from offs
     kernels::run_gemm_tasks(tasks);
   }
   if (!is_floating(out_dtype) || !autograd::needs_grad({input, mat2, options.bias})) return out;

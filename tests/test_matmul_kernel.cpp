@@ -501,6 +501,39 @@ TEST_CASE("matmul kernel: a repeated problem is a cache hit", "[matmul_kernel]")
   CHECK(gg::onednn::cache_stats().misses == after.misses + 1);
 }
 
+TEST_CASE("matmul kernel: f32 problems of varying M and K share a bounded set of primitives",
+          "[matmul_kernel]") {
+  // As grouped_mm's expert groups (packed form), whose sizes the router picks, marked
+  // sizes_vary: 128 sizes of M (then of K) run as pieces (powers of two and tails under 32), not as
+  // 128 primitives. Layouts as there (strides that do not depend on the varying size, which would
+  // make every size a new problem), with a transposed operand, bias (added once) and accumulate
+  // (kept on every K piece) to check the pieces' offsets.
+  uint32_t seed = 900;
+  for (bool vary_m : {true, false}) {
+    const auto before = gg::onednn::cache_stats();
+    for (int64_t size = 33; size <= 160; ++size) {
+      MatmulProblem p = make_problem({.M = vary_m ? size : 19,
+                                      .K = vary_m ? 21 : size,
+                                      .N = 23,
+                                      .src = vary_m ? Layout::kContiguous : Layout::kTransposed,
+                                      .wei = vary_m ? Layout::kTransposed : Layout::kContiguous,
+                                      .bias = Spec::Bias::kShared,
+                                      .accumulate = size % 2 == 0});
+      p.sizes_vary = true;
+      check_against_reference(p, seed++);
+    }
+    // Pieces 32, 64, 128 and tails 1..31, each with and without accumulate (and for K, the
+    // pieces after the first accumulate whatever the problem says).
+    INFO((vary_m ? "varying M" : "varying K"));
+    CHECK(gg::onednn::cache_stats().misses - before.misses <= 2 * (3 + 31));
+  }
+  // Without sizes_vary a size runs whole: one primitive for a new shape.
+  MatmulProblem fixed = make_problem({.M = 101, .K = 21, .N = 23});
+  const auto before = gg::onednn::cache_stats();
+  check_against_reference(fixed, seed++);
+  CHECK(gg::onednn::cache_stats().misses - before.misses == 1);
+}
+
 TEST_CASE("matmul kernel: the same primitive runs concurrently", "[matmul_kernel]") {
   // A plain problem, and one that uses the per-thread buffers (f32 result converted to bf16, a
   // strided per-batch bias copied dense).

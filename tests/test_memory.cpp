@@ -214,3 +214,25 @@ TEST_CASE("memory: a big block freed by a thread is its next storage of that siz
   Tensor c = zeros({n + 1});
   CHECK(c.raw_data() != first);
 }
+
+TEST_CASE("memory: mul and div save an operand only for the other's gradient", "[memory]") {
+  manual_seed(7);
+  Tensor leaf = randn({256, 64}).requires_grad_();
+  Tensor x = leaf * 2.0;              // a non-leaf, 64 KiB
+  Tensor y = x * 0.125, z = x / 3.0;  // the scalars need no gradient: x is not saved
+  const int64_t with_outputs = Storage::live_bytes();
+  x = Tensor();
+  CHECK(Storage::live_bytes() == with_outputs - 256 * 64 * 4);
+  (y.sum() + z.sum()).backward();
+  // d/dleaf = 2 * (0.125 + 1/3) everywhere.
+  const std::vector<float> g = leaf.grad().to_vector<float>();
+  for (float v : g) REQUIRE(v == Approx(2 * (0.125 + 1.0 / 3.0)));
+  // With a gradient for both, each keeps the other.
+  Tensor a = randn({256, 64}).requires_grad_(), b = randn({256, 64}).requires_grad_();
+  Tensor c = a * 2.0, d = b * 2.0;
+  Tensor e = c * d;
+  const int64_t with_e = Storage::live_bytes();
+  c = Tensor();
+  d = Tensor();
+  CHECK(Storage::live_bytes() == with_e);
+}

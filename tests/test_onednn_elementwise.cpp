@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <numbers>
 #include <random>
 #include <vector>
 
@@ -340,6 +341,79 @@ TEST_CASE("onednn unary on special values", "[onednn][eltwise]") {
   for (UnaryOp op : {UnaryOp::Log, UnaryOp::Relu, UnaryOp::Sign, UnaryOp::GeluGrad})
     REQUIRE_FALSE(gg::onednn::unary_supported(op, gg::kFloat32));
   REQUIRE_FALSE(gg::onednn::unary_supported(UnaryOp::Exp, gg::kFloat64));
+}
+
+TEST_CASE("onednn gelu backward matches a double oracle, NaN and infinities included",
+          "[onednn][eltwise]") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.f, 3.f);
+  const std::vector<float> specials = {kNaN, kInf, -kInf, 0.f, -0.f, 1.f, -1.f, 20.f, -20.f, 1e-3f};
+  std::vector<float> xs, gs;
+  for (int i = 0; i < 1 << 16; ++i) {
+    xs.push_back(normal(rng));
+    gs.push_back(normal(rng));
+  }
+  for (int r = 0; r < 37; ++r) {  // in the vector body and the tail
+    for (float v : specials) {
+      xs.push_back(v);
+      gs.push_back(1.5f);
+    }
+  }
+  const int64_t n = static_cast<int64_t>(xs.size());
+  Tensor x = gg::tensor<float>(xs, {n}), g = gg::tensor<float>(gs, {n});
+  Tensor got = gg::empty({n});
+  REQUIRE(gg::onednn::gelu_backward(x, g, got));
+  const std::vector<float> out = got.to_vector<float>();
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double xi = xs[static_cast<size_t>(i)], gi = gs[static_cast<size_t>(i)];
+    double want = gi * (0.5 * std::erfc(-xi / std::sqrt(2.0)) +
+                        xi * std::exp(-xi * xi / 2) / std::sqrt(2 * std::numbers::pi));
+    if (std::isinf(xi)) want = xi > 0 ? gi : 0.0;  // the limits: x*phi(x) -> 0
+    if (std::isnan(want)) {
+      REQUIRE(std::isnan(out[static_cast<size_t>(i)]));
+      continue;
+    }
+    // gelu' is at most ~1.13 in magnitude: an absolute bound relative to |grad|.
+    const double err = std::abs(out[static_cast<size_t>(i)] - want) / std::max(1.0, std::abs(gi));
+    worst = std::max(worst, err);
+  }
+  INFO("worst error " << worst);
+  CHECK(worst < 1e-6);
+  // Declined: another dtype, mismatched shapes, a strided operand.
+  Tensor d = gg::empty({n}, gg::kFloat64);
+  CHECK_FALSE(gg::onednn::gelu_backward(x.to(gg::kFloat64), g.to(gg::kFloat64), d));
+  Tensor square = gg::randn({64, 64});
+  CHECK_FALSE(gg::onednn::gelu_backward(square, square.transpose(0, 1), gg::empty({64, 64})));
+}
+
+TEST_CASE("sum over a short dim that is not the last: float rows added in order", "[reduction]") {
+  // The loop for [outer, n <= 16, inner] f32 (MoE's combine over top-k): each output is the
+  // float sum of its n inputs in order, which the oracle computes the same way.
+  std::mt19937 rng(21);
+  for (const Shape& shape : {Shape{512, 2, 64}, Shape{300, 3, 7}, Shape{5, 16, 33, 9}}) {
+    for (int64_t dim : {int64_t{0}, int64_t{1}}) {
+      Tensor x = make(normal_values(gg::numel_of(shape), rng), shape, gg::kFloat32);
+      if (shape[static_cast<size_t>(dim)] > 16) continue;
+      INFO(gg::shape_str(shape) << " dim " << dim);
+      const std::vector<float> v = x.to_vector<float>();
+      const int64_t n = shape[static_cast<size_t>(dim)];
+      int64_t inner = 1;
+      for (size_t d = static_cast<size_t>(dim) + 1; d < shape.size(); ++d) inner *= shape[d];
+      const int64_t outer = x.numel() / (n * inner);
+      const std::vector<float> got = gg::sum(x, dim).contiguous().to_vector<float>();
+      REQUIRE(static_cast<int64_t>(got.size()) == outer * inner);
+      int64_t bad = 0;
+      for (int64_t o = 0; o < outer; ++o) {
+        for (int64_t j = 0; j < inner; ++j) {
+          float want = v[static_cast<size_t>(o * n * inner + j)];
+          for (int64_t k = 1; k < n; ++k) want += v[static_cast<size_t>((o * n + k) * inner + j)];
+          bad += got[static_cast<size_t>(o * inner + j)] != want;
+        }
+      }
+      CHECK(bad == 0);
+    }
+  }
 }
 
 TEST_CASE("onednn sum over a dim matches a double oracle", "[onednn][reduction]") {

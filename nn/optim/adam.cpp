@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "core/error.hpp"
+#include "nn/optim/adam_update.hpp"
 
 namespace gg::optim {
 
@@ -70,6 +71,11 @@ void Adam::step() {
     const double bias_correction2_sqrt = std::sqrt(1 - std::pow(beta2, static_cast<double>(step)));
     const double step_size = lr / bias_correction1;
     const double decay = decoupled_ ? 1 - lr * weight_decay : 1.0;
+    using detail::update_f32, detail::update, detail::with_flags;
+    const detail::AdamUpdate u{beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt,
+                               decay};
+    const detail::AdamFlags f{decoupled_, weight_decay != 0, amsgrad};
+    const int64_t n = target.numel();
     dispatch(param.dtype(), [&]<class T>() {
       if constexpr (std::is_integral_v<T>) {
         fail("[{}] cannot update a {} parameter", name(), dtype_name(param.dtype()));
@@ -79,24 +85,11 @@ void Adam::step() {
         T* m = st["exp_avg"].data_ptr<T>();
         T* v = st["exp_avg_sq"].data_ptr<T>();
         T* v_max = amsgrad ? st["max_exp_avg_sq"].data_ptr<T>() : nullptr;
-        for (int64_t j = 0, n = target.numel(); j < n; ++j) {
-          double pj = static_cast<double>(p[j]);
-          double d = static_cast<double>(g[j]);
-          if (decoupled_) {
-            pj *= decay;
-          } else if (weight_decay != 0) {
-            d += weight_decay * pj;
-          }
-          const double mj = beta1 * static_cast<double>(m[j]) + (1 - beta1) * d;
-          double vj = beta2 * static_cast<double>(v[j]) + (1 - beta2) * d * d;
-          m[j] = static_cast<T>(mj);
-          v[j] = static_cast<T>(vj);
-          if (v_max != nullptr) {
-            vj = std::max(static_cast<double>(v_max[j]), vj);
-            v_max[j] = static_cast<T>(vj);
-          }
-          const double denom = std::sqrt(vj) / bias_correction2_sqrt + eps;
-          p[j] = static_cast<T>(pj - step_size * mj / denom);
+        if constexpr (std::is_same_v<T, float>) {
+          update_f32(u, f, n, p, g, m, v, v_max);
+        } else {
+          with_flags(
+              f, [&]<bool D, bool WD, bool A>() { update<T, D, WD, A>(u, n, p, g, m, v, v_max); });
         }
       }
     });

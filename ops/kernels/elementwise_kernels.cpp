@@ -190,6 +190,15 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
   return reference::unary(op, x, scalar, out_dtype);
 }
 
+Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
+  if (x.numel() >= onednn::kMinElements) {
+    Tensor out = empty(x.shape(), x.dtype());
+    if (onednn::gelu_backward(x, grad, out)) return out;
+  }
+  return binary(BinaryOp::Mul, grad, unary(UnaryOp::GeluGrad, x, 0, "gelu_backward"),
+                "gelu_backward");
+}
+
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");

@@ -15,6 +15,9 @@ Dtype binary_result_dtype(BinaryOp op, Dtype a, Dtype b);
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name);
 // `scalar` is the exponent for Pow. Integer inputs compute in Float32 (except Neg and Abs).
 Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name);
+// grad * gelu'(x), GeluBackward's gradient: one oneDNN pass for contiguous Float32 operands,
+// else Mul of grad and the GeluGrad loop.
+Tensor gelu_backward(const Tensor& grad, const Tensor& x);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // dst += src in place, for the engine's gradient accumulation: same shape and floating dtype, dst
 // contiguous. The sum is the one binary(Add) computes (in float for the 16-bit floats), element

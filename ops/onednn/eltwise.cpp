@@ -159,4 +159,71 @@ bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
   return true;
 }
 
+namespace {
+
+struct GeluBackwardPlan {
+  std::optional<dnnl::eltwise_backward> eltwise;  // empty: no fast (jit) implementation
+  memory::desc md, scratchpad_md;
+};
+
+GeluBackwardPlan build_gelu_backward(const memory::desc& md) {
+  GeluBackwardPlan plan;
+  try {
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    // oneDNN wants the forward primitive descriptor as a hint; it is never run.
+    dnnl::eltwise_forward::primitive_desc hint(
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algorithm::eltwise_gelu_erf,
+                                    md, 0.f, 0.f),
+        engine());
+    dnnl::eltwise_backward::primitive_desc pd(
+        dnnl::eltwise_backward::desc(algorithm::eltwise_gelu_erf, md, md, 0.f, 0.f), attr, engine(),
+        hint);
+    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
+    plan.eltwise = dnnl::eltwise_backward(pd);
+    plan.md = md;
+    plan.scratchpad_md = pd.scratchpad_desc();
+  } catch (const dnnl::error&) {
+    plan.eltwise.reset();
+  }
+  return plan;
+}
+
+PrimitiveCache<GeluBackwardPlan>& gelu_backward_cache() {
+  engine();  // created first, so that it outlives the cached primitives at exit
+  static PrimitiveCache<GeluBackwardPlan> cache;
+  return cache;
+}
+
+constexpr int64_t kGeluBackwardTag = 0x47454c42;  // "GELB"
+
+}  // namespace
+
+bool gelu_backward(const Tensor& x, const Tensor& grad, const Tensor& out) {
+  if (x.dtype() != kFloat32 || grad.dtype() != kFloat32 || !x.is_contiguous() ||
+      !grad.is_contiguous() || x.shape() != grad.shape())
+    return false;
+  GG_CHECK(out.is_contiguous() && out.dtype() == x.dtype() && out.shape() == x.shape(),
+           "[gelu_backward] internal: out must be a contiguous {} tensor of shape {}",
+           dtype_name(x.dtype()), shape_str(x.shape()));
+  const int64_t n = x.numel();
+  if (n == 0) return true;
+  KeyBuilder key(kGeluBackwardTag);
+  key.add(static_cast<int64_t>(x.dtype())).add(n);
+  const auto held = gelu_backward_cache().get(
+      key.str(), [&] { return build_gelu_backward(plain_desc({n}, {1}, x.dtype())); });
+  const GeluBackwardPlan& plan = *held;  // held: an eviction meanwhile cannot free it
+  if (!plan.eltwise) return false;
+  dnnl::stream& s = stream();
+  memory src_mem(plan.md, engine(), const_cast<void*>(x.raw_data()));
+  memory diff_dst_mem(plan.md, engine(), const_cast<void*>(grad.raw_data()));
+  memory diff_src_mem(plan.md, engine(), out.raw_data());
+  plan.eltwise->execute(s, {{DNNL_ARG_SRC, src_mem},
+                            {DNNL_ARG_DIFF_DST, diff_dst_mem},
+                            {DNNL_ARG_DIFF_SRC, diff_src_mem},
+                            {DNNL_ARG_SCRATCHPAD, scratchpad(plan.scratchpad_md)}});
+  s.wait();
+  return true;
+}
+
 }  // namespace gg::onednn

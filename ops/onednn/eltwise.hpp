@@ -34,4 +34,8 @@ bool unary_supported(kernels::UnaryOp op, Dtype dtype);
 // dtypes, broadcast (stride-0) inputs, whose gather is slower than the loop); zero-size is true.
 bool unary(kernels::UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
 
+// out = grad * gelu'(x) (erf form) in one pass, for GeluBackward. x, grad: contiguous Float32
+// of one shape (else false, nothing done); out: a new contiguous tensor of that shape.
+bool gelu_backward(const Tensor& x, const Tensor& grad, const Tensor& out);
+
 }  // namespace gg::onednn

@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
@@ -396,6 +397,35 @@ void check_dtypes(const MatmulProblem& p) {
            p.has_bias ? fmt::format(" with a {} bias", dtype_name(p.bias_dtype)) : "");
 }
 
+// Sizes of M and K vary from call to call where grouped_mm splits tokens among experts by a
+// router: every new size would build a primitive (~0.1-0.3 ms, more than the product takes),
+// and a training run meets hundreds of them. So an f32 problem marked sizes_vary runs in
+// pieces of few sizes (fixed shapes stay whole: pieces cost ~1.5x for the bench's mixed list):
+// powers of two, then a tail under kSmallPiece, at most ~25 distinct sizes per dim; a fixed
+// power-of-two size stays one piece. Rows (M) split exactly; depth (K) pieces accumulate into
+// dst (oneDNN's sum post-op, exact in f32: only the summation order changes).
+constexpr int64_t kSmallPiece = 32;
+
+int64_t next_piece(int64_t n) {
+  if (n < kSmallPiece || std::has_single_bit(static_cast<uint64_t>(n))) return n;
+  return static_cast<int64_t>(std::bit_floor(static_cast<uint64_t>(n)));
+}
+
+// Only where the pieces keep the layout dense: a piece of rows of a row-major src and dst, a
+// piece of depth of a column-major src and a row-major wei (as grouped_mm's dW = X^T dY). The
+// other cut leaves rows with a leading dimension larger than the row, which sends oneDNN to
+// gemm:jit (measured ~8x slower than brg for the head's 512x72x64 cut at K = 64).
+bool splits_rows(const MatmulProblem& p) {
+  return next_piece(p.M) != p.M && p.src_strides[1] != 1 && p.dst_strides[1] != 1;
+}
+bool splits_depth(const MatmulProblem& p) {
+  return next_piece(p.K) != p.K && p.src_strides[2] != 1 && p.wei_strides[1] != 1;
+}
+bool splits(const MatmulProblem& p) {
+  return p.sizes_vary && p.src_dtype == kFloat32 && p.dst_dtype == kFloat32 &&
+         (splits_rows(p) || splits_depth(p));
+}
+
 }  // namespace
 
 void check_matmul_problem(const MatmulProblem& p) {
@@ -441,6 +471,28 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
   if (p.batch == 0 || p.M == 0 || p.N == 0) return;
   if (p.K == 0) {  // oneDNN sends K == 0 to ref:any; the result is just the bias (or zeros)
     reference::matmul(p, src, wei, bias, dst);
+    return;
+  }
+  if (splits(p)) {
+    const auto* src_bytes = static_cast<const char*>(src);
+    const auto* wei_bytes = static_cast<const char*>(wei);
+    auto* dst_bytes = static_cast<char*>(dst);
+    const int64_t f32 = static_cast<int64_t>(sizeof(float));
+    const bool by_rows = splits_rows(p), by_depth = splits_depth(p);
+    for (int64_t m = 0, rows = 0; m < p.M; m += rows) {
+      rows = by_rows ? next_piece(p.M - m) : p.M;
+      for (int64_t k = 0, depth = 0; k < p.K; k += depth) {
+        depth = by_depth ? next_piece(p.K - k) : p.K;
+        MatmulProblem piece = p;
+        piece.M = rows;
+        piece.K = depth;
+        piece.has_bias = p.has_bias && k == 0;  // added once
+        piece.accumulate = p.accumulate || k > 0;
+        matmul(piece, src_bytes + (m * p.src_strides[1] + k * p.src_strides[2]) * f32,
+               wei_bytes + k * p.wei_strides[1] * f32, piece.has_bias ? bias : nullptr,
+               dst_bytes + m * p.dst_strides[1] * f32);
+      }
+    }
     return;
   }
   Bound& b = find_bound(p);

@@ -22,6 +22,10 @@ struct MatmulProblem {
   bool has_bias = false;
   int64_t bias_batch_stride = 0;  // bias is [batch or 1, 1, N], contiguous along N; 0 = shared
   bool accumulate = false;        // dst += result (oneDNN sum post-op) instead of dst = result
+  // M or K comes from data and changes from call to call (grouped_mm's groups given by offs,
+  // i.e. a router): an f32 problem then runs as pieces of few distinct sizes, so that a new
+  // size builds no primitive (see matmul.cpp). Not part of the cache key.
+  bool sizes_vary = false;
 };
 
 // Throws gg::Error ("[matmul] ...") for a problem no kernel can run: negative sizes, or a dst
