@@ -114,6 +114,10 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   const TensorImpl& t = checked("data");
+  // An empty view addresses no element, and its offset may lie far past its storage (select or
+  // narrow along another dimension of an empty tensor; found by tests/fuzz/fuzz_views, where
+  // offset * element size overflowed): its data pointer is the storage's.
+  if (numel() == 0) return t.storage->data();
   return static_cast<uint8_t*>(t.storage->data()) + t.offset * static_cast<int64_t>(element_size());
 }
 
