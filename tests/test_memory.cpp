@@ -169,8 +169,13 @@ TEST_CASE(
   check_live_bytes_and_loss(t);
   CHECK(onednn::cache_evictions() > evictions);  // the bound was reached: shapes kept changing
   if (!kSanitized) {
+    // Since the per-thread block cache (core/storage.cpp: up to 16 freed blocks of >= 64 KiB for
+    // reuse) fills with this run's varying sizes, resident memory rises by up to ~2-3 MiB before it
+    // levels off (measured: 36400 -> 38504 KiB, flat over the second half), so the whole-run bound
+    // is 4 MiB and the second half must stay within the allocator's noise.
     INFO("resident KiB every 50 steps: " << kib(t.rss));
-    CHECK(t.rss.back() - t.rss[1] < 2 * 1024 * 1024);
+    CHECK(t.rss.back() - t.rss[1] < 4 * 1024 * 1024);
+    CHECK(t.rss.back() - t.rss[t.rss.size() / 2] < 2 * 1024 * 1024);
   }
 }
 
