@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build
   libdnnl-dev libfmt-dev libspdlog-dev nlohmann-json3-dev  # the library
+  ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
   catch2 libcli11-dev                                        # tests and tools
   wamerican                                                  # the training example's word list
 )
