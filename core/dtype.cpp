@@ -31,6 +31,19 @@ BFloat16::BFloat16(float f) {
 
 BFloat16::operator float() const { return bits_float(static_cast<uint32_t>(bits) << 16); }
 
+// Branch-free forms of the two conversions above, so that the compiler vectorises the loops.
+void convert_bf16_to_f32(const BFloat16* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bits_float(static_cast<uint32_t>(in[i].bits) << 16);
+}
+
+void convert_f32_to_bf16(const float* in, BFloat16* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = float_bits(in[i]);
+    const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    out[i].bits = static_cast<uint16_t>((u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : rounded);
+  }
+}
+
 // IEEE binary16 conversions with round to nearest even, subnormals, infinities and NaN.
 Half::Half(float f) {
   uint32_t u = float_bits(f);

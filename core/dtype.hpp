@@ -27,6 +27,11 @@ struct Half {
   operator float() const;
 };
 
+// n contiguous elements at once, vectorised, with exactly the results of the conversions above
+// (round to nearest even; every NaN becomes bf16's quiet NaN 0x7FC0).
+void convert_bf16_to_f32(const BFloat16* in, float* out, int64_t n);
+void convert_f32_to_bf16(const float* in, BFloat16* out, int64_t n);
+
 size_t element_size(Dtype dtype);
 std::string_view dtype_name(Dtype dtype);  // "float32", "bfloat16", ... as PyTorch prints them
 bool is_floating(Dtype dtype);

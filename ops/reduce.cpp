@@ -8,6 +8,7 @@
 #include "autograd/node.hpp"
 #include "core/strided.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/onednn/context.hpp"
 #include "ops/onednn/reduction.hpp"
 #include "ops/onednn/reorder.hpp"
 
@@ -80,6 +81,8 @@ bool sum_short_dim(const Tensor& x, int64_t dim, const Tensor& out) {
 }
 
 Tensor sum_dim_kernel(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
+  if (onednn::bf16_through_f32(x.dtype()) && out_dtype == kBFloat16)  // no bf16 reduction here
+    return sum_dim_kernel(x.detach().to(kFloat32), dim, keepdim, kFloat32).to(kBFloat16);
   Tensor out = empty(reduced_shape(x.shape(), dim, true), out_dtype);
   // Float32/BFloat16 run on oneDNN where it fits (onednn::sum_dim declines the rest).
   const bool done =

@@ -124,6 +124,12 @@ const std::pair<Dtype, Dtype> kDtypePairs[] = {{gg::kFloat32, gg::kFloat32},
                                                {gg::kFloat32, gg::kBFloat16},
                                                {gg::kBFloat16, gg::kFloat32}};
 
+// Whether oneDNN computes these dtypes here: bf16 only from AVX512_CORE up (context.hpp); below
+// it the backends decline bf16 and the ops compute it through f32 (test_bf16_through_f32.cpp).
+bool onednn_has(Dtype a, Dtype b = gg::kFloat32) {
+  return gg::onednn::native_bf16() || (a != gg::kBFloat16 && b != gg::kBFloat16);
+}
+
 // Runs op on oneDNN and on the loop; returns whether oneDNN ran (its result must then be
 // identical: one f32 operation and one rounding, like the loop).
 bool check_binary(BinaryOp op, const Tensor& a, const Tensor& b) {
@@ -175,7 +181,8 @@ TEST_CASE("onednn binary equals the loop on fixed broadcast and layout cases", "
         INFO(op_name(op) << " " << gg::dtype_name(da) << gg::shape_str(c.a) << " layout "
                          << c.layout_a << " with " << gg::dtype_name(db) << gg::shape_str(c.b)
                          << " layout " << c.layout_b);
-        const bool runs = c.declined == 0 || (c.declined == 1 && op != BinaryOp::Div);
+        const bool runs =
+            (c.declined == 0 || (c.declined == 1 && op != BinaryOp::Div)) && onednn_has(da, db);
         CHECK(check_binary(op, a, b) == runs);
       }
     }
@@ -203,6 +210,10 @@ TEST_CASE("onednn binary equals the loop on random shapes", "[onednn][binary]") 
     const BinaryOp op = kBinaryOps[static_cast<size_t>(iter / 4) % std::size(kBinaryOps)];
     Tensor a = make(grid_values(gg::numel_of(sa), rng), sa, da, layout_d(rng));
     Tensor b = make(grid_values(gg::numel_of(sb), rng), sb, db, layout_d(rng));
+    if (!onednn_has(da, db)) {
+      CHECK_FALSE(check_binary(op, a, b));
+      continue;
+    }
     runs += check_binary(op, a, b);
     ++total;
   }
@@ -253,12 +264,21 @@ struct UnaryCase {
   int64_t f32_ulps;  // max ulps vs the loop in f32 (-1: use abs_tol instead)
   double abs_tol;    // times max(1, |x|), for ops where ulps mean nothing (gelu's tail)
   bool positive;     // inputs must be positive (non-integer powers)
+  // Below AVX2 (no FMA) oneDNN's exp polynomial is less accurate: the max ulps there (measured
+  // with ONEDNN_MAX_CPU_ISA=SSE41 and AVX: 9 for exp and sigmoid), if more than f32_ulps.
+  int64_t f32_ulps_without_fma = 0;
 };
+
+int64_t f32_ulps_here(const UnaryCase& c) {
+  const auto avx2 = static_cast<unsigned>(dnnl::cpu_isa::avx2);
+  const bool fma = (static_cast<unsigned>(gg::onednn::effective_isa()) & avx2) == avx2;
+  return fma ? c.f32_ulps : std::max(c.f32_ulps, c.f32_ulps_without_fma);
+}
 
 const UnaryCase kUnaryCases[] = {
     {UnaryOp::Neg, 0, "neg", 0, 0, false},       {UnaryOp::Abs, 0, "abs", 0, 0, false},
-    {UnaryOp::Sqrt, 0, "sqrt", 0, 0, true},      {UnaryOp::Exp, 0, "exp", 4, 0, false},
-    {UnaryOp::Tanh, 0, "tanh", 3, 0, false},     {UnaryOp::Sigmoid, 0, "sigmoid", 4, 0, false},
+    {UnaryOp::Sqrt, 0, "sqrt", 0, 0, true},      {UnaryOp::Exp, 0, "exp", 4, 0, false, 10},
+    {UnaryOp::Tanh, 0, "tanh", 3, 0, false},     {UnaryOp::Sigmoid, 0, "sigmoid", 4, 0, false, 10},
     {UnaryOp::Gelu, 0, "gelu", -1, 1e-6, false}, {UnaryOp::Pow, 2, "pow 2", 1, 0, false},
     {UnaryOp::Pow, 3, "pow 3", 1, 0, false},     {UnaryOp::Pow, -1, "pow -1", 1, 0, false},
     {UnaryOp::Pow, 0.5, "pow 0.5", 1, 0, true},  {UnaryOp::Pow, 1.5, "pow 1.5", 1, 0, true},
@@ -278,7 +298,7 @@ void check_unary_values(const UnaryCase& c, const Tensor& x, const Tensor& got, 
     *max_ulps = std::max(*max_ulps, ulps);
     if (bf16) return ulps <= 65536;  // one bf16 ulp: the low 16 bits of the f32 pattern are 0
     if (c.f32_ulps == 0) return ulps == 0 && std::signbit(g[i]) == std::signbit(w[i]);
-    if (c.f32_ulps > 0) return ulps <= c.f32_ulps;
+    if (c.f32_ulps > 0) return ulps <= f32_ulps_here(c);
     return g[i] == w[i] || std::fabs(g[i] - w[i]) <= c.abs_tol * std::max(1.0, std::fabs(xs[i]));
   };
   size_t i = 0;
@@ -307,8 +327,8 @@ TEST_CASE("onednn unary equals the loop within the measured tolerances", "[onedn
           Tensor got = gg::empty(shape, dtype);
           INFO(c.name << " " << gg::dtype_name(dtype) << " " << gg::shape_str(shape) << " layout "
                       << layout);
-          REQUIRE(gg::onednn::unary(c.op, x, c.scalar, got));
-          check_unary_values(c, x, got, want, &max_ulps);
+          REQUIRE(gg::onednn::unary(c.op, x, c.scalar, got) == onednn_has(dtype));
+          if (onednn_has(dtype)) check_unary_values(c, x, got, want, &max_ulps);
         }
       }
       // An expanded (stride-0) input is declined: gathering it (simple:any) is slower than the
@@ -437,7 +457,8 @@ TEST_CASE("onednn sum over a dim matches a double oracle", "[onednn][reduction]"
       Tensor got = gg::empty(kept, dtype);
       INFO(gg::dtype_name(dtype) << " " << gg::shape_str(c.shape) << " dim " << c.dim << " layout "
                                  << c.layout);
-      REQUIRE(gg::onednn::sum_dim(x, c.dim, got));
+      REQUIRE(gg::onednn::sum_dim(x, c.dim, got) == onednn_has(dtype));
+      if (!onednn_has(dtype)) continue;
       // The oracle: the double-accumulating loop on a Float64 copy, and sum(|x|) for the bound.
       Tensor x64 = x.to(gg::kFloat64);
       std::vector<double> want = values(gg::sum(x64, c.dim, true));
@@ -518,7 +539,7 @@ TEST_CASE("onednn reorder conversions equal gg::convert", "[onednn][reorder]") {
       INFO(gg::dtype_name(from) << " -> " << gg::dtype_name(to));
       // float -> int differs (NaN, s32 saturation); Float16 loses the sign of -0.
       const bool expected = !(gg::is_floating(from) && !gg::is_floating(to)) &&
-                            from != gg::kFloat16 && to != gg::kFloat16;
+                            from != gg::kFloat16 && to != gg::kFloat16 && onednn_has(from, to);
       REQUIRE(gg::onednn::reorder_matches_convert(from, to) == expected);
       if (!expected) continue;
       Tensor want = convert_oracle(src, to);
@@ -553,7 +574,7 @@ TEST_CASE("onednn reorder conversions equal gg::convert", "[onednn][reorder]") {
   // Broadcast sources are declined (simple:any is slower than the loop); zero-size is done.
   Tensor row = gg::tensor<int32_t>({1, -2, 300}, {3});
   REQUIRE_FALSE(gg::onednn::reorder(gg::empty({4, 3}, gg::kInt8), row));
-  REQUIRE(gg::onednn::reorder(gg::empty({0, 3}), gg::empty({0, 3}, gg::kBFloat16)));
+  REQUIRE(gg::onednn::reorder(gg::empty({0, 3}), gg::empty({0, 3}, gg::kInt32)));
 }
 
 TEST_CASE("copy_ and Tensor::to keep convert's semantics on large tensors", "[onednn][reorder]") {

@@ -1,10 +1,13 @@
 #include "ops/kernels/elementwise_kernels.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
+#include "core/parallel.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/binary.hpp"
+#include "ops/onednn/context.hpp"
 #include "ops/onednn/eltwise.hpp"
 #include "ops/onednn/reorder.hpp"
 
@@ -163,6 +166,11 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
 
 }  // namespace reference
 
+namespace {
+// A BFloat16 operand as Float32 (others as they are), for ops that compute bf16 through f32.
+Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? t.detach().to(kFloat32) : t; }
+}  // namespace
+
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   a.checked(name);
   b.checked(name);
@@ -171,6 +179,13 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   const Shape broadcast = same ? Shape() : broadcast_shapes(a.shape(), b.shape(), name);  // throws
   const Shape& shape = same ? a.shape() : broadcast;
   Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
+  if (numel_of(shape) >= onednn::kMinElements &&
+      (onednn::bf16_through_f32(a.dtype()) || onednn::bf16_through_f32(b.dtype()))) {
+    // No bf16 binary on this CPU: the Float32 op (oneDNN at this size), rounded once. (Smaller
+    // problems take the loop, which computes bf16 in float as the f32 loop does.)
+    Tensor out = binary(op, through_f32(a), through_f32(b), name);
+    return out.dtype() == out_dtype ? out : out.to(out_dtype);
+  }
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
       numel_of(shape) >= onednn::kMinElements) {
     Tensor out = empty(shape, out_dtype);
@@ -183,6 +198,8 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
   x.checked(name);
   bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
   Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
+  if (x.numel() >= onednn::kMinElements && onednn::bf16_through_f32(x.dtype()))
+    return unary(op, through_f32(x), scalar, name).to(out_dtype);  // as binary above
   if (onednn::unary_supported(op, x.dtype()) && x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), out_dtype);
     if (onednn::unary(op, x, scalar, out)) return out;
@@ -191,6 +208,8 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
 }
 
 Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
+  if (onednn::bf16_through_f32(x.dtype()))  // one Float32 pass, rounded once (as binary above)
+    return gelu_backward(through_f32(grad), through_f32(x)).to(x.dtype());
   if (x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), x.dtype());
     if (onednn::gelu_backward(x, grad, out)) return out;
@@ -224,6 +243,26 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 // add_into runs on all threads from this many elements (below, a fork costs more than it saves).
 constexpr int64_t kParallelAddElements = int64_t{1} << 16;
 
+namespace {
+// d += s on n contiguous bf16 elements, in float and rounded once (what the f32 add gives),
+// through small float blocks so that every step vectorises (the per-element conversions of the
+// generic loop are out-of-line calls): the bf16 gradient accumulation where oneDNN has no bf16.
+void add_into_bf16(BFloat16* d, const BFloat16* s, int64_t n) {
+  constexpr int64_t kBlock = 512;
+  auto add = [&](int64_t begin, int64_t end) {
+    float a[kBlock], b[kBlock];
+    for (int64_t i = begin; i < end; i += kBlock) {
+      const int64_t m = std::min(kBlock, end - i);
+      convert_bf16_to_f32(d + i, a, m);
+      convert_bf16_to_f32(s + i, b, m);
+      for (int64_t j = 0; j < m; ++j) a[j] += b[j];
+      convert_f32_to_bf16(a, d + i, m);
+    }
+  };
+  for_chunks(n, kParallelAddElements, add);
+}
+}  // namespace
+
 void add_into(const Tensor& dst, const Tensor& src) {
   GG_CHECK(dst.shape() == src.shape() && dst.dtype() == src.dtype() && dst.is_contiguous() &&
                is_floating(dst.dtype()),
@@ -237,6 +276,11 @@ void add_into(const Tensor& dst, const Tensor& src) {
   if (dst.dtype() == kBFloat16 && src.dtype() == kBFloat16 && dst.numel() >= onednn::kMinElements &&
       onednn::add_into(dst, src))
     return;
+  if (dst.dtype() == kBFloat16 && src.is_contiguous()) {
+    add_into_bf16(static_cast<BFloat16*>(dst.raw_data()),
+                  static_cast<const BFloat16*>(src.raw_data()), dst.numel());
+    return;
+  }
   dispatch(dst.dtype(), [&]<class T>() {
     using A = Acc<T>;
     T* d = static_cast<T*>(dst.raw_data());
@@ -246,16 +290,8 @@ void add_into(const Tensor& dst, const Tensor& src) {
         for (int64_t i = begin; i < end; ++i)
           d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
       };
-      const int64_t n = dst.numel();
-      if (n < kParallelAddElements) {  // (an OpenMP region costs even when its `if` is false)
-        add(0, n);
-        return;
-      }
       // Big gradients (a layer's weights) are split over the threads.
-      const int64_t chunks = (n + kParallelAddElements - 1) / kParallelAddElements;
-#pragma omp parallel for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c)
-        add(c * kParallelAddElements, std::min(n, (c + 1) * kParallelAddElements));
+      for_chunks(dst.numel(), kParallelAddElements, add);
       return;
     }
     const Shape dst_strides = contiguous_strides(dst.shape());

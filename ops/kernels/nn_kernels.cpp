@@ -9,6 +9,7 @@
 
 #include "core/random.hpp"
 #include "core/strided.hpp"
+#include "ops/onednn/context.hpp"
 #include "ops/onednn/layer_norm.hpp"
 #include "ops/onednn/softmax.hpp"
 
@@ -74,6 +75,8 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
 }  // namespace reference
 
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
+  if (onednn::bf16_through_f32(x.dtype()))  // no bf16 softmax on this CPU
+    return softmax(x.detach().to(kFloat32), dim, log).to(kBFloat16);
   if (!onednn::softmax_supported(x.dtype()) || x.numel() == 0)
     return reference::softmax(x, dim, log);
   const Split3 split = split_at(x.shape(), dim);
@@ -144,6 +147,12 @@ LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, 
 LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
                            double eps, bool stats) {
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  if (onednn::bf16_through_f32(x.dtype())) {  // no bf16 layer_norm on this CPU
+    auto f32 = [](const Tensor& t) { return t.defined() ? t.detach().to(kFloat32) : t; };
+    LayerNormOutput r = layer_norm(f32(x), cols, f32(weight), f32(bias), eps, stats);
+    r.y = r.y.to(kBFloat16);
+    return r;
+  }
   if (!onednn::layer_norm_supported(x.dtype()) || rows == 0)
     return reference::layer_norm(x, cols, weight, bias, eps, stats);
   // oneDNN takes scale and shift in f32 whatever the data type.

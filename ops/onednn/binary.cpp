@@ -81,7 +81,8 @@ Form formulate(BinaryOp op, bool swapped) {
   return {algorithm::undef};
 }
 
-bool is_compute_dtype(Dtype d) { return d == kFloat32 || d == kBFloat16; }
+// bf16 only where oneDNN has bf16 kernels (context.hpp, native_bf16).
+bool is_compute_dtype(Dtype d) { return d == kFloat32 || (d == kBFloat16 && native_bf16()); }
 
 // Fills a contiguous f32 or bf16 tensor with one value (exactly representable in its dtype).
 void fill(const Tensor& out, double value) {

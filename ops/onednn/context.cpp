@@ -48,6 +48,48 @@ dnnl::memory::data_type to_dnnl(Dtype dtype) {
   fail("[onednn] dtype {} has no oneDNN data type", dtype_name(dtype));
 }
 
+dnnl::cpu_isa effective_isa() {
+  static const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa;
+}
+
+std::string isa_name(dnnl::cpu_isa isa) {
+  using i = dnnl::cpu_isa;
+  switch (isa) {
+    case i::sse41:
+      return "SSE41";
+    case i::avx:
+      return "AVX";
+    case i::avx2:
+      return "AVX2";
+    case i::avx2_vnni:
+      return "AVX2_VNNI";
+    case i::avx512_mic:
+      return "AVX512_MIC";
+    case i::avx512_mic_4ops:
+      return "AVX512_MIC_4OPS";
+    case i::avx512_core:
+      return "AVX512_CORE";
+    case i::avx512_core_vnni:
+      return "AVX512_CORE_VNNI";
+    case i::avx512_core_bf16:
+      return "AVX512_CORE_BF16";
+    case i::avx512_core_amx:
+      return "AVX512_CORE_AMX";
+    case i::all:
+      return "ALL";
+  }
+  return fmt::format("ISA 0x{:x}", static_cast<unsigned>(isa));
+}
+
+bool native_bf16() {
+  // The ISA values are bit sets, each including the ones below it (dnnl_types.h).
+  static const bool native = (static_cast<unsigned>(effective_isa()) &
+                              static_cast<unsigned>(dnnl::cpu_isa::avx512_core)) ==
+                             static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  return native;
+}
+
 CacheStats cache_stats() { return {g_hits.load(), g_misses.load()}; }
 uint64_t cache_evictions() { return g_evictions.load(); }
 int64_t cache_entries() { return g_entries.load(); }

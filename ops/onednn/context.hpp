@@ -26,6 +26,20 @@ dnnl::stream& stream();
 dnnl::memory::data_type to_dnnl(Dtype dtype);
 bool has_dnnl_type(Dtype dtype);
 
+// The instruction set oneDNN dispatches to in this process: what the CPU has, capped by the
+// ONEDNN_MAX_CPU_ISA environment variable (read by oneDNN once, before its first primitive).
+// Read once and cached.
+dnnl::cpu_isa effective_isa();
+// Its name as ONEDNN_MAX_CPU_ISA spells it: "SSE41", "AVX2", "AVX512_CORE_BF16", ...
+std::string isa_name(dnnl::cpu_isa isa);
+// Whether oneDNN 2.6 has BFloat16 kernels (matmul, softmax, layer_norm, binary, eltwise,
+// reduction, the f32 -> bf16 reorder) on this ISA: from AVX512_CORE up. Below it, every op on
+// BFloat16 computes in Float32 and rounds its result to BFloat16 once, so it gives exactly what
+// the Float32 op gives on the converted inputs, converted back. Decided once per process.
+bool native_bf16();
+// True for a BFloat16 dtype when !native_bf16(): the op computes through Float32.
+inline bool bf16_through_f32(Dtype dtype) { return dtype == kBFloat16 && !native_bf16(); }
+
 // Counts every primitive (descriptor) built and every cache hit, across all caches.
 struct CacheStats {
   uint64_t hits = 0;

@@ -118,7 +118,8 @@ constexpr int64_t kEltwiseTag = 0x454c5457;  // "ELTW"
 }  // namespace
 
 bool unary_supported(UnaryOp op, Dtype dtype) {
-  return (dtype == kFloat32 || dtype == kBFloat16) && to_eltwise(op, 0).alg != algorithm::undef;
+  return (dtype == kFloat32 || (dtype == kBFloat16 && native_bf16())) &&
+         to_eltwise(op, 0).alg != algorithm::undef;
 }
 
 bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {

@@ -49,8 +49,9 @@ Plan build(Dtype dtype, int64_t rows, int64_t cols, bool scale, bool shift, bool
 std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t rows, int64_t cols, bool scale,
                                       bool shift, bool stats, float eps) {
   GG_CHECK(layer_norm_supported(dtype),
-           "[layer_norm] oneDNN layer normalization needs float32 or bfloat16, got {}",
-           dtype_name(dtype));
+           "[layer_norm] oneDNN layer normalization needs float32, or bfloat16 from AVX512_CORE "
+           "up; got {} on {}",
+           dtype_name(dtype), isa_name(effective_isa()));
   GG_CHECK(rows > 0 && cols > 0,
            "[layer_norm] oneDNN layer normalization needs positive sizes, "
            "got [{}, {}]",
@@ -74,7 +75,9 @@ std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t rows, int64_t cols, b
 
 }  // namespace
 
-bool layer_norm_supported(Dtype dtype) { return dtype == kFloat32 || dtype == kBFloat16; }
+bool layer_norm_supported(Dtype dtype) {
+  return dtype == kFloat32 || (dtype == kBFloat16 && native_bf16());
+}
 
 void layer_norm(const void* src, void* dst, Dtype dtype, int64_t rows, int64_t cols,
                 const float* scale, const float* shift, float* mean, float* variance, float eps) {

@@ -8,7 +8,7 @@
 
 namespace gg::onednn {
 
-bool layer_norm_supported(Dtype dtype);  // Float32 and BFloat16
+bool layer_norm_supported(Dtype dtype);  // Float32, and BFloat16 where native_bf16()
 // Normalises each row of a dense row-major [rows, cols] array of dtype elements:
 //   dst = (src - mean) / sqrt(variance + eps) * scale + shift     (biased variance)
 // scale and shift are Float32 [cols] or null (1 and 0). mean and variance are Float32 [rows]

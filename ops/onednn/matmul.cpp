@@ -310,9 +310,10 @@ std::shared_ptr<const Plan> find_plan(const MatmulProblem& p) {
 
 // Per-thread temporaries: the f32 result of problems whose dst dtype oneDNN's matmul cannot
 // write, and dense copies of strided per-batch biases. They grow to the largest problem seen.
-enum ThreadBuffer { kResultBuffer, kBiasBuffer };
+// (And the Float32 copies of the operands of a bf16 problem computed through f32.)
+enum ThreadBuffer { kResultBuffer, kBiasBuffer, kSrc32, kWei32, kBias32, kDst32, kBuffers };
 void* thread_buffer(ThreadBuffer which, size_t bytes) {
-  thread_local std::vector<double> buffers[2];  // double: aligned for every dtype
+  thread_local std::vector<double> buffers[kBuffers];  // double: aligned for every dtype
   auto& buffer = buffers[which];
   if (buffer.size() * sizeof(double) < bytes)
     buffer.resize((bytes + sizeof(double) - 1) / sizeof(double));
@@ -426,6 +427,123 @@ bool splits(const MatmulProblem& p) {
          (splits_rows(p) || splits_depth(p));
 }
 
+// ---- BFloat16 through Float32 ----------------------------------------------------------------
+// oneDNN 2.6 has no bf16 matmul below AVX512_CORE, and no f32 -> bf16 reorder for the result
+// either (context.hpp, native_bf16). There a problem with any bf16 operand runs as the Float32
+// problem on f32 copies of its bf16 operands (a copy is O(rows x cols), the product O(rows x
+// cols x inner)), and a bf16 dst is written from an f32 result, rounded once: exactly what the
+// Float32 matmul of the converted operands gives, converted to bf16.
+
+bool through_f32(const MatmulProblem& p) {
+  const bool bf16 = p.src_dtype == kBFloat16 || p.wei_dtype == kBFloat16 ||
+                    p.dst_dtype == kBFloat16 || (p.has_bias && p.bias_dtype == kBFloat16);
+  return bf16 && !native_bf16();
+}
+
+// Copies made from this many elements run on all threads (outside a parallel region).
+constexpr int64_t kParallelConvertElements = int64_t{1} << 16;
+
+// Converts `copies` [rows, cols] matrices between strided layouts (element strides, batch
+// first) with bulk(in, out, n) on each contiguous run, walking lines along the dim in which `to`
+// has unit stride.
+template <class From, class To>
+void convert_matrices(const From* from, const std::array<int64_t, 3>& fs, To* to,
+                      const std::array<int64_t, 3>& ts, int64_t copies, int64_t rows, int64_t cols,
+                      void (*bulk)(const From*, To*, int64_t)) {
+  const bool by_rows = ts[2] == 1 || cols == 1;
+  const int64_t lines = by_rows ? rows : cols, length = by_rows ? cols : rows;
+  const int64_t from_line = by_rows ? fs[1] : fs[2], from_step = by_rows ? fs[2] : fs[1];
+  const int64_t to_line = by_rows ? ts[1] : ts[2], to_step = by_rows ? ts[2] : ts[1];
+  auto line = [&](int64_t i) {
+    const int64_t b = i / lines, l = i % lines;
+    const From* f = from + b * fs[0] + l * from_line;
+    To* t = to + b * ts[0] + l * to_line;
+    if (from_step == 1 && to_step == 1) {
+      bulk(f, t, length);
+    } else {
+      for (int64_t e = 0; e < length; ++e) bulk(f + e * from_step, t + e * to_step, 1);
+    }
+  };
+  const int64_t n = copies * lines;
+  if (copies * rows * cols >= kParallelConvertElements && !omp_in_parallel() &&
+      omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) line(i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) line(i);
+  }
+}
+
+// The dense layout of the f32 copy of a [batch, rows, cols] operand with strides s: in s's own
+// orientation (a transposed operand stays transposed, which keeps oneDNN on its fast kernels),
+// and a broadcast batch (stride 0) stays broadcast.
+std::array<int64_t, 3> widened_strides(int64_t batch, int64_t rows, int64_t cols,
+                                       const std::array<int64_t, 3>& s) {
+  const int64_t batch_stride = batch > 1 && s[0] == 0 ? 0 : rows * cols;
+  if (s[1] == 1 && s[2] != 1) return {batch_stride, 1, rows};  // column-major
+  return {batch_stride, cols, 1};
+}
+
+// The Float32 problem that computes p (strides of the f32 copies; see matmul_through_f32).
+MatmulProblem f32_problem(const MatmulProblem& p) {
+  MatmulProblem q = p;
+  if (p.src_dtype == kBFloat16) {
+    q.src_dtype = kFloat32;
+    q.src_strides = widened_strides(p.batch, p.M, p.K, p.src_strides);
+  }
+  if (p.wei_dtype == kBFloat16) {
+    q.wei_dtype = kFloat32;
+    q.wei_strides = widened_strides(p.batch, p.K, p.N, p.wei_strides);
+  }
+  if (p.has_bias && p.bias_dtype == kBFloat16) {
+    q.bias_dtype = kFloat32;
+    q.bias_batch_stride = p.bias_batch_stride == 0 ? 0 : p.N;
+  }
+  if (p.dst_dtype == kBFloat16) {
+    q.dst_dtype = kFloat32;
+    q.dst_strides = {p.M * p.N, p.N, 1};
+  }
+  return q;
+}
+
+void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei, const void* bias,
+                        void* dst) {
+  const MatmulProblem q = f32_problem(p);
+  // Operand `data` (bf16, strides s) as an f32 copy in buffer `which` with strides t.
+  auto widen = [](ThreadBuffer which, const void* data, const std::array<int64_t, 3>& s,
+                  const std::array<int64_t, 3>& t, int64_t batch, int64_t rows, int64_t cols) {
+    const int64_t copies = batch > 1 && t[0] == 0 ? 1 : batch;
+    auto* copy = static_cast<float*>(
+        thread_buffer(which, static_cast<size_t>(copies * rows * cols) * sizeof(float)));
+    convert_matrices(static_cast<const BFloat16*>(data), s, copy, t, copies, rows, cols,
+                     &convert_bf16_to_f32);
+    return static_cast<const void*>(copy);
+  };
+  if (p.src_dtype == kBFloat16)
+    src = widen(kSrc32, src, p.src_strides, q.src_strides, p.batch, p.M, p.K);
+  if (p.wei_dtype == kBFloat16)
+    wei = widen(kWei32, wei, p.wei_strides, q.wei_strides, p.batch, p.K, p.N);
+  if (p.has_bias && p.bias_dtype == kBFloat16) {
+    const int64_t copies = p.bias_batch_stride == 0 ? 1 : p.batch;
+    bias = widen(kBias32, bias, {p.bias_batch_stride, p.N, 1}, {p.N, p.N, 1}, copies, 1, p.N);
+  }
+  void* result = dst;
+  if (p.dst_dtype == kBFloat16) {
+    // The f32 result; when accumulating it starts as dst (oneDNN's sum post-op adds in f32).
+    result = thread_buffer(kDst32, static_cast<size_t>(p.batch * p.M * p.N) * sizeof(float));
+    if (p.accumulate) {
+      convert_matrices(static_cast<const BFloat16*>(dst), p.dst_strides,
+                       static_cast<float*>(result), q.dst_strides, p.batch, p.M, p.N,
+                       &convert_bf16_to_f32);
+    }
+  }
+  matmul(q, src, wei, bias, result);
+  if (p.dst_dtype == kBFloat16) {
+    convert_matrices(static_cast<const float*>(result), q.dst_strides, static_cast<BFloat16*>(dst),
+                     p.dst_strides, p.batch, p.M, p.N, &convert_f32_to_bf16);
+  }
+}
+
 }  // namespace
 
 void check_matmul_problem(const MatmulProblem& p) {
@@ -471,6 +589,10 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
   if (p.batch == 0 || p.M == 0 || p.N == 0) return;
   if (p.K == 0) {  // oneDNN sends K == 0 to ref:any; the result is just the bias (or zeros)
     reference::matmul(p, src, wei, bias, dst);
+    return;
+  }
+  if (through_f32(p)) {
+    matmul_through_f32(p, src, wei, bias, dst);
     return;
   }
   if (splits(p)) {
@@ -548,6 +670,7 @@ std::string matmul_implementation(const MatmulProblem& p) {
   check_dtypes(p);
   if (p.batch == 0 || p.M == 0 || p.N == 0) return "none";
   if (p.K == 0) return "reference";
+  if (through_f32(p)) return matmul_implementation(f32_problem(p)) + " (bfloat16 through float32)";
   return find_plan(p)->implementation;
 }
 

@@ -56,7 +56,7 @@ constexpr int64_t kReductionTag = 0x52454455;  // "REDU"
 
 bool sum_dim(const Tensor& x, int64_t dim, const Tensor& out) {
   const Dtype dtype = x.dtype();
-  if (dtype != kFloat32 && dtype != kBFloat16) return false;
+  if (dtype != kFloat32 && (dtype != kBFloat16 || !native_bf16())) return false;
   Shape kept = x.shape();
   kept[dim] = 1;
   GG_CHECK(out.is_contiguous() && out.dtype() == dtype && out.shape() == kept,

@@ -78,7 +78,9 @@ constexpr int64_t kReorderTag = 0x52454f52;  // "REOR"
 
 bool reorder_matches_convert(Dtype from, Dtype to) {
   auto kept = [](Dtype d) { return d == kFloat32 || d == kBFloat16 || d == kInt8 || d == kInt32; };
-  if (!kept(from) || !kept(to)) return false;       // Float16: -0 becomes +0
+  if (!kept(from) || !kept(to)) return false;  // Float16: -0 becomes +0
+  // No bf16 reorders below AVX512_CORE (f32 -> bf16 has none at all there).
+  if (bf16_through_f32(from) || bf16_through_f32(to)) return false;
   return !(is_floating(from) && !is_floating(to));  // NaN and s32 saturation differ
 }
 

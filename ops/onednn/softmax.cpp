@@ -42,8 +42,9 @@ Plan build(const memory::desc& md) {
 
 std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t outer, int64_t n, int64_t inner,
                                       bool log) {
-  GG_CHECK(softmax_supported(dtype), "[softmax] oneDNN softmax needs float32 or bfloat16, got {}",
-           dtype_name(dtype));
+  GG_CHECK(softmax_supported(dtype),
+           "[softmax] oneDNN softmax needs float32, or bfloat16 from AVX512_CORE up; got {} on {}",
+           dtype_name(dtype), isa_name(effective_isa()));
   GG_CHECK(outer > 0 && n > 0 && inner > 0,
            "[softmax] oneDNN softmax needs positive sizes, got [{}, {}, {}]", outer, n, inner);
   engine();  // created first so that it outlives the cached primitives at exit
@@ -65,7 +66,9 @@ std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t outer, int64_t n, int
 
 }  // namespace
 
-bool softmax_supported(Dtype dtype) { return dtype == kFloat32 || dtype == kBFloat16; }
+bool softmax_supported(Dtype dtype) {
+  return dtype == kFloat32 || (dtype == kBFloat16 && native_bf16());
+}
 
 void softmax(const void* src, void* dst, Dtype dtype, int64_t outer, int64_t n, int64_t inner,
              bool log) {

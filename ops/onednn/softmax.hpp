@@ -8,7 +8,7 @@
 
 namespace gg::onednn {
 
-bool softmax_supported(Dtype dtype);  // Float32 and BFloat16
+bool softmax_supported(Dtype dtype);  // Float32, and BFloat16 where native_bf16()
 // dst = (log_)softmax(src) along the middle dim of a dense row-major [outer, n, inner] array of
 // dtype elements. All sizes must be positive; src and dst may be the same buffer.
 void softmax(const void* src, void* dst, Dtype dtype, int64_t outer, int64_t n, int64_t inner,
