@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -15,6 +16,8 @@
 #include "core/copy.hpp"
 #include "core/random.hpp"
 #include "groupgrad.hpp"
+#include "nn/optim/adam_update.hpp"
+#include "ops/onednn/context.hpp"
 
 using namespace gg;
 using json = nlohmann::json;
@@ -366,4 +369,40 @@ TEST_CASE("optim: bad options and bad state are rejected", "[optim][errors]") {
   save(lin, path);
   REQUIRE_THROWS_WITH(load_optimizer(adam, path), Catch::Contains("not an optimizer checkpoint"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("optim: Adam's vectorised Float32 update is the ISA's clone with the scalar loop's bits",
+          "[optim]") {
+  // The clone follows the CPU capped by ONEDNN_MAX_CPU_ISA, so CI's runs as an AVX2 and an SSE4.1
+  // CPU test the avx2 and baseline clones wherever CI runs.
+  const auto isa = static_cast<unsigned>(onednn::effective_isa());
+  auto allows = [&](dnnl::cpu_isa i) {
+    return (isa & static_cast<unsigned>(i)) == static_cast<unsigned>(i);
+  };
+  const std::string clone = optim::detail::update_f32_clone();
+  INFO("oneDNN ISA " << onednn::isa_name(onednn::effective_isa()) << ", clone " << clone);
+  if (!allows(dnnl::cpu_isa::avx2)) CHECK(clone == "baseline");
+  if (allows(dnnl::cpu_isa::avx2) && !allows(dnnl::cpu_isa::avx512_core)) CHECK(clone == "avx2");
+  if (allows(dnnl::cpu_isa::avx512_core)) CHECK(clone == "avx512f");
+
+  manual_seed(5);
+  const int64_t n = 1037;  // a vector body and a tail
+  for (int flags = 0; flags < 6; ++flags) {
+    const optim::detail::AdamFlags f{flags / 2 == 1, flags / 2 == 2, flags % 2 == 1};
+    const optim::detail::AdamUpdate u{0.9, 0.999, 1e-8, 0.01, 1e-3, 0.3, 0.99};
+    std::vector<float> p = randn({n}).to_vector<float>(), g = randn({n}).to_vector<float>(),
+                       m = randn({n}).to_vector<float>(), v = rand({n}).to_vector<float>(),
+                       vmax = rand({n}).to_vector<float>();
+    std::vector<float> p2 = p, m2 = m, v2 = v, vmax2 = vmax;
+    optim::detail::update_f32(u, f, n, p.data(), g.data(), m.data(), v.data(), vmax.data());
+    optim::detail::with_flags(f, [&]<bool D, bool WD, bool A>() {
+      optim::detail::update<float, D, WD, A>(u, n, p2.data(), g.data(), m2.data(), v2.data(),
+                                             vmax2.data());
+    });
+    INFO("flags " << flags);
+    CHECK(std::memcmp(p.data(), p2.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(m.data(), m2.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(v.data(), v2.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(vmax.data(), vmax2.data(), n * sizeof(float)) == 0);
+  }
 }

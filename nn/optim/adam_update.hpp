@@ -60,9 +60,11 @@ inline void with_flags(const AdamFlags& f, Fn&& fn) {
     amsgrad.template operator()<false, false>();
 }
 
-// The Float32 update, vectorised (AVX-512, AVX2 or SSE2, picked at load time), with the bits
-// of the scalar loop.
+// The Float32 update, vectorised (AVX-512, AVX2 or SSE2, picked once per process from the CPU,
+// capped by ONEDNN_MAX_CPU_ISA like oneDNN), with the bits of the scalar loop.
 void update_f32(const AdamUpdate& u, const AdamFlags& f, int64_t n, float* p, const float* g,
                 float* m, float* v, float* v_max);
+// Which clone update_f32 runs: "avx512f", "avx2" or "baseline".
+const char* update_f32_clone();
 
 }  // namespace gg::optim::detail
