@@ -536,9 +536,16 @@ TEST_CASE("matmul kernel: f32 problems of varying M and K share a bounded set of
       check_against_reference(p, seed++);
     }
     // Pieces 32, 64, 128 and tails 1..31, each with and without accumulate (and for K, the
-    // pieces after the first accumulate whatever the problem says).
+    // pieces after the first accumulate whatever the problem says) where a new size costs a
+    // kernel build (brg, AVX512_CORE up). Below it (gemm:jit, a new size ~20 us) every size
+    // runs whole: one primitive each.
     INFO((vary_m ? "varying M" : "varying K"));
-    CHECK(gg::onednn::cache_stats().misses - before.misses <= 2 * (3 + 31));
+    const uint64_t misses = gg::onednn::cache_stats().misses - before.misses;
+    if (has_isa(dnnl::cpu_isa::avx512_core)) {
+      CHECK(misses <= 2 * (3 + 31));
+    } else {
+      CHECK(misses == 128);
+    }
   }
   // Without sizes_vary a size runs whole: one primitive for a new shape.
   MatmulProblem fixed = make_problem({.M = 101, .K = 21, .N = 23});

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <groupgrad/groupgrad.hpp>
+#include <groupgrad/ops/onednn/context.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -130,6 +131,16 @@ std::string cpu_model() {
   return "unknown";
 }
 
+// The ISA oneDNN dispatches to, how it was capped, and what that means for bf16.
+std::string oneDNN_isa(const std::string& max_isa) {
+  const char* env = std::getenv("ONEDNN_MAX_CPU_ISA");
+  std::string cap = !max_isa.empty() ? fmt::format(" (--max-isa {})", max_isa)
+                    : env            ? fmt::format(" (ONEDNN_MAX_CPU_ISA={})", env)
+                                     : std::string(" (the CPU's own)");
+  return fmt::format("{}{}; bf16 {}", gg::onednn::isa_name(gg::onednn::effective_isa()), cap,
+                     gg::onednn::native_bf16() ? "native" : "computed through f32");
+}
+
 std::string load_average() {
   double load[3] = {0, 0, 0};
   if (getloadavg(load, 3) != 3) return "unknown";
@@ -161,6 +172,14 @@ int main(int argc, char** argv) {
                  "pool and its OpenBLAS (default: all cores)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
+  std::string max_isa;
+  app.add_option("--max-isa", max_isa,
+                 "Run as a CPU with at most this instruction set: sets ONEDNN_MAX_CPU_ISA before "
+                 "oneDNN starts (groupgrad's own choices follow it), so one machine can measure "
+                 "several kinds")
+      ->check(CLI::IsMember({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI",
+                             "AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL"},
+                            CLI::ignore_case));
   app.add_option("--json", json_path, "Also write the results as JSON to this file");
   app.add_option("--data", data, "train: the word list the example trains on (one word a line)")
       ->capture_default_str();
@@ -179,6 +198,9 @@ int main(int argc, char** argv) {
   };
 
   try {
+    // Before anything asks oneDNN for its ISA (it reads the variable once).
+    if (!max_isa.empty() && setenv("ONEDNN_MAX_CPU_ISA", max_isa.c_str(), 1) != 0)
+      throw std::runtime_error("[bench] cannot set ONEDNN_MAX_CPU_ISA");
     omp_set_num_threads(threads);
     if (gg::bench::libtorch_available()) gg::bench::libtorch_set_threads(threads);
     gg::manual_seed(0);
@@ -195,6 +217,7 @@ int main(int argc, char** argv) {
                                "variants alternating",
                                reps, warmup)},
         {"oneDNN", fmt::format("{}.{}.{}", dnnl->major, dnnl->minor, dnnl->patch)},
+        {"oneDNN ISA", oneDNN_isa(max_isa)},
         {"libtorch", gg::bench::libtorch_version()},
     };
     if (gg::bench::libtorch_available())

@@ -5,6 +5,7 @@
 
 #include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
+#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 
 namespace F = gg::nn::functional;
@@ -49,7 +50,12 @@ Variant groupgrad_variant(const Problem& p) {
     }
     gg::autograd::run_backward(forward(), s->grads, /*retain_graph=*/false);
   };
-  return {"groupgrad", run, groupgrad_memory_counter(), ""};
+  std::string note;
+  if (p.bf16)
+    note = gg::onednn::native_bf16()
+               ? "bf16 on oneDNN's bf16 kernels"
+               : "bf16 computed through f32 (oneDNN has no bf16 kernels below AVX512_CORE)";
+  return {"groupgrad", run, groupgrad_memory_counter(), note};
 }
 
 MemoryCounter groupgrad_memory_counter() {

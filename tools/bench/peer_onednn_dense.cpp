@@ -8,6 +8,7 @@
 // layout mistake shows up as an error rather than as a flattering or damning number.
 #include <cmath>
 #include <groupgrad/groupgrad.hpp>
+#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <random>
@@ -148,10 +149,12 @@ struct Dense {
 Variant onednn_dense(const Problem& p) {
   if (!uniform_kn(p)) throw std::invalid_argument("[bench] the dense peer needs uniform k and n");
   const GroupShape& g0 = p.groups.front();
+  const bool bf16 = p.bf16 && gg::onednn::native_bf16();
   auto dense =
-      std::make_shared<Dense>(total_rows(p), g0.k, g0.n, p.bf16 ? dt::bf16 : dt::f32, p.backward);
-  dense->verify(p.bf16);
-  std::string note = "fwd " + dense->gemms[0].impl;
+      std::make_shared<Dense>(total_rows(p), g0.k, g0.n, bf16 ? dt::bf16 : dt::f32, p.backward);
+  dense->verify(bf16);
+  std::string note = p.bf16 && !bf16 ? "f32 (no bf16 matmul on this ISA), " : "";
+  note += "fwd " + dense->gemms[0].impl;
   if (p.backward) note += ", dX " + dense->gemms[1].impl + ", dW " + dense->gemms[2].impl;
   return {"dense oneDNN GEMM, same FLOPs", [dense] { dense->run(); }, {}, note};
 }

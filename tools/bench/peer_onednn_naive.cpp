@@ -1,5 +1,6 @@
 // A loop over groups that builds the oneDNN matmul primitive for each group on every call: what
 // a first attempt without a primitive cache does (oneDNN's own primitive cache still helps it).
+#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
@@ -17,14 +18,15 @@ Variant onednn_naive_loop(const Problem& p) {
     std::vector<std::vector<char>> x, w, y;
   };
   auto s = std::make_shared<State>();
-  const size_t elem = p.bf16 ? 2 : 4;
+  const bool bf16 = p.bf16 && gg::onednn::native_bf16();
+  const size_t elem = bf16 ? 2 : 4;
   for (const GroupShape& g : p.groups) {
     // Zero-filled operands: a matmul's time does not depend on the values.
     s->x.emplace_back(static_cast<size_t>(g.m * g.k) * elem);
     s->w.emplace_back(static_cast<size_t>(g.k * g.n) * elem);
     s->y.emplace_back(static_cast<size_t>(g.m * g.n) * elem);
   }
-  const dt type = p.bf16 ? dt::bf16 : dt::f32;
+  const dt type = bf16 ? dt::bf16 : dt::f32;
   auto run = [s, groups = p.groups, type] {
     for (size_t i = 0; i < groups.size(); ++i) {
       const GroupShape& g = groups[i];
@@ -39,7 +41,10 @@ Variant onednn_naive_loop(const Problem& p) {
     }
     s->stream.wait();
   };
-  return {"oneDNN loop, primitive per call", run, {}, ""};
+  return {"oneDNN loop, primitive per call",
+          run,
+          {},
+          p.bf16 && !bf16 ? "f32 (no bf16 matmul on this ISA)" : ""};
 }
 
 }  // namespace gg::bench

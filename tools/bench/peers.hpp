@@ -46,7 +46,9 @@ inline bool uniform_kn(const Problem& p) {
   return true;
 }
 
-// oneDNN peers (peer_onednn_*.cpp). The dense GEMM needs uniform k and n.
+// oneDNN peers (peer_onednn_*.cpp). The dense GEMM needs uniform k and n. oneDNN 2.6 has no
+// bf16 matmul below AVX512_CORE: there a bf16 workload's oneDNN peers run f32 (the fastest
+// oneDNN product of those FLOPs on this CPU) and say so in their note.
 Variant onednn_dense(const Problem& p);
 Variant onednn_naive_loop(const Problem& p);  // forward only
 
