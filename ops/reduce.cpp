@@ -121,6 +121,9 @@ Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
   GG_CHECK(is_floating(x.dtype()), "[mean] needs a floating dtype, got {} (use .to(kFloat32))",
            dtype_name(x.dtype()));
   int64_t n = x.dim() == 0 ? 1 : x.size(wrap_dim(dim, x.dim(), "mean"));
+  // 16-bit floats: the sum and the division in f32, rounded once (as PyTorch accumulates).
+  if (x.dtype() == kBFloat16 || x.dtype() == kFloat16)
+    return mean(x.to(kFloat32), dim, keepdim).to(x.dtype());
   return sum(x, dim, keepdim) / static_cast<double>(n);
 }
 
@@ -128,6 +131,8 @@ Tensor mean(const Tensor& x) {
   x.checked("mean");
   GG_CHECK(is_floating(x.dtype()), "[mean] needs a floating dtype, got {} (use .to(kFloat32))",
            dtype_name(x.dtype()));
+  if (x.dtype() == kBFloat16 || x.dtype() == kFloat16)  // as above
+    return mean(x.to(kFloat32)).to(x.dtype());
   return sum(x) / static_cast<double>(x.numel());
 }
 
