@@ -86,6 +86,25 @@ Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
   for (size_t i = 0; i < next_edges_.size(); ++i) needs_input_grad_[i] = next_edges_[i].valid();
 }
 
+Node::~Node() {
+  // PyTorch's deleteNode: the nodes only this one holds are detached onto a heap stack and freed
+  // one at a time, each after its own sole-owned inputs were moved onto the stack, so no
+  // destructor ever runs inside another one more than a level deep.
+  std::vector<std::shared_ptr<Node>> stack;
+  auto detach_sole = [&stack](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
+  };
+  detach_sole(next_edges_);
+  while (!stack.empty()) {
+    std::shared_ptr<Node> node = std::move(stack.back());
+    stack.pop_back();
+    detach_sole(node->next_edges_);
+    // The saved tensors go first too: a closure holds detached tensors, whose graph is empty.
+    node->backward_ = nullptr;
+  }  // `node` is freed here with no sole-owned inputs left, so its destructor does not recurse
+}
+
 std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
   GG_CHECK(backward_ != nullptr,
            "[backward] trying to backward through {} a second time: its saved tensors were freed "

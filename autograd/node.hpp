@@ -41,6 +41,11 @@ class Node {
   Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
        std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
        bool accepts_undefined_grads);
+  // Frees the graph behind this node iteratively: a chain of a million ops would overflow the
+  // stack if each node's destructor destroyed the next one (as shared_ptr does by itself).
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
 
   const std::string& name() const { return name_; }
   uint64_t sequence_nr() const { return sequence_nr_; }

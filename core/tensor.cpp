@@ -13,24 +13,16 @@ namespace gg {
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-int64_t numel_of(const Shape& shape) {
+int64_t numel_of(const Shape& shape, const char* op) {
   // The product of the NON-ZERO sizes must fit in int64, whatever the order of the sizes and even
   // when a zero size makes the tensor empty: contiguous strides are partial products of the sizes,
   // so this keeps them from overflowing too.
-  int64_t n = 1;
-  bool empty = false;
-  for (int64_t s : shape) {
-    GG_CHECK(s >= 0, "[shape] sizes must be non-negative, got {}", shape_str(shape));
-    if (s == 0) {
-      empty = true;
-      continue;
-    }
-    if (n > std::numeric_limits<int64_t>::max() / s)
-      fail("[shape] number of elements of {} overflows int64", shape_str(shape));
-    n *= s;
-  }
-  return empty ? 0 : n;
+  for (int64_t s : shape)
+    GG_CHECK(s >= 0, "[{}] sizes must be non-negative, got {}", op, shape_str(shape));
+  return size_product(shape, op, [&] { return "number of elements of " + shape_str(shape); });
 }
+
+int64_t numel_of(const Shape& shape) { return numel_of(shape, "shape"); }
 
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
@@ -133,6 +125,9 @@ std::vector<T> Tensor::to_vector() const {
   GG_CHECK(dtype() == dtype_of<T>(), "[to_vector] requested {} but the tensor is {}",
            dtype_name(dtype_of<T>()), dtype_name(dtype()));
   Tensor c = contiguous();
+  // A std::vector as big as the tensor: checked like any allocation sized from input.
+  check_allocation(static_cast<uint64_t>(c.numel()), sizeof(T), "to_vector",
+                   fmt::format("a copy of {}", shape_str(c.shape())));
   const T* p = c.data_ptr<T>();
   return std::vector<T>(p, p + c.numel());
 }
@@ -205,6 +200,12 @@ Tensor make_tensor(Shape shape, Dtype dtype, bool zero) {
   size_t elem = gg::element_size(dtype);
   GG_CHECK(static_cast<uint64_t>(n) <= std::numeric_limits<int64_t>::max() / elem,
            "[empty] {} bytes for shape {} overflows", dtype_name(dtype), shape_str(shape));
+  // The allocation rule (core/checked.hpp): never more than the machine's memory in one block.
+  GG_CHECK(static_cast<uint64_t>(n) <= max_allocation_bytes() / elem,
+           "[storage] cannot allocate {} bytes for a {} tensor of shape {}: more than the {} "
+           "bytes one allocation may take (the machine's physical memory)",
+           static_cast<uint64_t>(n) * elem, dtype_name(dtype), shape_str(shape),
+           max_allocation_bytes());
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<size_t>(n) * elem, zero);
   impl->strides = contiguous_strides(shape);

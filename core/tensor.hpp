@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "checked.hpp"
 #include "dtype.hpp"
 #include "error.hpp"
 #include "storage.hpp"
@@ -176,6 +177,8 @@ Tensor tensor(const std::vector<T>& values);  // 1-D
 // so the strided loops (core/strided.hpp) can keep their index counters on the stack.
 inline constexpr size_t kMaxTensorDims = 16;
 int64_t numel_of(const Shape& shape);  // throws on negative sizes or int64 overflow
+// The same, with the error naming `op`: "[op] number of elements of [..] overflows int64 (a * b)".
+int64_t numel_of(const Shape& shape, const char* op);
 Shape contiguous_strides(const Shape& shape);
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);  // negative dims count from the end
 std::string shape_str(const Shape& shape);                    // "[2, 3]"

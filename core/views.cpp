@@ -126,9 +126,9 @@ Tensor Tensor::flatten(int64_t start_dim, int64_t end_dim) const {
   GG_CHECK(start_dim <= end_dim, "[flatten] start_dim {} must not be after end_dim {}", start_dim,
            end_dim);
   Shape s(shape().begin(), shape().begin() + start_dim);
-  int64_t merged = 1;
-  for (int64_t d = start_dim; d <= end_dim; ++d) merged *= size(d);
-  s.push_back(merged);
+  s.push_back(
+      size_product(std::span<const int64_t>(shape()).subspan(start_dim, end_dim - start_dim + 1),
+                   "flatten", [&] { return "the merged size of " + shape_str(shape()); }));
   s.insert(s.end(), shape().begin() + end_dim + 1, shape().end());
   return reshape(s);
 }

@@ -186,6 +186,7 @@ std::vector<Tensor> GroupedLinear::forward(const std::vector<Tensor>& inputs) {
              "(module.to(dtype) or input.to(dtype)) (input {})",
              i, dtype_name(x.dtype()), i, dtype_name(w.dtype()), shape_str(x.shape()));
   }
+  if (uniform_) pack_parameters();  // (a concurrent packed forward may be packing them)
   return functional::grouped_linear(inputs, weight->tensors(),
                                     bias ? bias->tensors() : std::vector<Tensor>{});
 }
@@ -198,6 +199,7 @@ void GroupedLinear::check_uniform(const char* what) const {
 }
 
 void GroupedLinear::pack_parameters() {
+  const std::lock_guard<std::mutex> lock(pack_mutex_);
   auto pack = [](const ParameterList& list) {
     if (list[0].numel() == 0 || back_to_back(list.tensors())) return;
     NoGradGuard no_grad;

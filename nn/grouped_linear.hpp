@@ -19,6 +19,7 @@
 //
 // Initialisation: nn.Linear's, per group: weight and bias ~ U(-1/sqrt(in_i), 1/sqrt(in_i)).
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "module.hpp"
@@ -72,11 +73,15 @@ class GroupedLinear : public Module {
 
  private:
   void check_uniform(const char* what) const;
-  void pack_parameters();  // back to back in one allocation again, if Module::to() split them
+  // Back to back in one allocation again, if Module::to() split them. The only write a forward
+  // makes to the module: under pack_mutex_, and every forward of a uniform module passes through
+  // it before reading the parameters, so concurrent forwards never see a half-swapped storage.
+  void pack_parameters();
 
   std::vector<int64_t> in_features_;
   std::vector<int64_t> out_features_;
   bool uniform_ = false;
+  std::mutex pack_mutex_;
 };
 
 namespace functional {

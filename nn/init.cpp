@@ -55,8 +55,11 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
   GG_CHECK(t.dim() >= 2, "[calculate_fan_in_and_fan_out] needs at least 2 dimensions, got shape {}",
            shape_str(t.shape()));
   int64_t receptive = 1;
-  for (int64_t d = 2; d < t.dim(); ++d) receptive *= t.size(d);
-  return {t.size(1) * receptive, t.size(0) * receptive};
+  const auto what = [&] { return "the fans of " + shape_str(t.shape()); };
+  for (int64_t d = 2; d < t.dim(); ++d)
+    receptive = size_mul(receptive, t.size(d), "calculate_fan_in_and_fan_out", what);
+  return {size_mul(t.size(1), receptive, "calculate_fan_in_and_fan_out", what),
+          size_mul(t.size(0), receptive, "calculate_fan_in_and_fan_out", what)};
 }
 
 Tensor uniform_(Tensor t, double a, double b) {

@@ -1,7 +1,9 @@
 #include "nn/moe.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <numeric>
+#include <span>
 
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
@@ -35,6 +37,7 @@ Routing route(const Tensor& probs, int64_t top_k) {
   const std::vector<double> p = probs.detach().to(kFloat64).to_vector<double>();
   Routing r;
   r.counts.assign(static_cast<size_t>(NE), 0);
+  // Sizes checked by the caller (T * top_k slots, T * NE probabilities).
   r.prob_index.resize(static_cast<size_t>(T * top_k));
   std::vector<int64_t> expert(static_cast<size_t>(T * top_k));
   std::vector<int64_t> order(static_cast<size_t>(NE));
@@ -160,7 +163,14 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
              kOp, dtype_name(x.dtype()), dtype_name(t->dtype()), desc(*t));
   }
 
-  const int64_t T = x.numel() / E;
+  // Tokens: the product of the leading dims (not numel / E: E may be 0).
+  const Shape& xs = x.shape();
+  const int64_t T =
+      size_product(std::span<const int64_t>(xs.data(), xs.size() - 1), "MoEFeedForward",
+                   [&] { return "the token count of input " + desc(x); });
+  const int64_t slots = size_mul(T, top_k, "MoEFeedForward", [&] {
+    return fmt::format("tokens x top_k={} of {}", top_k, desc(x));
+  });
   MoEResult result;
   if (T == 0) {
     result.output = zeros(x.shape(), x.dtype());
@@ -168,12 +178,15 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
     result.expert_counts.assign(static_cast<size_t>(NE), 0);
     return result;
   }
+  // route() and the gathers hold a few int64 per (token, slot) pair, and T * NE probabilities.
+  check_allocation(static_cast<uint64_t>(slots), 4 * sizeof(int64_t), "MoEFeedForward",
+                   "the routing tables of the token slots");
   const Tensor x2 = x.reshape({T, E});
   const Tensor probs = softmax(linear(x2, router_weight, router_bias), -1);  // (T, NE)
   Routing r = route(probs, top_k);
 
-  Tensor gates =
-      index_select(probs.reshape({T * NE}), 0, tensor<int64_t>(r.prob_index)).reshape({T, top_k});
+  Tensor gates = index_select(probs.reshape({probs.numel()}), 0, tensor<int64_t>(r.prob_index))
+                     .reshape({T, top_k});
   if (normalize_top_k) gates = gates / gates.sum(1, true);
 
   std::vector<int64_t> ends(r.counts.size());
@@ -188,7 +201,7 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
 
   std::vector<double> fraction(r.counts.size());
   for (size_t e = 0; e < r.counts.size(); ++e)
-    fraction[e] = static_cast<double>(r.counts[e]) / static_cast<double>(T * top_k);
+    fraction[e] = static_cast<double>(r.counts[e]) / static_cast<double>(slots);
   const Tensor f = tensor<double>(fraction).to(x.dtype());
   result.aux_loss = (f * probs.mean(0)).sum() * static_cast<double>(NE);
   result.expert_counts = std::move(r.counts);
@@ -220,9 +233,22 @@ Tensor MoEFeedForward::forward(const Tensor& x) {
   functional::MoEResult r = functional::moe_feed_forward(
       x, top_k_, router->weight, router->bias, up->stacked_weight(), up->stacked_bias(),
       down->stacked_weight(), down->stacked_bias(), options_.normalize_top_k);
-  last_aux_loss_ = r.aux_loss;
-  last_counts_ = std::move(r.expert_counts);
+  {
+    const std::lock_guard<std::mutex> lock(last_mutex_);
+    last_aux_loss_ = std::move(r.aux_loss);
+    last_counts_ = std::move(r.expert_counts);
+  }
   return r.output;
+}
+
+Tensor MoEFeedForward::last_aux_loss() const {
+  const std::lock_guard<std::mutex> lock(last_mutex_);
+  return last_aux_loss_;
+}
+
+std::vector<int64_t> MoEFeedForward::last_expert_counts() const {
+  const std::lock_guard<std::mutex> lock(last_mutex_);
+  return last_counts_;
 }
 
 }  // namespace gg::nn

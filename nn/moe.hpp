@@ -20,6 +20,7 @@
 // down.weight.<e> [embed, hidden], down.bias.<e> (GroupedLinear naming; nn.Linear layout and
 // initialisation per expert).
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "grouped_linear.hpp"
@@ -39,13 +40,17 @@ class MoEFeedForward : public Module {
                  MoEOptions options = {});
 
   // x (*, embed_dim) -> (*, embed_dim). Also sets last_aux_loss() and last_expert_counts().
+  // Forwards of one module may run concurrently (the README's promise): the only state forward
+  // writes is this pair, stored together under a mutex; with concurrent forwards "the last" is
+  // whichever finished last. To get one call's own loss and counts, use
+  // functional::moe_feed_forward.
   Tensor forward(const Tensor& x);
 
   // The load-balancing loss of the last forward (a scalar in the graph of that forward; add
   // `coef * moe->last_aux_loss()` to the training loss). Undefined before the first forward.
-  Tensor last_aux_loss() const { return last_aux_loss_; }
-  // Token-slots routed to each expert by the last forward.
-  const std::vector<int64_t>& last_expert_counts() const { return last_counts_; }
+  Tensor last_aux_loss() const;
+  // Token-slots routed to each expert by the last forward (a copy: forwards may be running).
+  std::vector<int64_t> last_expert_counts() const;
 
   int64_t embed_dim() const { return embed_dim_; }
   int64_t hidden_dim() const { return hidden_dim_; }
@@ -60,6 +65,7 @@ class MoEFeedForward : public Module {
  private:
   int64_t embed_dim_, hidden_dim_, num_experts_, top_k_;
   MoEOptions options_;
+  mutable std::mutex last_mutex_;  // guards the two below (written by every forward)
   Tensor last_aux_loss_;
   std::vector<int64_t> last_counts_;
 };

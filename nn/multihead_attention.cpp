@@ -21,6 +21,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/strided.hpp"
 #include "nn/init.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/grouped_mm.hpp"
@@ -68,6 +69,7 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
              kOp, name, shape_str(t->shape()), desc(query), desc(key), desc(value));
   }
   GG_CHECK(in_proj_weight.defined() && in_proj_weight.dim() == 2 &&
+               in_proj_weight.size(1) <= std::numeric_limits<int64_t>::max() / 3 &&
                in_proj_weight.size(0) == 3 * in_proj_weight.size(1),
            "{} in_proj_weight must be [3 * embed_dim, embed_dim], got {}", kOp,
            desc(in_proj_weight));
@@ -104,12 +106,20 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
            "{} out_proj.weight must be [{}, {}], got {}", kOp, E, E, desc(out_proj_weight));
   GG_CHECK(!out_proj_bias.defined() || out_proj_bias.shape() == Shape{E},
            "{} out_proj.bias must be [{}], got {}", kOp, E, desc(out_proj_bias));
+  // The flattened sizes below, checked once (B * H heads, B * L and B * S rows).
+  const auto sizes = [&] {
+    return fmt::format("the flattened sizes of query {}, key {} with {} heads", desc(query),
+                       desc(key), H);
+  };
+  const int64_t BH = size_mul(B, H, "MultiheadAttention", sizes);
+  const int64_t BL = size_mul(B, L, "MultiheadAttention", sizes);
+  const int64_t BS = size_mul(B, S, "MultiheadAttention", sizes);
   const Tensor& attn_mask = options.attn_mask;
   if (attn_mask.defined()) {
-    GG_CHECK(attn_mask.shape() == (Shape{L, S}) || attn_mask.shape() == (Shape{B * H, L, S}),
+    GG_CHECK(attn_mask.shape() == (Shape{L, S}) || attn_mask.shape() == (Shape{BH, L, S}),
              "{} attn_mask must be (L, S) = [{}, {}] or (batch * num_heads, L, S) = [{}, {}, {}], "
              "got {}",
-             kOp, L, S, B * H, L, S, desc(attn_mask));
+             kOp, L, S, BH, L, S, desc(attn_mask));
   }
   const Tensor& kpm = options.key_padding_mask;
   if (kpm.defined()) {
@@ -118,9 +128,9 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
   }
 
   // ---- q, k, v projections: one grouped_mm over the three ----------------------------------
-  const Tensor xq = query.reshape({B * L, E});
-  const Tensor xk = key.impl() == query.impl() ? xq : key.reshape({B * S, E});
-  const Tensor xv = value.impl() == key.impl() ? xk : value.reshape({B * S, E});
+  const Tensor xq = query.reshape({BL, E});
+  const Tensor xk = key.impl() == query.impl() ? xq : key.reshape({BS, E});
+  const Tensor xv = value.impl() == key.impl() ? xk : value.reshape({BS, E});
   std::vector<Tensor> mats, biases;
   for (int64_t p = 0; p < 3; ++p) {
     mats.push_back(in_proj_weight.narrow(0, p * E, E).t());  // [E_in, E_out] view
@@ -133,7 +143,7 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
   const Tensor q = qkv[0].view({B, L, H, D}).permute({0, 2, 1, 3}) * (1.0 / std::sqrt(double(D)));
   const Tensor k = qkv[1].view({B, S, H, D}).permute({0, 2, 1, 3}).contiguous();
   const Tensor v = qkv[2].view({B, S, H, D}).permute({0, 2, 1, 3}).contiguous();
-  Tensor scores = grouped_mm(q.reshape({B * H, L, D}), k.view({B * H, S, D}).transpose(1, 2));
+  Tensor scores = grouped_mm(q.reshape({BH, L, D}), k.view({BH, S, D}).transpose(1, 2));
 
   Tensor mask;
   if (attn_mask.defined()) {
@@ -142,14 +152,14 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
   }
   if (kpm.defined()) mask = add_mask(mask, additive_mask(kpm, dtype).view({B, 1, 1, S}));
   if (options.is_causal) mask = add_mask(mask, MultiheadAttention::causal_mask(L, S, dtype));
-  if (mask.defined()) scores = (scores.view({B, H, L, S}) + mask).view({B * H, L, S});
+  if (mask.defined()) scores = (scores.view({B, H, L, S}) + mask).view({BH, L, S});
 
   Tensor attn = softmax(scores, -1);
   if (training && dropout_p > 0) attn = gg::dropout(attn, dropout_p, true);
-  const Tensor heads = grouped_mm(attn, v.view({B * H, S, D}));  // (BH, L, D) = (B, H, L, D)
+  const Tensor heads = grouped_mm(attn, v.view({BH, S, D}));  // (BH, L, D) = (B, H, L, D)
 
   // ---- output projection ------------------------------------------------------------------
-  const Tensor rows = heads.view({B, H, L, D}).permute({0, 2, 1, 3}).contiguous().view({B * L, E});
+  const Tensor rows = heads.view({B, H, L, D}).permute({0, 2, 1, 3}).contiguous().view({BL, E});
   std::vector<Tensor> out_bias;
   if (out_proj_bias.defined()) out_bias.push_back(out_proj_bias);
   const Tensor output =
@@ -209,11 +219,23 @@ Tensor MultiheadAttention::causal_mask(int64_t L, int64_t S, Dtype dtype) {
   GG_CHECK(L >= 0, "{} causal_mask needs L >= 0, got L={} S={}", kOp, L, S);
   GG_CHECK(is_floating(dtype), "{} causal_mask makes a float mask, got dtype {}", kOp,
            dtype_name(dtype));
-  std::vector<double> values(static_cast<size_t>(L * S), 0.0);
-  for (int64_t i = 0; i < L; ++i)
-    for (int64_t j = i + 1; j < S; ++j)
-      values[i * S + j] = -std::numeric_limits<double>::infinity();
-  return tensor<double>(values, {L, S}).to(dtype);
+  // Written straight into the tensor (no host vector of L * S doubles): the size checks are the
+  // tensor's own, so L * S overflowing or past the allocation limit is a gg::Error.
+  const int64_t n = size_mul(L, S, "MultiheadAttention",
+                             [&] { return fmt::format("causal_mask L={} x S={}", L, S); });
+  check_allocation(static_cast<uint64_t>(n), element_size(dtype), "MultiheadAttention",
+                   fmt::format("causal_mask({}, {}) of {}", L, S, dtype_name(dtype)));
+  Tensor mask = zeros({L, S}, dtype);
+  if (mask.numel() == 0) return mask;
+  dispatch(dtype, [&]<class T>() {
+    if constexpr (!std::is_integral_v<T>) {
+      T* p = mask.data_ptr<T>();
+      const T minus_inf = convert<T>(-std::numeric_limits<double>::infinity());
+      for (int64_t i = 0; i < L; ++i)
+        for (int64_t j = i + 1; j < S; ++j) p[i * S + j] = minus_inf;
+    }
+  });
+  return mask;
 }
 
 }  // namespace gg::nn

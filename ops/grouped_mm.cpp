@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <new>
 #include <string>
 
 #include "autograd/grad_mode.hpp"
@@ -122,9 +121,8 @@ struct PackedPlan {
 // offs as G group ends, each checked as it is read (non-negative, non-decreasing, at most
 // `extent`), after the caller has compared G with the other operand. A stride-0 (expanded) offs
 // can claim up to 2^62 entries while holding one value: its entries are all equal, so one is
-// checked, and its G ends are sized only after a nothrow allocation of that size succeeded, so
-// that a G no memory holds is a gg::Error (a throwing new would escape as std::bad_alloc, or
-// abort under AddressSanitizer).
+// checked, and its G ends are sized only after check_allocation, so that a G no memory holds is a
+// gg::Error.
 template <class Ctx>
 std::vector<int64_t> read_offs(const Tensor& offs, int64_t extent, const char* split,
                                const Ctx& ctx) {
@@ -147,16 +145,8 @@ std::vector<int64_t> read_offs(const Tensor& offs, int64_t extent, const char* s
     }
   });
   if (distinct == groups) return ends;
-  struct OperatorDelete {
-    void operator()(void* p) const { ::operator delete(p); }
-  };
-  const bool fits = static_cast<uint64_t>(groups) <= ends.max_size() &&
-                    std::unique_ptr<void, OperatorDelete>(::operator new(
-                        static_cast<size_t>(groups) * sizeof(int64_t), std::nothrow)) != nullptr;
-  GG_CHECK(fits,
-           "[grouped_mm] offs has G={} entries (a stride-0 view): cannot allocate that many "
-           "group ends {}",
-           groups, ctx());
+  check_allocation(static_cast<uint64_t>(groups), sizeof(int64_t), "grouped_mm",
+                   fmt::format("offs has G={} entries (a stride-0 view)", groups), ctx());
   ends.assign(static_cast<size_t>(groups), ends[0]);
   return ends;
 }
@@ -332,8 +322,18 @@ std::vector<Tensor> allocate(std::vector<Shape> shapes, const std::vector<Dtype>
   std::vector<Tensor> out(shapes.size());
   if (shapes.empty()) return out;
   if (std::all_of(dtypes.begin(), dtypes.end(), [&](Dtype d) { return d == dtypes[0]; })) {
+    // The sum of the sizes, checked: 4 groups of 2^62 elements wrapped to 0 and the kernel wrote
+    // 2^62 rows into an empty buffer.
     int64_t total = 0;
-    for (const Shape& s : shapes) total += numel_of(s);
+    for (const Shape& s : shapes) {
+      total = size_add(total, numel_of(s, "grouped_mm"), "grouped_mm", [&] {
+        std::string list;
+        for (size_t i = 0; i < shapes.size() && i < 8; ++i)
+          list += (i ? ", " : "") + shape_str(shapes[i]);
+        return fmt::format("the total element count of {} tensors ({}{})", shapes.size(), list,
+                           shapes.size() > 8 ? ", ..." : "");
+      });
+    }
     Tensor buffer = empty({total}, dtypes[0]);
     int64_t offset = 0;
     for (size_t i = 0; i < shapes.size(); ++i) {
@@ -584,8 +584,13 @@ Grads packed_backward(const PackedPlan& plan, const Tensor& input, const Tensor&
   const Tensor dx = needs[0] ? empty(input.shape(), input.dtype()) : Tensor();
   const Tensor dw = needs[1] ? empty(mat2.shape(), mat2.dtype()) : Tensor();
   const Tensor db = needs[2] ? empty(bias_meta.shape, bias_meta.dtype) : Tensor();
+  // Empty gradients need no work, however many groups there are (2^40 empty groups reserved 2^41
+  // tasks: std::bad_alloc).
+  auto empty_or_none = [](const Tensor& t) { return !t.defined() || t.numel() == 0; };
+  if (empty_or_none(dx) && empty_or_none(dw) && empty_or_none(db)) return {dx, dw, db};
   std::vector<GemmTask> tasks;
-  tasks.reserve(static_cast<size_t>(2 * plan.groups));
+  reserve_checked(tasks, 2 * static_cast<uint64_t>(plan.groups), "grouped_mm",
+                  "the backward's two products per group");
   std::vector<ColumnSumTask> sums;
   for (int64_t g = 0; g < plan.groups; ++g) {
     const GroupMats fwd = group_mats(plan, g, x, w, dy);  // fwd.y is dY's group
@@ -620,13 +625,14 @@ Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMM
   const PackedPlan plan = validate_packed(input, mat2, options);
   const Dtype out_dtype = options.out_dtype.value_or(input.dtype());
   Tensor out = empty(packed_out_shape(plan, input, mat2), out_dtype);
-  {
+  if (out.numel() > 0) {  // an empty output needs no work, however many (empty) groups
     // The bias rows are addressed as bias + g * N below: make them contiguous (a strided bias,
     // e.g. a narrowed view, was read at the wrong addresses; found by tests/fuzz).
     const Tensor x = operand(input), w = operand(mat2),
                  b = options.bias.defined() ? operand(options.bias).contiguous() : Tensor();
     std::vector<GemmTask> tasks;
-    tasks.reserve(static_cast<size_t>(plan.groups));
+    reserve_checked(tasks, static_cast<uint64_t>(plan.groups), "grouped_mm",
+                    "one product per group");
     for (int64_t g = 0; g < plan.groups; ++g) {
       const GroupMats m = group_mats(plan, g, x, w, out);
       kernels::add_gemm(tasks, m.x, m.w, m.y, bias_row(b, m.bias_offset, m.y.cols));

@@ -29,17 +29,20 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   check_floating(x, op, "input");
   dim = wrap_dim(dim, x.dim(), op);
   Tensor src = x.dim() == 0 ? x.detach().reshape({1}) : x.detach();
-  Tensor out = kernels::softmax(src, dim, log);
+  // Empty input: nothing to compute (the kernels looped over 2^40 empty rows).
+  Tensor out = src.numel() == 0 ? empty(src.shape(), src.dtype()) : kernels::softmax(src, dim, log);
   if (x.dim() == 0) out = out.reshape({});
   if (!autograd::needs_grad({x})) return out;
   if (log) {
     // d/dx log_softmax: g - softmax(x) * sum(g)
     return record("LogSoftmaxBackward", {x}, out,
                   [y = out.detach(), dim](const Grads& g, const Needs&) {
+                    if (y.numel() == 0) return Grads{g[0]};  // (sum() would size [2^40, 1])
                     return Grads{g[0] - exp(y) * sum(g[0], dim, true)};
                   });
   }
   return record("SoftmaxBackward", {x}, out, [y = out.detach(), dim](const Grads& g, const Needs&) {
+    if (y.numel() == 0) return Grads{g[0]};
     return Grads{y * (g[0] - sum(g[0] * y, dim, true))};
   });
 }

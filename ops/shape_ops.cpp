@@ -25,6 +25,18 @@ void check_list(const std::vector<Tensor>& tensors, const char* op) {
              dtype_name(tensors[0].dtype()), i, dtype_name(tensors[i].dtype()));
   }
 }
+// Each piece of split/chunk is a view (a Tensor, its TensorImpl and two small vectors) and a size:
+// 2^40 empty pieces are a gg::Error before anything is allocated, not std::bad_alloc.
+constexpr size_t kPieceBytes = sizeof(Tensor) + sizeof(TensorImpl) + 2 * sizeof(int64_t) + 64;
+void check_pieces(int64_t count, const char* op, const Tensor& x) {
+  check_allocation(
+      static_cast<uint64_t>(count), kPieceBytes + 2 * sizeof(int64_t) * x.shape().size(), op,
+      fmt::format("{} pieces", count), fmt::format("(input {})", shape_str(x.shape())));
+}
+void reserve_pieces(std::vector<Tensor>& pieces, size_t count, const char* op, const Tensor& x) {
+  check_pieces(static_cast<int64_t>(count), op, x);
+  pieces.reserve(count);
+}
 }  // namespace
 
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
@@ -45,7 +57,10 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
              "except in dimension {}",
              i, shape_str(s), shape_str(first.shape()), dim);
     sizes.push_back(s[dim]);
-    shape[dim] += s[dim];
+    shape[dim] = size_add(shape[dim], s[dim], "cat", [&] {
+      return fmt::format("the size of dimension {} after tensor {} of shape {}", dim, i,
+                         shape_str(s));
+    });
   }
   Tensor out = empty(shape, first.dtype());
   int64_t offset = 0;
@@ -94,12 +109,16 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
   for (size_t i = 0; i < sizes.size(); ++i) {
     GG_CHECK(sizes[i] >= 0, "[split] size {} at position {} is negative (sizes [{}])", sizes[i], i,
              fmt::join(sizes, ", "));
-    total += sizes[i];
+    total = size_add(total, sizes[i], "split", [&] {
+      return fmt::format("the sum of the sizes (splitting dimension {} of {})", dim,
+                         shape_str(x.shape()));
+    });
   }
   GG_CHECK(total == x.size(dim),
            "[split] sizes [{}] sum to {} but dimension {} has size {} (shape {})",
            fmt::join(sizes, ", "), total, dim, x.size(dim), shape_str(x.shape()));
   std::vector<Tensor> pieces;
+  reserve_pieces(pieces, sizes.size(), "split", x);
   int64_t start = 0;
   for (int64_t s : sizes) {
     pieces.push_back(x.narrow(dim, start, s));
@@ -116,10 +135,12 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   GG_CHECK(split_size > 0 || (split_size == 0 && n == 0),
            "[split] split_size must be positive, got {} (dimension {} has size {})", split_size,
            dim, n);
-  // As in PyTorch: at least one piece (an empty dim gives one empty piece).
+  // As in PyTorch: at least one piece (an empty dim gives one empty piece). (No n + split_size - 1:
+  // it overflows for a huge split_size.)
   const int64_t count =
-      split_size == 0 ? 1 : std::max<int64_t>((n + split_size - 1) / split_size, 1);
-  std::vector<int64_t> sizes(count, split_size);
+      split_size == 0 ? 1 : std::max<int64_t>(n / split_size + (n % split_size != 0), 1);
+  check_pieces(count, "split", x);
+  std::vector<int64_t> sizes(static_cast<size_t>(count), split_size);
   sizes.back() = n - split_size * (count - 1);
   return split(x, sizes, dim);
 }
@@ -132,8 +153,11 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   const int64_t n = x.size(dim);
   // PyTorch's rule: pieces of ceil(n / chunks), so there may be fewer than `chunks` of them;
   // an empty dim gives `chunks` empty pieces.
-  if (n == 0) return split(x, std::vector<int64_t>(chunks, 0), dim);
-  return split(x, (n + chunks - 1) / chunks, dim);
+  if (n == 0) {
+    check_pieces(chunks, "chunk", x);
+    return split(x, std::vector<int64_t>(static_cast<size_t>(chunks), 0), dim);
+  }
+  return split(x, n / chunks + (n % chunks != 0), dim);
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {

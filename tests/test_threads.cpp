@@ -1,7 +1,7 @@
 // Thread safety: grouped_mm and module forwards (GroupedLinear, MultiheadAttention, Linear,
-// LayerNorm, Embedding) run from several std::threads at once on SHARED weights under
-// NoGradGuard, and every result equals the one computed single-threaded beforehand, bit for bit.
-// Also: grad mode is per thread, and independent models train in parallel threads to the same
+// LayerNorm, Embedding, MoEFeedForward) run from several std::threads at once on SHARED weights
+// under NoGradGuard, and every result equals the one computed single-threaded beforehand, bit for
+// bit. Also: grad mode is per thread, and independent models train in parallel threads to the same
 // parameters as sequentially. The TSan preset runs these ("threads:" tests) with OMP_NUM_THREADS=1.
 #include <catch2/catch.hpp>
 #include <functional>
@@ -232,4 +232,62 @@ TEST_CASE("threads: many shapes through a tiny primitive cache that evicts while
   const auto expected = sequential(work);
   CHECK(run_concurrently(work, expected) == 0);
   onednn::set_primitive_cache_capacity(old_capacity);
+}
+
+// Issue 13 item 4: MoEFeedForward::forward wrote last_aux_loss_ / last_counts_ unsynchronised, and
+// four threads forwarding one module corrupted the heap ("double free or corruption"; TSan: a
+// data race). The outputs match the single-threaded ones and the accessors always see one whole
+// forward's values (counts summing to tokens x top_k), read while forwards run.
+TEST_CASE("threads: MoEFeedForward forwards on one shared module", "[threads]") {
+  manual_seed(13);
+  auto moe = std::make_shared<nn::MoEFeedForward>(8, 16, 4, 2);
+  const auto xs = inputs([](int, int r) { return randn({5 + r, 8}); });
+  const auto work = [&](int t, int r) { return floats(moe->forward(xs[t][r])); };
+  const auto expected = sequential(work);
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      const std::vector<int64_t> counts = moe->last_expert_counts();
+      const Tensor aux = moe->last_aux_loss();
+      int64_t total = 0;
+      for (int64_t c : counts) total += c;
+      if (counts.size() != 4 || total % 2 != 0 || total < 10 || total > 2 * (5 + kRounds - 1) ||
+          !aux.defined() || aux.numel() != 1)
+        torn.fetch_add(1);
+    }
+  });
+  CHECK(run_concurrently(work, expected) == 0);
+  done = true;
+  reader.join();
+  CHECK(torn.load() == 0);
+}
+
+// The audit behind item 4 found one more forward-time write: GroupedLinear packs its parameters
+// back into one storage on the first forward after Module::to() split them (swapping each
+// parameter's storage). Concurrent first forwards did that at once; now under a mutex that every
+// forward of a uniform module passes first.
+TEST_CASE("threads: the first GroupedLinear forwards after Module::to run concurrently",
+          "[threads]") {
+  manual_seed(14);
+  const std::vector<int64_t> features(4, 8);
+  const Tensor x = randn({12, 8}, kFloat64), offs = tensor<int64_t>({3, 6, 9, 12});
+  for (int trial = 0; trial < 8; ++trial) {
+    auto gl = std::make_shared<nn::GroupedLinear>(features, features);
+    gl->to(kFloat64);  // separate storages again
+    std::vector<std::vector<double>> got(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        NoGradGuard no_grad;
+        got[t] = t % 2 ? gl->forward(x, offs).to_vector<double>()
+                       : cat(gl->forward(split(x, 3, 0)), 0).to_vector<double>();
+      });
+    }
+    for (auto& th : threads) th.join();
+    NoGradGuard no_grad;
+    const std::vector<double> packed = gl->forward(x, offs).to_vector<double>();
+    const std::vector<double> list = cat(gl->forward(split(x, 3, 0)), 0).to_vector<double>();
+    for (int t = 0; t < kThreads; ++t) CHECK(got[t] == (t % 2 ? packed : list));
+  }
 }
