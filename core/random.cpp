@@ -1,7 +1,9 @@
 #include "core/random.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <numbers>
+#include <utility>
 
 #include "core/strided.hpp"
 #include "core/tensor.hpp"
@@ -69,16 +71,50 @@ Tensor rand(Shape shape, Dtype dtype) {
   });
 }
 
+namespace {
+// The integers a dtype holds exactly: its limits, or +-2^digits for floating dtypes (as PyTorch's
+// randint checks them).
+std::pair<int64_t, int64_t> exact_integers(Dtype dtype) {
+  switch (dtype) {
+    case Dtype::Int8:
+      return {INT8_MIN, INT8_MAX};
+    case Dtype::Int32:
+      return {INT32_MIN, INT32_MAX};
+    case Dtype::Int64:
+      return {INT64_MIN, INT64_MAX};
+    case Dtype::Float64:
+      return {-(int64_t{1} << 53), int64_t{1} << 53};
+    case Dtype::Float32:
+      return {-(int64_t{1} << 24), int64_t{1} << 24};
+    case Dtype::Float16:
+      return {-(int64_t{1} << 11), int64_t{1} << 11};
+    case Dtype::BFloat16:
+      return {-(int64_t{1} << 8), int64_t{1} << 8};
+  }
+  return {0, 0};
+}
+}  // namespace
+
 Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype) {
   GG_CHECK(low < high, "[randint] low {} must be below high {}", low, high);
+  const auto [lo, hi] = exact_integers(dtype);
+  GG_CHECK(low >= lo && high - 1 <= hi,
+           "[randint] the range [{}, {}) does not fit {}: it holds the integers {} to {} exactly",
+           low, high, dtype_name(dtype), lo, hi);
   Tensor t = empty(std::move(shape), dtype);
   Generator& g = global_generator();
   std::lock_guard lock(g.mutex());
-  uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  // Integer arithmetic only (a double cannot hold every int64), and unbiased: draws below
+  // 2^64 mod range are rejected, so every residue is equally likely.
+  const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  const uint64_t reject_below = (0 - range) % range;
   dispatch(dtype, [&]<class T>() {
     T* p = t.data_ptr<T>();
-    for (int64_t i = 0, n = t.numel(); i < n; ++i)
-      p[i] = convert<T>(static_cast<double>(low + static_cast<int64_t>(g.next_u64() % range)));
+    for (int64_t i = 0, n = t.numel(); i < n; ++i) {
+      uint64_t x = g.next_u64();
+      while (x < reject_below) x = g.next_u64();
+      p[i] = convert<T>(static_cast<int64_t>(static_cast<uint64_t>(low) + x % range));
+    }
   });
   return t;
 }

@@ -8,6 +8,10 @@
 //   ./build/examples/train_multihead                    # the default run, a few minutes
 //   ./build/examples/train_multihead --help             # every option
 //   ./build/examples/train_multihead --steps 40 --check-resume   # resume == uninterrupted?
+//
+// Exit status: 0 done (the model beat the bigram baseline), 1 an error or a model that did not,
+// 2 bad usage: an unknown option, or a setting out of range on the command line or in the
+// checkpoint --resume continues from.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
@@ -26,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/common/cli_parse.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data.hpp"
 #include "train/model.hpp"
@@ -76,18 +81,89 @@ struct Setting {
   std::function<void(const std::string&)> set;
 };
 
+constexpr int kExitFailed = 1;  // an error, or a model that does not beat the bigram baseline
+constexpr int kExitUsage = 2;
+
+// Bad usage: a setting out of range, from the command line or a checkpoint. Exit status 2.
+struct UsageError : gg::Error {
+  using gg::Error::Error;
+};
+
 template <class T>
 Setting pin(std::string flag, T& value) {
-  return {std::move(flag), [&value] { return fmt::format("{}", value); },
-          [&value](const std::string& s) {
-            std::istringstream in(s);
+  return {flag, [&value] { return fmt::format("{}", value); },
+          [&value, flag](const std::string& s) {
             if constexpr (std::is_same_v<T, std::string>) {
               value = s;
             } else {
-              in >> value;
-              GG_CHECK(!in.fail(), "[train_multihead] bad value '{}' in the checkpoint", s);
+              std::istringstream in(s);
+              T parsed{};
+              in >> parsed;
+              if (in.fail() || !(in >> std::ws).eof())  // the whole text, nothing after it
+                throw UsageError(fmt::format(
+                    "[train_multihead] {} in the checkpoint is '{}', not a number", flag, s));
+              value = parsed;
             }
           }};
+}
+
+template <class T>
+void check_range(const char* flag, T value, T lo, T hi, const std::string& source) {
+  if (!(value >= lo && value <= hi))  // NaN fails too
+    throw UsageError(fmt::format("[train_multihead] {} must be between {} and {}, got {} (from {})",
+                                 flag, lo, hi, value, source));
+}
+
+// Every numeric setting's range, one rule for both sources of values: the command line, and the
+// checkpoint whose settings --resume puts in their place. The limits keep every size computed
+// from them far from int64 overflow and the model and a step's activations within memory.
+void validate(const Options& o, const std::string& source) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kHuge = std::numeric_limits<double>::max();  // finite
+  check_range("--val-fraction", o.val_fraction, 0.0, 1.0, source);
+  check_range("--steps", o.steps, int64_t{1}, int64_t{1} << 40, source);
+  check_range("--batch-size", o.batch_size, int64_t{1}, train::kMaxBatchSize, source);
+  check_range("--seq-len", o.seq_len, int64_t{2}, int64_t{4096}, source);
+  check_range("--embed-dim", o.embed_dim, int64_t{1}, int64_t{1} << 16, source);
+  check_range("--heads", o.heads, int64_t{1}, o.embed_dim, source);
+  check_range("--layers", o.layers, int64_t{1}, int64_t{1024}, source);
+  check_range("--experts", o.experts, int64_t{1}, int64_t{1024}, source);
+  check_range("--top-k", o.top_k, int64_t{1}, o.experts, source);
+  check_range("--expert-hidden", o.expert_hidden, int64_t{1}, int64_t{1} << 16, source);
+  check_range("--lr", o.lr, std::numeric_limits<double>::min(), kHuge, source);
+  check_range("--min-lr", o.min_lr, 0.0, kHuge, source);
+  check_range("--warmup", o.warmup, int64_t{0}, kMax, source);
+  check_range("--weight-decay", o.weight_decay, 0.0, kHuge, source);
+  check_range("--clip", o.clip, std::numeric_limits<double>::min(), kInf, source);
+  check_range("--aux-coef", o.aux_coef, 0.0, kHuge, source);
+  check_range("--eval-every", o.eval_every, int64_t{1}, kMax, source);
+  check_range("--checkpoint-every", o.checkpoint_every, int64_t{0}, kMax, source);
+  check_range("--stop-after", o.stop_after, int64_t{0}, kMax, source);
+  check_range("--threads", o.threads, 0, 1024, source);
+  check_range("--samples", o.samples, int64_t{0}, int64_t{1} << 16, source);
+  check_range("--temperature", o.temperature, std::numeric_limits<double>::min(), kHuge, source);
+  if (o.embed_dim % o.heads != 0)
+    throw UsageError(
+        fmt::format("[train_multihead] --heads {} must divide --embed-dim {} (from {})", o.heads,
+                    o.embed_dim, source));
+  if (o.check_resume && o.steps < 2)
+    throw UsageError(fmt::format(
+        "[train_multihead] --check-resume needs --steps >= 2, got {} (from {})", o.steps, source));
+  // The biggest tensors: expert weights (all layers), and a step's activations: tokens x width,
+  // and the attention weights, batch x heads x seq_len^2. Each factor is at most 2^16 here.
+  constexpr int64_t kMaxElements = int64_t{1} << 31;
+  const int64_t weights = o.layers * o.experts * 2 * o.embed_dim * o.expert_hidden;
+  const int64_t tokens = o.batch_size * o.seq_len;
+  const int64_t activations = std::max({tokens * o.embed_dim, tokens * o.top_k * o.expert_hidden,
+                                        o.batch_size * o.heads * o.seq_len * o.seq_len});
+  if (weights > kMaxElements || activations > kMaxElements)
+    throw UsageError(fmt::format(
+        "[train_multihead] the model would have {} expert weights and a step {} activations in "
+        "its largest tensor, over the limit of {} (--layers {}, --experts {}, --embed-dim {}, "
+        "--expert-hidden {}, --batch-size {}, --seq-len {}, --heads {}, --top-k {}; from {})",
+        weights, activations, kMaxElements, o.layers, o.experts, o.embed_dim, o.expert_hidden,
+        o.batch_size, o.seq_len, o.heads, o.top_k, source));
 }
 
 std::vector<Setting> pinned_settings(Options& o) {
@@ -278,6 +354,9 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
     gg::load(*model, ckpt.model.string());
     gg::load_optimizer(optimizer, ckpt.optimizer.string());
     step = ckpt.step;
+    GG_CHECK(step >= 0 && step <= o.steps,
+             "[train_multihead] {} says step {}, outside the run's 0 to {} steps",
+             train::pointer_path(dir).string(), step, o.steps);
     schedule.set_last_step(step);
     if (!o.quiet) spdlog::info("resumed from {} at step {}", ckpt.model.string(), step);
   }
@@ -368,7 +447,6 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
 // Runs o.steps uninterrupted, then half of them, stops, and resumes for the rest; the two must
 // agree bit for bit (every step's loss, the final validation loss and every parameter).
 int check_resume(Options o, const train::Dataset& data, double baseline) {
-  GG_CHECK(o.steps >= 2, "[train_multihead] --check-resume needs --steps >= 2, got {}", o.steps);
   o.quiet = true;
   o.resume = false;
   o.stop_after = 0;
@@ -402,7 +480,7 @@ int check_resume(Options o, const train::Dataset& data, double baseline) {
   if (!same) {
     spdlog::error("error: check-resume FAILED: the resumed run differs{}",
                   first_diff >= 0 ? fmt::format(" from step {} on", first_diff + 1) : "");
-    return 1;
+    return kExitFailed;
   }
   spdlog::info("check-resume passed: identical bit for bit");
   return 0;
@@ -419,66 +497,42 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--val-fraction", o.val_fraction,
                  "Share of lines held out for validation (chosen by a hash of the line)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->capture_default_str();
   app.add_option("--steps", o.steps, "Optimizer steps in the run (the LR schedule spans them)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--batch-size", o.batch_size, "Sequences per step")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "Sequences per step")->capture_default_str();
   app.add_option("--seq-len", o.seq_len,
                  "Longest sequence in tokens (BOS + characters); longer lines are cut")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{2}, int64_t{4096}));
-  app.add_option("--embed-dim", o.embed_dim, "Model width")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--embed-dim", o.embed_dim, "Model width")->capture_default_str();
   app.add_option("--heads", o.heads, "Attention heads (must divide --embed-dim)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--layers", o.layers, "Transformer blocks")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--layers", o.layers, "Transformer blocks")->capture_default_str();
   app.add_option("--experts", o.experts, "Experts in each mixture-of-experts feed-forward")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--top-k", o.top_k, "Experts each token is routed to")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--top-k", o.top_k, "Experts each token is routed to")->capture_default_str();
   app.add_option("--expert-hidden", o.expert_hidden, "Hidden width of each expert")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lr", o.lr, "Peak learning rate (AdamW)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--lr", o.lr, "Peak learning rate (AdamW)")->capture_default_str();
   app.add_option("--min-lr", o.min_lr, "Learning rate at the end of the cosine decay")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--warmup", o.warmup, "Linear warmup steps before the cosine decay")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--weight-decay", o.weight_decay, "AdamW's decoupled weight decay")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--clip", o.clip, "Clip the gradients' total norm to this")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
+  app.add_option("--clip", o.clip, "Clip the gradients' total norm to this")->capture_default_str();
   app.add_option("--aux-coef", o.aux_coef,
                  "Weight of the MoE load-balancing loss (averaged over blocks)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "Seed of the initialisation, data order and sampling")
       ->capture_default_str();
   app.add_option("--eval-every", o.eval_every,
                  "Evaluate on the validation split every this many steps")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "Write a checkpoint every this many steps (0: at every evaluation); always at "
                  "the end")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--out-dir", o.out_dir, "Where metrics.csv and the checkpoints go")
       ->capture_default_str();
   app.add_flag("--resume", o.resume,
@@ -486,8 +540,7 @@ int main(int argc, char** argv) {
                "run had not stopped");
   app.add_option("--stop-after", o.stop_after,
                  "Stop (with a checkpoint) after this step, as if interrupted; 0: run all steps")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_flag("--check-resume", o.check_resume,
                "Test mode: train --steps steps, then --steps/2 + resume, and exit 1 unless the "
                "two agree bit for bit (uses --out-dir/uninterrupted and --out-dir/interrupted)");
@@ -495,15 +548,13 @@ int main(int argc, char** argv) {
                  "OpenMP threads for the kernels (0: OpenMP's default, all cores). The model is "
                  "small: on a busy machine, threads spin-waiting for each other cost more than "
                  "they gain (with 2+, set OMP_WAIT_POLICY=passive)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--samples", o.samples, "Words to sample from the model at the end")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str();
   app.add_option("--temperature", o.temperature, "Sampling temperature (1: the model's own)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->capture_default_str();
   app.footer(
+      "Settings out of range (on the command line or in a checkpoint) exit with status 2. "
       "With GG_EXAMPLE_SMOKE=1 in the environment (the ctest run), the defaults shrink to a "
       "--check-resume run of a tiny model.");
   if (const char* smoke = std::getenv("GG_EXAMPLE_SMOKE"); smoke && std::string(smoke) == "1") {
@@ -516,10 +567,11 @@ int main(int argc, char** argv) {
     o.val_fraction = 0.02;
     o.check_resume = true;
   }
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
 
   try {
     spdlog::set_pattern("[%H:%M:%S] %v");
+    validate(o, "the command line");
     if (o.resume) {
       // The checkpoint's settings win; say so where the command line disagrees.
       const auto ckpt = train::read_checkpoint_pointer(o.out_dir);
@@ -533,6 +585,7 @@ int main(int argc, char** argv) {
                        it->second);
         s.set(it->second);
       }
+      validate(o, "the checkpoint " + ckpt.model.string());
     }
     if (o.threads > 0) omp_set_num_threads(o.threads);
     if (o.warmup >= o.steps) {
@@ -541,10 +594,6 @@ int main(int argc, char** argv) {
                    o.warmup, o.steps, warmup);
       o.warmup = warmup;
     }
-    GG_CHECK(o.embed_dim % o.heads == 0, "[train_multihead] --heads {} must divide --embed-dim {}",
-             o.heads, o.embed_dim);
-    GG_CHECK(o.top_k <= o.experts, "[train_multihead] --top-k {} exceeds --experts {}", o.top_k,
-             o.experts);
 
     const train::Dataset data = train::load_dataset(o.data, o.val_fraction);
     const train::Bigram bigram(data, o.seq_len);
@@ -590,9 +639,12 @@ int main(int argc, char** argv) {
                    o.temperature, novel);
       std::fputs(listing.c_str(), stdout);
     }
-    return gap > 0 ? 0 : 1;
+    return gap > 0 ? 0 : kExitFailed;
+  } catch (const UsageError& e) {
+    spdlog::error("error: {}", e.what());
+    return kExitUsage;
   } catch (const std::exception& e) {
     spdlog::error("error: {}", e.what());
-    return 2;
+    return kExitFailed;
   }
 }

@@ -141,6 +141,12 @@ void Module::zero_grad(bool set_to_none) {
 }
 
 void Module::to(Dtype dtype) {
+  // As PyTorch's nn.Module.to: parameters are trainable, and only floating tensors can require
+  // grad, so an integer dtype is refused before anything changes.
+  GG_CHECK(is_floating(dtype),
+           "[Module::to] only floating dtypes are accepted (parameters must stay trainable), got "
+           "{}",
+           dtype_name(dtype));
   NoGradGuard no_grad;
   auto convert = [dtype](const Tensor& t) {
     if (!t.defined() || t.dtype() == dtype || !t.is_floating_point()) return;

@@ -48,7 +48,8 @@ class Module {
 
   // Converts every parameter and buffer to `dtype` in place: the handles stay the same (as
   // optimizers and submodule members hold them), their data and dtype change; grads are dropped.
-  // Integer buffers are left alone.
+  // Integer parameters and buffers are left alone. `dtype` must be floating (as in PyTorch's
+  // nn.Module.to): converting trainable parameters to an integer dtype is a gg::Error.
   void to(Dtype dtype);
 
   // Copies of the parameter/buffer handles by name (dotted for descendants); throws if absent.

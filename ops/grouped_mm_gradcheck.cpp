@@ -27,6 +27,9 @@ struct Sizes {
   std::optional<Dtype> out_dtype;
 };
 
+// Sane limits for a finite-difference check (it runs two forwards per input element).
+constexpr int64_t kMaxGroups = 4096, kMaxSize = 4096, kMaxElements = int64_t{1} << 22;
+
 std::vector<int64_t> per_group(const Params& p, const std::string& key,
                                std::vector<int64_t> fallback, int64_t groups, bool may_vary) {
   std::vector<int64_t> v = p.get_ints(key, std::move(fallback));
@@ -35,7 +38,9 @@ std::vector<int64_t> per_group(const Params& p, const std::string& key,
     throw UsageError(fmt::format("[gradcheck] grouped_mm: --{} has {} values for {} groups", key,
                                  v.size(), groups));
   for (int64_t x : v) {
-    if (x < 0) throw UsageError(fmt::format("[gradcheck] grouped_mm: --{} must be >= 0", key));
+    if (x < 0 || x > kMaxSize)
+      throw UsageError(fmt::format("[gradcheck] grouped_mm: --{} must be between 0 and {}, got {}",
+                                   key, kMaxSize, x));
     if (!may_vary && x != v[0])
       throw UsageError(
           fmt::format("[gradcheck] grouped_mm: in layout {} every group has the same "
@@ -61,11 +66,22 @@ Sizes sizes(const CaseOptions& o, const std::string& fixed_layout) {
   size_t longest = 0;
   for (const char* key : {"m", "k", "n"}) longest = std::max(longest, p.get_ints(key, {}).size());
   s.groups = p.get_int("groups", longest > 1 ? static_cast<int64_t>(longest) : 3);
-  if (s.groups < 0) throw UsageError("[gradcheck] grouped_mm: --groups must be >= 0");
+  if (s.groups < 0 || s.groups > kMaxGroups)
+    throw UsageError(fmt::format(
+        "[gradcheck] grouped_mm: --groups must be between 0 and {}, got {}", kMaxGroups, s.groups));
   const bool list = s.layout == "list";
   s.m = per_group(p, "m", m, s.groups, list || s.layout == "2d3d");
   s.k = per_group(p, "k", k, s.groups, list || s.layout == "2d2d");
   s.n = per_group(p, "n", n, s.groups, list || s.layout == "3d2d");
+  // Each size is at most kMaxSize, so these products cannot overflow.
+  int64_t elements = 0;
+  for (int64_t g = 0; g < s.groups; ++g)
+    elements += s.m[g] * s.k[g] + s.k[g] * s.n[g] + s.m[g] * s.n[g];
+  if (elements > kMaxElements)
+    throw UsageError(fmt::format(
+        "[gradcheck] grouped_mm: the operands and output would hold {} elements, over the limit "
+        "of {} (a finite-difference check differentiates every element of every input)",
+        elements, kMaxElements));
   s.bias = p.get_choice("bias", list ? "sparse" : "all", {"none", "all", "sparse"});
   const std::string out =
       p.get_choice("out_dtype", "none", {"none", "float32", "float64", "bfloat16", "float16"});

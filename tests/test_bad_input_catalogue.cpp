@@ -23,6 +23,7 @@
 
 #include "core/copy.hpp"
 #include "groupgrad.hpp"
+#include "tests/test_support.hpp"
 
 using namespace gg;
 namespace F = gg::nn::functional;
@@ -41,17 +42,7 @@ struct Row {
   std::vector<std::string> message;  // substrings of the gg::Error; empty: must NOT throw
 };
 
-// The gg::Error message of call(), or a description of what happened instead.
-std::string outcome(const std::function<void()>& call) {
-  try {
-    call();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<an exception that is not gg::Error: ") + e.what() + ">";
-  }
-  return "<no error>";
-}
+using gg::test::outcome;  // the gg::Error message of a call, or what happened instead
 
 // Runs every row: a row with a message must throw a gg::Error containing each part of it, a row
 // without one must not throw.

@@ -4,9 +4,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "autograd/grad_mode.hpp"
+#include "core/error.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 #include "ops/elementwise.hpp"
@@ -15,6 +17,18 @@
 namespace gg::test {
 
 inline std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
+
+// The gg::Error message of call(), or a description of what happened instead (any thread).
+inline std::string outcome(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<an exception that is not gg::Error: ") + e.what() + ">";
+  }
+  return "<no error>";
+}
 
 // Central differences in Float64: for L = sum(f(inputs) * r) with a fixed random r, compares the
 // backward's dL/dinput with (L(x + eps) - L(x - eps)) / (2 eps), element by element.

@@ -52,21 +52,35 @@ struct CheckpointFiles {
 
 inline fs::path pointer_path(const fs::path& dir) { return dir / "checkpoint.json"; }
 
-// The current checkpoint of `dir`; throws if there is none.
+// The current checkpoint of `dir`; throws if there is none. The pointer must be a small regular
+// file (a FIFO would block the open) naming files inside `dir`.
 inline CheckpointFiles read_checkpoint_pointer(const fs::path& dir) {
-  std::ifstream in(pointer_path(dir));
-  GG_CHECK(in.good(), "[checkpoint] no checkpoint in '{}' ({} not found)", dir.string(),
-           pointer_path(dir).string());
+  const fs::path path = pointer_path(dir);
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  GG_CHECK(fs::exists(status), "[checkpoint] no checkpoint in '{}' ({} not found)", dir.string(),
+           path.string());
+  GG_CHECK(fs::is_regular_file(status) && fs::file_size(path, ec) <= 4096 && !ec,
+           "[checkpoint] {} is not a checkpoint pointer (not a regular file of at most 4096 bytes)",
+           path.string());
+  std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
+  std::string model, optimizer;
+  int64_t step = 0;
   try {
     const auto j = nlohmann::json::parse(text.str());
-    return {j.at("step").get<int64_t>(), dir / j.at("model").get<std::string>(),
-            dir / j.at("optimizer").get<std::string>()};
+    step = j.at("step").get<int64_t>();
+    model = j.at("model").get<std::string>();
+    optimizer = j.at("optimizer").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
-    gg::fail("[checkpoint] {} is not a valid checkpoint pointer: {}", pointer_path(dir).string(),
-             e.what());
+    gg::fail("[checkpoint] {} is not a valid checkpoint pointer: {}", path.string(), e.what());
   }
+  for (const std::string* name : {&model, &optimizer})
+    GG_CHECK(!name->empty() && !fs::path(*name).has_parent_path() && *name != "." && *name != "..",
+             "[checkpoint] {} names '{}', not a file in '{}'", path.string(), *name, dir.string());
+  GG_CHECK(step >= 0, "[checkpoint] {} says step {}, below 0", path.string(), step);
+  return {step, dir / model, dir / optimizer};
 }
 
 // Saves model and optimizer state for `step` and makes it the current checkpoint of `dir`.

@@ -18,6 +18,8 @@ namespace train {
 inline constexpr int64_t kPad = 0, kBos = 1, kEos = 2, kFirstChar = 3;
 // Targets with this value contribute nothing to the loss (cross_entropy's ignore_index).
 inline constexpr int64_t kIgnore = -100;
+// The largest batch (in lines) that BatchOrder, train_multihead and the bench accept.
+inline constexpr int64_t kMaxBatchSize = int64_t{1} << 16;
 
 // SplitMix64: a good 64-bit mix, used to derive independent seeds from (seed, counter).
 inline uint64_t mix64(uint64_t x) {
@@ -187,15 +189,20 @@ inline Batch make_batch(const std::vector<std::vector<int64_t>>& lines,
 class BatchOrder {
  public:
   BatchOrder(const std::vector<std::vector<int64_t>>& lines, int64_t batch_size, uint64_t seed)
-      : lines_(lines), batch_size_(batch_size), seed_(seed) {}
+      : lines_(lines), batch_size_(batch_size), seed_(seed) {
+    GG_CHECK(batch_size >= 1 && batch_size <= kMaxBatchSize,
+             "[train] the batch size must be between 1 and {}, got {}", kMaxBatchSize, batch_size);
+    GG_CHECK(!lines.empty(), "[train] there are no lines to make batches of");
+  }
 
   int64_t batches_per_epoch() const {
     const auto n = static_cast<int64_t>(lines_.size());
-    return (n + batch_size_ - 1) / batch_size_;
+    return n / batch_size_ + (n % batch_size_ != 0);  // (n + b - 1) / b would overflow
   }
 
   // Line indices of the batch of `step` (batch_size of them; an epoch's last may be smaller).
   std::vector<int64_t> indices(int64_t step) {
+    GG_CHECK(step >= 0, "[train] step {} is negative", step);
     const int64_t epoch = step / batches_per_epoch();
     if (epoch != epoch_) plan(epoch);
     return batches_[step % batches_per_epoch()];
@@ -214,7 +221,7 @@ class BatchOrder {
     std::vector<int64_t> perm(n);
     for (int64_t i = 0; i < n; ++i) perm[i] = i;
     shuffle(perm);
-    const int64_t window = 64 * batch_size_;
+    const int64_t window = batch_size_ > n / 64 ? n : 64 * batch_size_;  // 64 * b may overflow
     for (int64_t begin = 0; begin < n; begin += window)
       std::stable_sort(perm.begin() + begin, perm.begin() + std::min(n, begin + window),
                        [&](int64_t a, int64_t b) { return lines_[a].size() < lines_[b].size(); });

@@ -54,6 +54,42 @@ SEEDS = {
     "truncated": safetensors(MODULE)[:-9],
 }
 
+
+def raw(header_text, data=b""):
+    """A file with this exact header text (which need not be valid JSON) and data."""
+    text = header_text.encode() if isinstance(header_text, str) else header_text
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def nest(open_, inner, close, depth):
+    return open_ * depth + inner + close * depth
+
+
+# Headers nesting past the reader's limit (8 levels; a recursive dump() of 100,000 levels once
+# overflowed the stack), names and values too long to quote whole, and strings that are not
+# UTF-8 (JSON refuses them; the writer must never produce them).
+ENTRY = '"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}'
+SEEDS.update({
+    "deep_shape_9": raw('{"t":{"dtype":"F32","shape":' + nest("[", "2", "]", 7) +
+                        ',"data_offsets":[0,8]}}', bytes(8)),
+    "deep_shape_20000": raw('{"t":{"dtype":"F32","shape":' + nest("[", "", "]", 20000) +
+                            ',"data_offsets":[0,0]}}'),
+    "deep_dtype_5000": raw('{"t":{"dtype":' + nest("[", '"F32"', "]", 5000) +
+                           ',"shape":[2],"data_offsets":[0,8]}}', bytes(8)),
+    "deep_offsets_5000": raw('{"t":{"dtype":"F32","shape":[2],"data_offsets":' +
+                             nest("[", "0", "]", 5000) + "}}", bytes(8)),
+    "deep_metadata_5000": raw('{"__metadata__":{"k":' + nest('{"a":', '"v"', "}", 5000) + "}," +
+                              ENTRY + "}", bytes(8)),
+    "long_name": raw('{"' + "n" * 4000 + '":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}',
+                     bytes(8)),
+    "long_dtype": raw('{"t":{"dtype":"' + "F" * 4000 + '","shape":[2],"data_offsets":[0,8]}}',
+                      bytes(8)),
+    "non_utf8_name": raw(b'{"caf\xe9":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}',
+                         bytes(8)),
+    "non_utf8_metadata": raw(b'{"__metadata__":{"file":"caf\xe9.txt"},' + ENTRY.encode() + b"}",
+                             bytes(8)),
+})
+
 os.makedirs(OUT, exist_ok=True)
 for name, data in SEEDS.items():
     with open(os.path.join(OUT, name), "wb") as f:

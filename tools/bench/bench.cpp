@@ -19,6 +19,7 @@
 #include "groupgrad_variant.hpp"
 #include "peers.hpp"
 #include "report.hpp"
+#include "tools/common/cli_parse.hpp"
 #include "train.hpp"
 
 using gg::bench::GroupShape;
@@ -192,7 +193,7 @@ int main(int argc, char** argv) {
       "the same FLOPs (forward, and the two backward GEMMs), a oneDNN loop that builds a primitive "
       "per group per call, and libtorch 1.13 when built with -DGG_BENCH_LIBTORCH=ON. "
       "tools/bench_pytorch.py times PyTorch 2.x on the same workloads.");
-  CLI11_PARSE(app, argc, argv);
+  if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
   auto selected = [&](const std::string& id) {
     return only.empty() || std::find(only.begin(), only.end(), id) != only.end();
   };

@@ -1,14 +1,17 @@
 // tools/gradcheck: checks the gradients of any registered op or module from the command line, as
-// torch.autograd.gradcheck does in Python. Exit status: 0 all passed, 1 a check failed, 2 bad
-// usage.
+// torch.autograd.gradcheck does in Python. Exit status: 0 all passed, 1 a check failed or any
+// other error, 2 bad usage (unknown options or cases, sizes or tolerances out of range).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <groupgrad/autograd/gradcheck.hpp>
 #include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
+
+#include "tools/common/cli_parse.hpp"
 
 namespace gc = gg::gradcheck;
 
@@ -96,6 +99,18 @@ nlohmann::json to_json(const gc::CaseReport& r) {
           {"seconds", r.seconds}, {"inputs", inputs}};
 }
 
+// --eps must be a positive finite step, --atol and --rtol finite and not negative.
+void check_tolerances(std::optional<double> eps, std::optional<double> atol,
+                      std::optional<double> rtol) {
+  if (eps && !(std::isfinite(*eps) && *eps > 0))
+    throw gc::UsageError(
+        fmt::format("[gradcheck] --eps must be positive and finite, got {}", *eps));
+  for (auto [flag, value] : {std::pair{"--atol", atol}, {"--rtol", rtol}})
+    if (value && !(std::isfinite(*value) && *value >= 0))
+      throw gc::UsageError(
+          fmt::format("[gradcheck] {} must be finite and not negative, got {}", flag, *value));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,14 +150,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "Print the reports as JSON instead of tables");
   app.add_flag("--verbose,-v", verbose,
                "Log (spdlog debug) the Jacobian entries where analytic and numeric differ most");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
   if (verbose) spdlog::set_level(spdlog::level::debug);
 
   try {
@@ -154,6 +162,7 @@ int main(int argc, char** argv) {
                    c->linear ? " [linear]" : "");
       return 0;
     }
+    check_tolerances(eps, atol, rtol);
     if (!all && names.empty())
       throw gc::UsageError("[gradcheck] name a case or family, or pass --all or --list");
     gc::Params given;
@@ -222,5 +231,8 @@ int main(int argc, char** argv) {
   } catch (const gc::UsageError& e) {
     fmt::print(stderr, "{}\n", e.what());
     return kExitUsage;
+  } catch (const std::exception& e) {  // anything else is a failure, never a crash
+    fmt::print(stderr, "[gradcheck] error: {}\n", e.what());
+    return kExitFailed;
   }
 }
