@@ -70,7 +70,8 @@ struct Options {
   int threads = 1;  // see --threads
   int64_t samples = 20;
   double temperature = 0.8;
-  bool quiet = false;  // no bar, fewer log lines (the inner runs of --check-resume)
+  bool quiet = false;         // no bar, fewer log lines (the inner runs of --check-resume)
+  std::string dtype = "f32";  // parameters and activations: f32 or bf16
 };
 
 // The settings a checkpoint pins: resuming with any other value would not reproduce the run.
@@ -143,6 +144,9 @@ void validate(const Options& o, const std::string& source) {
   check_range("--threads", o.threads, 0, 1024, source);
   check_range("--samples", o.samples, int64_t{0}, int64_t{1} << 16, source);
   check_range("--temperature", o.temperature, std::numeric_limits<double>::min(), kHuge, source);
+  if (o.dtype != "f32" && o.dtype != "bf16")
+    throw UsageError(fmt::format(
+        "[train_multihead] --dtype must be f32 or bf16, got '{}' (from {})", o.dtype, source));
   if (o.embed_dim % o.heads != 0)
     throw UsageError(
         fmt::format("[train_multihead] --heads {} must divide --embed-dim {} (from {})", o.heads,
@@ -186,7 +190,8 @@ std::vector<Setting> pinned_settings(Options& o) {
           pin("--aux-coef", o.aux_coef),
           pin("--seed", o.seed),
           pin("--eval-every", o.eval_every),  // the reported train loss averages between evals
-          pin("--threads", o.threads)};       // kernels' sums split by thread: bits differ
+          pin("--threads", o.threads),        // kernels' sums split by thread: bits differ
+          pin("--dtype", o.dtype)};
 }
 
 // The global generator (dropout, any op that draws) is reseeded from (seed, step) before every
@@ -199,7 +204,7 @@ void seed_step(uint64_t seed, int64_t step) {
 uint64_t parameter_hash(const gg::nn::Module& model) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (const auto& [name, p] : model.named_parameters())
-    for (float v : p.contiguous().to_vector<float>()) {
+    for (float v : p.to(gg::kFloat32).contiguous().to_vector<float>()) {
       uint32_t bits;
       std::memcpy(&bits, &v, sizeof bits);
       h = (h ^ bits) * 0x100000001b3ull;
@@ -227,7 +232,7 @@ double evaluate(train::CharTransformer& model, const std::vector<std::vector<int
     gg::Tensor logits = model.forward(b.input);
     gg::Tensor loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                        b.target.reshape({-1}), gg::Reduction::Sum, train::kIgnore);
-    nll += loss.item<float>();
+    nll += loss.to(gg::kFloat32).item<float>();
     tokens += b.tokens;
   }
   model.train();
@@ -246,7 +251,7 @@ std::vector<std::string> sample(train::CharTransformer& model, const train::Data
   std::vector<int64_t> tokens(count, train::kBos);  // [count, t] row-major, grown per step
   for (int64_t t = 1; t <= T; ++t) {
     gg::Tensor logits = model.forward(gg::tensor<int64_t>(tokens, {count, t})).select(1, t - 1);
-    const std::vector<float> l = logits.contiguous().to_vector<float>();
+    const std::vector<float> l = logits.to(gg::kFloat32).contiguous().to_vector<float>();
     std::vector<int64_t> next(count, train::kEos);
     for (int64_t r = 0; r < count; ++r) {
       if (done[r]) continue;
@@ -343,6 +348,9 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
                             .expert_hidden = o.expert_hidden};
   gg::manual_seed(o.seed);
   auto model = std::make_shared<train::CharTransformer>(config);
+  // bf16: parameters, activations and AdamW's state in bf16 (initialised in f32, then rounded).
+  // On CPUs without oneDNN's bf16 kernels (below AVX512_CORE) every op computes through f32.
+  if (o.dtype == "bf16") model->to(gg::kBFloat16);
   gg::optim::AdamW optimizer(
       model->parameters(),
       gg::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
@@ -402,7 +410,7 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
     schedule.step();
     ++step;
 
-    const float train_loss = ce.item<float>();
+    const float train_loss = ce.to(gg::kFloat32).item<float>();
     result.step_losses.push_back(train_loss);
     interval_nll += double(train_loss) * batch.tokens;
     interval_tokens += batch.tokens;
@@ -549,6 +557,10 @@ int main(int argc, char** argv) {
                  "small: on a busy machine, threads spin-waiting for each other cost more than "
                  "they gain (with 2+, set OMP_WAIT_POLICY=passive)")
       ->capture_default_str();
+  app.add_option("--dtype", o.dtype,
+                 "Parameter and activation dtype: f32, or bf16 (computed through f32 on CPUs "
+                 "without bf16 kernels, below AVX512_CORE)")
+      ->capture_default_str();
   app.add_option("--samples", o.samples, "Words to sample from the model at the end")
       ->capture_default_str();
   app.add_option("--temperature", o.temperature, "Sampling temperature (1: the model's own)")
@@ -578,6 +590,10 @@ int main(int argc, char** argv) {
       const gg::Metadata meta = gg::safetensors::read_metadata(ckpt.model.string());
       for (auto& s : pinned_settings(o)) {
         const auto it = meta.find("train." + s.flag.substr(2));
+        if (it == meta.end() && s.flag == "--dtype") {  // written before --dtype existed: f32
+          s.set("f32");
+          continue;
+        }
         GG_CHECK(it != meta.end(), "[train_multihead] {} lacks the setting {}", ckpt.model.string(),
                  s.flag);
         if (app.count(s.flag) > 0 && s.get() != it->second)
