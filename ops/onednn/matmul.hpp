@@ -48,6 +48,10 @@ std::string to_string(const MatmulProblem& p);
 //                               saturate) from either input type.
 //   f32 matmul, bf16 bias       no implementation with the bias argument; the bias goes in as a
 //                               binary-add post-op instead.
+// Below AVX512_CORE (context.hpp, native_bf16) oneDNN has no bf16 matmul and no f32 -> bf16
+// reorder: a problem with any bf16 operand runs as the f32 problem on f32 copies of its bf16
+// operands, and a bf16 dst is written from the f32 result, rounded once. f32 runs gemm:jit there
+// (AVX2 and SSE4.1 alike), which has no per-shape kernels to build.
 bool matmul_supported(const MatmulProblem& p);
 
 // Runs p with a oneDNN primitive built on the first call for this problem (every field; not the
