@@ -1226,8 +1226,9 @@ TEST_CASE("catalogue: every op on an empty input returns at once (issue 13)",
            return F::linear(x, ones({3, x.size(-1)}));
          }},
     };
-    for (const auto& [name, op] : ops) {
-      INFO(name << " on " << shape_str(shape));
+    for (const auto& entry : ops) {  // (not a structured binding: clang 14 cannot capture one)
+      const auto& op = entry.second;
+      INFO(entry.first << " on " << shape_str(shape));
       Tensor y;
       const std::string got = outcome([&] {
         y = op();
