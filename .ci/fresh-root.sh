@@ -6,13 +6,15 @@
 #      filesystem with it (--variant=apt: the Essential packages and apt; the apt sources of a
 #      fresh Debian 12 install: bookworm, bookworm-updates, bookworm-security) in a temp dir;
 #   2. puts the committed tree there as /src (git archive HEAD: uncommitted changes are NOT in it);
-#   3. in the root (chroot with a clean environment, /proc mounted, this machine's resolv.conf)
-#      runs the README's command: tools/install-deps.sh, cmake configure, cmake build; then the
-#      quickstart, and the README's train_multihead run stopped after 50 steps;
-#   4. unmounts /proc and deletes the root, whether a step passed, failed or was interrupted.
+#   3. in the root (chroot with a clean environment, /proc and /dev/pts mounted, this machine's
+#      resolv.conf) runs the README's command: tools/install-deps.sh, cmake configure, cmake
+#      build; then the quickstart, and the README's train_multihead run stopped after 50 steps;
+#   4. unmounts what it mounted and deletes the root, whether a step passed, failed or was
+#      interrupted (the mounts are in a private mount namespace: they vanish with the script even
+#      if it is killed).
 # Each step prints how long it took. The exit status is 0 only if every step passed; the last line
 # is "fresh-root: PASSED ..." or "fresh-root: FAILED ...".
-# Environment: GG_FRESH_ROOT_DIR (where the temp dir goes; default /var/tmp, ~2 GB at the end),
+# Environment: GG_FRESH_ROOT_DIR (where the temp dir goes; default /var/tmp; ~0.9 GB at the end),
 # GG_FRESH_ROOT_KEEP=1 (keep the root, unmounted, for a look; its path is printed).
 # Needs: root, and deb.debian.org over http.
 set -uo pipefail
@@ -48,27 +50,31 @@ fail() {
 
 work=""
 root=""
+# Unmounts everything under the root (deepest first: /dev/pts, /proc, whatever else is there) and
+# deletes the temp dir. Returns 1 if something stayed mounted (then nothing is deleted).
+remove_root() {
+  [ -n "$work" ] || return 0
+  awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r |
+    while read -r m; do
+      umount "$m" 2>/dev/null || umount --lazy "$m" || echo "fresh-root: could not unmount $m" >&2
+    done
+  if awk -v r="$work" 'index($2, r "/") == 1 {found = 1} END {exit !found}' /proc/self/mounts; then
+    echo "fresh-root: something is still mounted under $work: not deleting it" >&2
+    return 1
+  fi
+  if [ "${GG_FRESH_ROOT_KEEP:-0}" = 1 ]; then
+    echo "fresh-root: kept the root at $root"
+  else
+    # --one-file-system: never descend into a mount, whatever happened above.
+    rm -rf --one-file-system "$work"
+  fi
+  work=""
+}
+# On any exit (a failed step, an interrupt, the end): nothing stays mounted or on disk.
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  if [ -n "$root" ]; then
-    # Unmount everything under the root, deepest first (only /proc unless a step mounted more).
-    awk -v r="$root" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/self/mounts | sort -r |
-      while read -r m; do
-        umount "$m" 2>/dev/null || umount --lazy "$m" || echo "fresh-root: could not unmount $m" >&2
-      done
-  fi
-  if [ -n "$work" ]; then
-    if awk -v r="$work" 'index($2, r "/") == 1 {found = 1} END {exit !found}' /proc/self/mounts; then
-      echo "fresh-root: something is still mounted under $work: not deleting it" >&2
-      status=1
-    elif [ "${GG_FRESH_ROOT_KEEP:-0}" = 1 ]; then
-      echo "fresh-root: kept the root at $root"
-    else
-      # --one-file-system: never descend into a mount, whatever happened above.
-      rm -rf --one-file-system "$work"
-    fi
-  fi
+  remove_root || status=1
   exit "$status"
 }
 trap cleanup EXIT
@@ -103,7 +109,12 @@ took "copying HEAD ($commit) into the root"
 
 # ---- 3. the README's command in the root ---------------------------------------------------------
 cp /etc/resolv.conf "$root/etc/resolv.conf" || fail "copying /etc/resolv.conf"
+# What a booted Debian has and these steps use: /proc (the root's /dev/fd and /dev/stdin point
+# into it), and a devpts of its own (apt runs dpkg on a pseudo-terminal: without one it prints
+# "E: Can not write log (Is /dev/pts mounted?)"). mmdebstrap made the device nodes of /dev.
 mount -t proc proc "$root/proc" || fail "mounting /proc"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$root/dev/pts" ||
+  fail "mounting /dev/pts"
 # Runs a command in /src of the root, with the environment of a fresh root login: nothing of this
 # machine's environment (CI, GG_*, ONEDNN_*, CXX, CMAKE_*, PATH) reaches it.
 in_root() {
@@ -126,6 +137,9 @@ took "quickstart"
 in_root "./build/examples/train_multihead --stop-after 50 --eval-every 25 \
   --out-dir /tmp/train_multihead_out" || fail "train_multihead"
 took "train_multihead (50 steps)"
+
+remove_root || fail "unmounting and deleting the root"
+took "unmounting and deleting the root"
 
 echo "fresh-root: PASSED in $(($(date +%s) - t0)) s: HEAD $commit installs, configures, builds and" \
   "runs on a bare Debian 12"
