@@ -617,3 +617,17 @@ TEST_CASE("core: item and to_vector check element count and type", "[core][error
   REQUIRE_THROWS_WITH(gg::zeros({2}, gg::kInt32).requires_grad_(),
                       Contains("[requires_grad_] only floating-point tensors can require grad"));
 }
+
+TEST_CASE("core: integer arithmetic wraps around in two's complement, as PyTorch's does",
+          "[core]") {
+  // Signed overflow was undefined behaviour in the loops (found by fuzz_ops under UBSan).
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  Tensor big = gg::tensor<int64_t>({kMax, kMin, 3}, {3});
+  REQUIRE((big * 2.0).to_vector<int64_t>() == std::vector<int64_t>{-2, 0, 6});
+  REQUIRE((big + big).to_vector<int64_t>() == std::vector<int64_t>{-2, 0, 6});
+  REQUIRE((big - gg::tensor<int64_t>({-1, 1, 0}, {3})).to_vector<int64_t>() ==
+          std::vector<int64_t>{kMin, kMax, 3});
+  REQUIRE(gg::neg(big).to_vector<int64_t>() == std::vector<int64_t>{-kMax, kMin, -3});
+  REQUIRE(gg::abs(big).to_vector<int64_t>() == std::vector<int64_t>{kMax, kMin, 3});
+}

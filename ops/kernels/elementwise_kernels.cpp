@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numbers>
 
 #include "core/parallel.hpp"
@@ -31,15 +32,26 @@ template <class T>
 using Acc = std::conditional_t<std::is_same_v<T, double>, double,
                                std::conditional_t<std::is_integral_v<T>, int64_t, float>>;
 
+// Integer +, -, * and negation wrap around in two's complement, as PyTorch's do (signed overflow
+// is undefined behaviour in C++, so they go through uint64_t; found by tests/fuzz/fuzz_ops).
+template <class A, class Op>
+A wrapping(A x, A y, Op op) {
+  if constexpr (std::is_integral_v<A>) {
+    return static_cast<A>(op(static_cast<uint64_t>(x), static_cast<uint64_t>(y)));
+  } else {
+    return op(x, y);
+  }
+}
+
 template <class A>
 A apply_binary(BinaryOp op, A x, A y) {
   switch (op) {
     case BinaryOp::Add:
-      return x + y;
+      return wrapping(x, y, std::plus<>());
     case BinaryOp::Sub:
-      return x - y;
+      return wrapping(x, y, std::minus<>());
     case BinaryOp::Mul:
-      return x * y;
+      return wrapping(x, y, std::multiplies<>());
     case BinaryOp::Div:
       if constexpr (std::is_integral_v<A>)
         return y == 0 ? 0 : x / y;  // unreachable: Div promotes
@@ -67,12 +79,15 @@ template <class A>
 A apply_unary(UnaryOp op, A x, double scalar) {
   switch (op) {
     case UnaryOp::Neg:
-      return -x;
+      if constexpr (std::is_integral_v<A>)
+        return wrapping(A(0), x, std::minus<>());
+      else
+        return -x;  // (0 - x would turn -(+0) into +0)
     case UnaryOp::Abs:
       if constexpr (std::is_floating_point_v<A>)
         return std::fabs(x);  // abs(-0) = +0
       else
-        return x < 0 ? -x : x;
+        return x < 0 ? wrapping(A(0), x, std::minus<>()) : x;
     case UnaryOp::Sign:
       return static_cast<A>((x > 0) - (x < 0));
     default:
