@@ -11,6 +11,7 @@
 #include <span>
 
 #include "core/strided.hpp"
+#include "ops/onednn/context.hpp"
 #include "ops/reference/matmul.hpp"
 
 namespace gg::kernels {
@@ -24,6 +25,13 @@ using Tasks = std::span<const GemmTask* const>;
 // A group runs alone on all threads when it is more than this times its share of the work;
 // otherwise groups run side by side, one thread each (see run_balanced).
 constexpr double kShareSlack = 1.1;
+// Below AVX512_CORE f32 runs gemm:jit, which splits one big product over the threads better than
+// the threads run separate products each (measured on an AVX2 EPYC, 2 threads, quiet machine: the
+// moe forward, groups of 128-1024 x 512 x 1024, took 35.4 ms dealt to the threads one group each
+// and 27.4 ms as one primitive per group on all threads). There a group of at least this many
+// flops runs alone on all threads; smaller ones (the heads' 320 x 64 x 64, 2.6 MFLOP) are still
+// dealt to the threads.
+constexpr double kGemmJitAloneFlops = 32e6;
 // What starting one more product costs, in flops of work, when dealing groups to threads.
 constexpr double kJobOverheadFlops = 2e5;
 // Identical small groups in separate allocations are copied into one batch when a group's
@@ -48,6 +56,12 @@ void canonical_strides(int64_t rows, int64_t cols, int64_t& rs, int64_t& cs) {
 bool runs_on_onednn(const MatmulProblem& p) {
   return p.src_dtype == p.wei_dtype && (p.src_dtype == kFloat32 || p.src_dtype == kBFloat16) &&
          onednn::matmul_supported(p);
+}
+
+bool brg_isa() {
+  const auto brg = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  static const bool brg_here = (static_cast<unsigned>(onednn::effective_isa()) & brg) == brg;
+  return brg_here;
 }
 
 double flops(const MatmulProblem& p) {
@@ -275,6 +289,8 @@ struct Job {
   double flops;
 };
 
+bool alone_on_all_threads(const Job& j) { return !brg_isa() && j.flops >= kGemmJitAloneFlops; }
+
 // Runs the jobs on the OpenMP threads with as few fork/joins as possible. A job bigger than its
 // share of the work (> kShareSlack x total / threads) runs alone on all threads (oneDNN splits
 // it); the others are dealt to the threads largest first, each to the least loaded thread (LPT),
@@ -290,7 +306,8 @@ void run_balanced(std::vector<Job>& jobs) {
   if (threads > 1) {
     for (; first < jobs.size(); ++first) {
       const Job& j = jobs[first];
-      if (!j.onednn_ok || j.flops <= kShareSlack * total / threads) break;
+      if (!j.onednn_ok || (j.flops <= kShareSlack * total / threads && !alone_on_all_threads(j)))
+        break;
       run(*j.task, true);  // on all threads
       total -= j.flops;
     }
