@@ -57,10 +57,14 @@ struct Operand {
 // of 1, which oneDNN broadcasts itself with its fast kernels (a stride-0 dim sends it to
 // ref:any). Strides of size-1 dims address nothing, but oneDNN reads the layout from them, so
 // they get the values a plain row-major (or, for a strided row, column-major) layout has.
-memory::desc describe(const Operand& op, Dtype dtype) {
+// `flat`: a problem of batch 1 is posed as 2-D: gemm:jit (f32 below AVX512_CORE) runs a 3-D
+// problem of batch 1 with its batched driver, ~15% slower than the 2-D one for the moe groups
+// (ONEDNN_VERBOSE: 1x768x512 vs 768x512 on an AVX2 EPYC).
+memory::desc describe(const Operand& op, Dtype dtype, bool flat = false) {
   auto s = op.strides;
   if (op.cols == 1) s[2] = 1;
   if (op.rows == 1) s[1] = s[2] == 1 ? op.cols : 1;
+  if (flat) return memory::desc(Dims{op.rows, op.cols}, to_dnnl(dtype), Dims{s[1], s[2]});
   const bool broadcast = op.batch == 1 || s[0] == 0;
   if (broadcast) s[0] = std::max(op.rows * s[1], op.cols * s[2]);
   return memory::desc(Dims{broadcast ? 1 : op.batch, op.rows, op.cols}, to_dnnl(dtype),
@@ -193,20 +197,25 @@ Plan build_plan(const MatmulProblem& p) {
     const int64_t batch = v.per_batch_runs ? 1 : p.batch;
     const Operand src{batch, p.M, p.K, p.src_strides}, wei{batch, p.K, p.N, p.wei_strides};
     const Operand dst = dst_operand(batch);
-    memory::desc src_md =
-        v.swapped ? describe(wei.transposed(), p.wei_dtype) : describe(src, p.src_dtype);
-    memory::desc wei_md =
-        v.swapped ? describe(src.transposed(), p.src_dtype) : describe(wei, p.wei_dtype);
-    memory::desc dst_md = describe(v.swapped ? dst.transposed() : dst, result_dtype);
+    const bool flat = batch == 1;
+    memory::desc src_md = v.swapped ? describe(wei.transposed(), p.wei_dtype, flat)
+                                    : describe(src, p.src_dtype, flat);
+    memory::desc wei_md = v.swapped ? describe(src.transposed(), p.src_dtype, flat)
+                                    : describe(wei, p.wei_dtype, flat);
+    memory::desc dst_md = describe(v.swapped ? dst.transposed() : dst, result_dtype, flat);
     memory::desc bias_md;
     dnnl::post_ops post_ops;
     if (p.has_bias) {
       const int64_t bias_batch = per_batch_bias && !v.per_batch_runs ? p.batch : 1;
-      bias_md = !v.bias_as_post_op
-                    ? memory::desc({1, 1, p.N}, to_dnnl(p.bias_dtype), Dims{p.N, p.N, 1})
-                : v.swapped
-                    ? memory::desc({bias_batch, p.N, 1}, to_dnnl(p.bias_dtype), Dims{p.N, 1, 1})
-                    : memory::desc({bias_batch, 1, p.N}, to_dnnl(p.bias_dtype), Dims{p.N, p.N, 1});
+      const auto bias_type = to_dnnl(p.bias_dtype);
+      if (flat) {  // (bias_batch is 1 then)
+        bias_md = v.bias_as_post_op && v.swapped ? memory::desc({p.N, 1}, bias_type, Dims{1, 1})
+                                                 : memory::desc({1, p.N}, bias_type, Dims{p.N, 1});
+      } else {
+        bias_md = !v.bias_as_post_op ? memory::desc({1, 1, p.N}, bias_type, Dims{p.N, p.N, 1})
+                  : v.swapped ? memory::desc({bias_batch, p.N, 1}, bias_type, Dims{p.N, 1, 1})
+                              : memory::desc({bias_batch, 1, p.N}, bias_type, Dims{p.N, p.N, 1});
+      }
       if (v.bias_as_post_op) post_ops.append_binary(dnnl::algorithm::binary_add, bias_md);
     }
     if (p.accumulate && native) post_ops.append_sum(1.f);
@@ -252,7 +261,7 @@ Plan build_plan(const MatmulProblem& p) {
       attr.set_post_ops(sum);
     }
     const int64_t batch = plan.runs > 1 ? 1 : p.batch;
-    plan.final_md = describe({batch, p.M, p.N, p.dst_strides}, p.dst_dtype);
+    plan.final_md = describe({batch, p.M, p.N, p.dst_strides}, p.dst_dtype, batch == 1);
     dnnl::reorder::primitive_desc pd(engine(), plan.dst_md, engine(), plan.final_md, attr);
     plan.convert = dnnl::reorder(pd);
     plan.convert_scratchpad_md = pd.scratchpad_desc();
