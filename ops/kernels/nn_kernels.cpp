@@ -76,7 +76,7 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
 
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   if (x.numel() == 0) return empty(x.shape(), x.dtype());  // (2^40 empty rows: no loop over them)
-  if (onednn::bf16_through_f32(x.dtype()))  // no bf16 softmax on this CPU
+  if (onednn::bf16_through_f32(x.dtype()))                 // no bf16 softmax on this CPU
     return softmax(x.detach().to(kFloat32), dim, log).to(kBFloat16);
   if (!onednn::softmax_supported(x.dtype()) || x.numel() == 0)
     return reference::softmax(x, dim, log);
