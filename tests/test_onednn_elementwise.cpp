@@ -270,8 +270,7 @@ struct UnaryCase {
 };
 
 int64_t f32_ulps_here(const UnaryCase& c) {
-  const auto avx2 = static_cast<unsigned>(dnnl::cpu_isa::avx2);
-  const bool fma = (static_cast<unsigned>(gg::onednn::effective_isa()) & avx2) == avx2;
+  const bool fma = gg::onednn::isa_at_least(dnnl::cpu_isa::avx2);
   return fma ? c.f32_ulps : std::max(c.f32_ulps, c.f32_ulps_without_fma);
 }
 

@@ -57,12 +57,6 @@ void update_f32_baseline(const AdamUpdate& u, const AdamFlags& f, int64_t n, flo
   update_f32_body(u, f, n, p, g, m, v, v_max);
 }
 
-// Whether oneDNN dispatches to `isa` or better (so ONEDNN_MAX_CPU_ISA caps our clones too).
-bool onednn_allows(dnnl::cpu_isa isa) {
-  const auto want = static_cast<unsigned>(isa);
-  return (static_cast<unsigned>(onednn::effective_isa()) & want) == want;
-}
-
 struct Clone {
   UpdateF32 fn;
   const char* name;
@@ -71,9 +65,9 @@ struct Clone {
 const Clone& clone() {
   static const Clone chosen = [] {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && onednn_allows(dnnl::cpu_isa::avx512_core))
+    if (__builtin_cpu_supports("avx512f") && onednn::isa_at_least(dnnl::cpu_isa::avx512_core))
       return Clone{&update_f32_avx512, "avx512f"};
-    if (__builtin_cpu_supports("avx2") && onednn_allows(dnnl::cpu_isa::avx2))
+    if (__builtin_cpu_supports("avx2") && onednn::isa_at_least(dnnl::cpu_isa::avx2))
       return Clone{&update_f32_avx2, "avx2"};
     return Clone{&update_f32_baseline, "baseline"};
   }();

@@ -58,12 +58,6 @@ bool runs_on_onednn(const MatmulProblem& p) {
          onednn::matmul_supported(p);
 }
 
-bool brg_isa() {
-  const auto brg = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  static const bool brg_here = (static_cast<unsigned>(onednn::effective_isa()) & brg) == brg;
-  return brg_here;
-}
-
 double flops(const MatmulProblem& p) {
   return 2.0 * static_cast<double>(p.batch) * static_cast<double>(p.M) * static_cast<double>(p.N) *
          static_cast<double>(p.K);
@@ -289,7 +283,9 @@ struct Job {
   double flops;
 };
 
-bool alone_on_all_threads(const Job& j) { return !brg_isa() && j.flops >= kGemmJitAloneFlops; }
+bool alone_on_all_threads(const Job& j) {
+  return !onednn::brgemm_isa() && j.flops >= kGemmJitAloneFlops;
+}
 
 // Runs the jobs on the OpenMP threads with as few fork/joins as possible. A job bigger than its
 // share of the work (> kShareSlack x total / threads) runs alone on all threads (oneDNN splits

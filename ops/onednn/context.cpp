@@ -82,11 +82,13 @@ std::string isa_name(dnnl::cpu_isa isa) {
   return fmt::format("ISA 0x{:x}", static_cast<unsigned>(isa));
 }
 
+bool isa_at_least(dnnl::cpu_isa isa) {
+  const auto want = static_cast<unsigned>(isa);
+  return (static_cast<unsigned>(effective_isa()) & want) == want;
+}
+
 bool native_bf16() {
-  // The ISA values are bit sets, each including the ones below it (dnnl_types.h).
-  static const bool native = (static_cast<unsigned>(effective_isa()) &
-                              static_cast<unsigned>(dnnl::cpu_isa::avx512_core)) ==
-                             static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+  static const bool native = isa_at_least(dnnl::cpu_isa::avx512_core);
   return native;
 }
 

@@ -30,6 +30,12 @@ bool has_dnnl_type(Dtype dtype);
 // ONEDNN_MAX_CPU_ISA environment variable (read by oneDNN once, before its first primitive).
 // Read once and cached.
 dnnl::cpu_isa effective_isa();
+// Whether oneDNN dispatches to `isa` or better here (the ISA values are bit sets, each including
+// the ones below it, dnnl_types.h), so that ONEDNN_MAX_CPU_ISA caps our own choices too.
+bool isa_at_least(dnnl::cpu_isa isa);
+// Whether f32 matmul runs oneDNN's brgemm kernels (from AVX512_CORE up); below, it runs gemm:jit,
+// whose speed depends on other things (see onednn/matmul.cpp and kernels/grouped_mm_kernel.cpp).
+inline bool brgemm_isa() { return isa_at_least(dnnl::cpu_isa::avx512_core); }
 // Its name as ONEDNN_MAX_CPU_ISA spells it: "SSE41", "AVX2", "AVX512_CORE_BF16", ...
 std::string isa_name(dnnl::cpu_isa isa);
 // Whether oneDNN 2.6 has BFloat16 kernels (matmul, softmax, layer_norm, binary, eltwise,
