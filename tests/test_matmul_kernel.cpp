@@ -238,12 +238,6 @@ void check_against_reference(const MatmulProblem& p, uint32_t seed, double scale
   CHECK(bad == 0);
 }
 
-// Whether oneDNN dispatches to `isa` or better here (ISAs are bit sets including the lower ones).
-bool has_isa(dnnl::cpu_isa isa) {
-  const auto want = static_cast<unsigned>(isa);
-  return (static_cast<unsigned>(gg::onednn::effective_isa()) & want) == want;
-}
-
 bool is_reference_impl(const MatmulProblem& p) {
   return gg::onednn::matmul_implementation(p).starts_with("ref");
 }
@@ -283,7 +277,7 @@ TEST_CASE("matmul kernel: transposed operands are strides, not copies", "[matmul
       // are row-major.)
       s.bias = Spec::Bias::kShared;
       s.accumulate = false;
-      const bool brg = has_isa(dnnl::cpu_isa::avx512_core);
+      const bool brg = gg::onednn::isa_at_least(dnnl::cpu_isa::avx512_core);
       CHECK(is_reference_impl(make_problem(s)) == (!brg && dst == L::kTransposed));
       s.bias = Spec::Bias::kNone;
       CHECK_FALSE(is_reference_impl(make_problem(s)));
@@ -416,6 +410,53 @@ TEST_CASE("matmul kernel: layouts oneDNN runs more slowly are still right", "[ma
   }
 }
 
+TEST_CASE("matmul kernel: weights whose rows lie 1 KiB apart are padded on gemm:jit, right",
+          "[matmul_kernel]") {
+  // Below AVX512_CORE, a product with few rows whose weights' rows lie a multiple of 256 floats
+  // apart runs on a padded copy of the weights (onednn/matmul.cpp, pads_weights); the results
+  // are what the same product gives on any layout, and what a plain loop gives.
+  const bool gemm_jit = !gg::onednn::isa_at_least(dnnl::cpu_isa::avx512_core);
+  struct Case {
+    int64_t M, K, N, row_step;
+    Dtype in, out;
+    bool padded;  // where gemm:jit runs
+  };
+  const Case cases[] = {
+      {128, 40, 512, 512, gg::kFloat32, gg::kFloat32, true},     // dense [40, 512] weights
+      {33, 17, 256, 1024, gg::kFloat32, gg::kFloat32, true},     // a column slice of [17, 1024]
+      {64, 24, 1024, 1024, gg::kBFloat16, gg::kBFloat16, true},  // through f32 on gemm:jit
+      {31, 16, 512, 512, gg::kFloat32, gg::kFloat32, false},     // too few rows to pay
+      {400, 8, 1024, 1024, gg::kFloat32, gg::kFloat32, false},   // copy-based kernels
+      {128, 16, 500, 500, gg::kFloat32, gg::kFloat32, false},    // rows not 256 floats apart
+  };
+  uint32_t seed = 900;
+  for (const Case& c : cases) {
+    MatmulProblem p = make_problem({.M = c.M, .K = c.K, .N = c.N, .in = c.in, .out = c.out});
+    p.wei_strides = {c.K * c.row_step, c.row_step, 1};
+    const std::string impl = gg::onednn::matmul_implementation(p);
+    INFO(gg::onednn::to_string(p) << ": " << impl);
+    const bool padded = impl.find("weights padded") != std::string::npos;
+    CHECK(padded == (gemm_jit && c.padded));
+    check_against_reference(p, seed++);
+
+    // The same operands with the weights stored densely give the same bits.
+    std::mt19937 rng(seed++);
+    Operands o = make_operands(p, rng);
+    MatmulProblem dense = p;
+    dense.wei_strides = {c.K * c.N + 7, c.N + 7, 1};  // rows not 256 apart: never padded
+    Buffer wei(p.wei_dtype, span(1, c.K, c.N, dense.wei_strides));
+    for (int64_t k = 0; k < c.K; ++k)
+      for (int64_t n = 0; n < c.N; ++n)
+        wei.set(k * dense.wei_strides[1] + n, o.wei.get(k * c.row_step + n));
+    Buffer a = o.dst, b = o.dst;
+    gg::onednn::matmul(p, o.src.data(), o.wei.data(), nullptr, a.data());
+    gg::onednn::matmul(dense, o.src.data(), wei.data(), nullptr, b.data());
+    int64_t differ = 0;
+    for (int64_t i = 0; i < a.size(); ++i) differ += a.get(i) != b.get(i);
+    CHECK(differ == 0);
+  }
+}
+
 TEST_CASE("matmul of expanded operands (sum()'s gradient) runs on a dense copy, right",
           "[matmul_kernel]") {
   // oneDNN has only ref:any for a stride-0 row or column; the tensor-level kernel copies such an
@@ -541,7 +582,7 @@ TEST_CASE("matmul kernel: f32 problems of varying M and K share a bounded set of
     // runs whole: one primitive each.
     INFO((vary_m ? "varying M" : "varying K"));
     const uint64_t misses = gg::onednn::cache_stats().misses - before.misses;
-    if (has_isa(dnnl::cpu_isa::avx512_core)) {
+    if (gg::onednn::isa_at_least(dnnl::cpu_isa::avx512_core)) {
       CHECK(misses <= 2 * (3 + 31));
     } else {
       CHECK(misses == 128);

@@ -319,8 +319,18 @@ std::shared_ptr<const Plan> find_plan(const MatmulProblem& p) {
 
 // Per-thread temporaries: the f32 result of problems whose dst dtype oneDNN's matmul cannot
 // write, and dense copies of strided per-batch biases. They grow to the largest problem seen.
-// (And the Float32 copies of the operands of a bf16 problem computed through f32.)
-enum ThreadBuffer { kResultBuffer, kBiasBuffer, kSrc32, kWei32, kBias32, kDst32, kBuffers };
+// (And the Float32 copies of the operands of a bf16 problem computed through f32, and the padded
+// copies of weights, see pads_weights.)
+enum ThreadBuffer {
+  kResultBuffer,
+  kBiasBuffer,
+  kSrc32,
+  kWei32,
+  kBias32,
+  kDst32,
+  kPaddedWei,
+  kBuffers
+};
 void* thread_buffer(ThreadBuffer which, size_t bytes) {
   thread_local std::vector<double> buffers[kBuffers];  // double: aligned for every dtype
   auto& buffer = buffers[which];
@@ -421,11 +431,7 @@ constexpr int64_t kSmallPiece = 32;
 // a new size costs ~20 us (measured on AVX2 and SSE41: 43 new M of [M, 512] @ [512, 1024]), ~1%
 // of the smallest MoE group's product, while the pieces cost the moe workload ~15-25% there
 // (tools/bench -w moe on an AVX2 EPYC, 2 threads: 0.89x the dense GEMM with pieces, 1.15x without).
-bool pieces_pay() {
-  const auto brg = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  static const bool pay = (static_cast<unsigned>(effective_isa()) & brg) == brg;
-  return pay;
-}
+bool pieces_pay() { return brgemm_isa(); }
 
 int64_t next_piece(int64_t n) {
   if (n < kSmallPiece || std::has_single_bit(static_cast<uint64_t>(n))) return n;
@@ -445,6 +451,41 @@ bool splits_depth(const MatmulProblem& p) {
 bool splits(const MatmulProblem& p) {
   return p.sizes_vary && pieces_pay() && p.src_dtype == kFloat32 && p.dst_dtype == kFloat32 &&
          (splits_rows(p) || splits_depth(p));
+}
+
+// ---- Weights whose rows lie a multiple of 1 KiB apart, on gemm:jit ----------------------------
+// Below AVX512_CORE f32 runs gemm:jit, and its driver (oneDNN 2.6, gemm_driver.cpp) multiplies a
+// product with few rows -- 1/M + 1/N >= 0.0038, e.g. M < 355 at N = 1024 -- with its no-copy
+// kernels, which read the weights in place. Those run at half speed when the weights' rows lie a
+// multiple of 256 floats apart (cache-set conflicts; the copy-based kernels, which repack the
+// weights, do not care). Measured on an AVX2 EPYC, one thread, [M, 512] @ [512, N]:
+//   M = 128, N = 1024: 40 GFLOPS with the rows 1024 floats apart, 89 with them 1040 apart;
+//   N = 512: 53 vs 83;  N = 2048: 40 vs 80;  N = 768 or 1536 (768 apart): 63-68 vs 77-88;
+//   M = 256 and 320 (N = 1024): 41-44 vs 83-90; M >= 368 (copy-based): 87 either way.
+// (The moe workload's experts are [512, 1024] blocks of one tensor: every one of them is like
+// that.) So such a product first copies its weights to rows kPaddedStep floats further apart: a
+// copy of K x N floats against a product of M x K x N multiply-adds, which pays from ~32 rows.
+constexpr int64_t kBadRowStep = 256;
+constexpr int64_t kPaddedStep = 16;
+constexpr int64_t kPadFromRows = 32;
+constexpr double kNoCopyThreshold = 0.0038;
+
+bool pads_weights(const MatmulProblem& p) {
+  if (brgemm_isa() || p.src_dtype != kFloat32 || p.batch != 1 || p.M < kPadFromRows || p.K < 2)
+    return false;
+  // Row-major weights and dst (a column-major dst runs swapped: the weights become src).
+  if (p.wei_strides[2] != 1 || p.wei_strides[1] % kBadRowStep != 0 || p.dst_strides[2] != 1)
+    return false;
+  return 1.0 / static_cast<double>(p.M) + 1.0 / static_cast<double>(p.N) >= kNoCopyThreshold;
+}
+
+// p with its weights as the padded copy that matmul_padded_weights makes.
+MatmulProblem padded_problem(const MatmulProblem& p) {
+  MatmulProblem q = p;
+  int64_t step = (p.N + kPaddedStep - 1) / kPaddedStep * kPaddedStep;
+  if (step % kBadRowStep == 0) step += kPaddedStep;
+  q.wei_strides = {p.K * step, step, 1};
+  return q;
 }
 
 // ---- BFloat16 through Float32 ----------------------------------------------------------------
@@ -528,13 +569,17 @@ MatmulProblem f32_problem(const MatmulProblem& p) {
 
 void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei, const void* bias,
                         void* dst) {
-  const MatmulProblem q = f32_problem(p);
+  MatmulProblem q = f32_problem(p);
+  // Weights that the f32 problem would copy to padded rows (pads_weights) are padded as they
+  // are widened: one copy, not two.
+  if (p.wei_dtype == kBFloat16 && pads_weights(q)) q = padded_problem(q);
   // Operand `data` (bf16, strides s) as an f32 copy in buffer `which` with strides t.
   auto widen = [](ThreadBuffer which, const void* data, const std::array<int64_t, 3>& s,
                   const std::array<int64_t, 3>& t, int64_t batch, int64_t rows, int64_t cols) {
     const int64_t copies = batch > 1 && t[0] == 0 ? 1 : batch;
+    const int64_t each = std::max(t[0], rows * cols);  // (t[0] is larger for padded weights)
     auto* copy = static_cast<float*>(
-        thread_buffer(which, static_cast<size_t>(copies * rows * cols) * sizeof(float)));
+        thread_buffer(which, static_cast<size_t>(copies * each) * sizeof(float)));
     convert_matrices(static_cast<const BFloat16*>(data), s, copy, t, copies, rows, cols,
                      &convert_bf16_to_f32);
     return static_cast<const void*>(copy);
@@ -562,6 +607,19 @@ void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei
     convert_matrices(static_cast<const float*>(result), q.dst_strides, static_cast<BFloat16*>(dst),
                      p.dst_strides, p.batch, p.M, p.N, &convert_f32_to_bf16);
   }
+}
+
+void matmul_padded_weights(const MatmulProblem& p, const void* src, const void* wei,
+                           const void* bias, void* dst) {
+  const MatmulProblem q = padded_problem(p);
+  auto* copy = static_cast<float*>(
+      thread_buffer(kPaddedWei, static_cast<size_t>(q.wei_strides[0]) * sizeof(float)));
+  convert_matrices(
+      static_cast<const float*>(wei), p.wei_strides, copy, q.wei_strides, 1, p.K, p.N,
+      +[](const float* from, float* to, int64_t n) {
+        std::memcpy(to, from, static_cast<size_t>(n) * sizeof(float));
+      });
+  matmul(q, src, copy, bias, dst);
 }
 
 }  // namespace
@@ -613,6 +671,10 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
   }
   if (through_f32(p)) {
     matmul_through_f32(p, src, wei, bias, dst);
+    return;
+  }
+  if (pads_weights(p)) {
+    matmul_padded_weights(p, src, wei, bias, dst);
     return;
   }
   if (splits(p)) {
@@ -691,6 +753,7 @@ std::string matmul_implementation(const MatmulProblem& p) {
   if (p.batch == 0 || p.M == 0 || p.N == 0) return "none";
   if (p.K == 0) return "reference";
   if (through_f32(p)) return matmul_implementation(f32_problem(p)) + " (bfloat16 through float32)";
+  if (pads_weights(p)) return matmul_implementation(padded_problem(p)) + " (weights padded)";
   return find_plan(p)->implementation;
 }
 
