@@ -13,7 +13,7 @@
 #include "autograd/node.hpp"
 #include "ops/kernels/grouped_mm_kernel.hpp"
 
-namespace gg::nn::functional {
+namespace gg {
 
 namespace {
 
@@ -652,4 +652,4 @@ Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMM
       });
 }
 
-}  // namespace gg::nn::functional
+}  // namespace gg

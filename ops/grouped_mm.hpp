@@ -1,11 +1,12 @@
 #pragma once
 // grouped_mm: the seed's operator (see API.md). output[i] = input[i] @ mat2[i] + bias[i].
+// Defined in gg; nn/functional.hpp re-exports it (and its options) into gg::nn::functional.
 #include <optional>
 #include <vector>
 
 #include "../core/tensor.hpp"
 
-namespace gg::nn::functional {
+namespace gg {
 
 struct GroupedMMOptions {
   std::vector<Tensor> bias = {};  // empty, or one per group; an undefined Tensor = no bias there
@@ -34,4 +35,4 @@ struct PackedGroupedMMOptions {
 Tensor grouped_mm(const Tensor& input, const Tensor& mat2,
                   const PackedGroupedMMOptions& options = {});
 
-}  // namespace gg::nn::functional
+}  // namespace gg
