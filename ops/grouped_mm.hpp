@@ -42,11 +42,11 @@ struct PackedGroupedMMOptions {
   std::optional<Dtype> out_dtype = std::nullopt;
 };
 // Packed form, the four layouts of PyTorch's F.grouped_mm (G groups):
-//   2D x 3D: input (M_total, K),   mat2 (G, K, N),   offs splits M  -> (M_total, N),  bias (G, N)
-//   3D x 2D: input (G, M, K),      mat2 (K, N_total), offs splits N -> (M, N_total),  bias
-//   (N_total) 2D x 2D: input (M, K_total),   mat2 (K_total, N), offs splits K -> (G, M, N),    bias
-//   (G, N) 3D x 3D: input (G, M, K),      mat2 (G, K, N),   no offs        -> (G, M, N),    bias
-//   (G, N)
+//   layout    input          mat2           offs splits   output         bias
+//   2D x 3D   (M_total, K)   (G, K, N)      M             (M_total, N)   (G, N)
+//   3D x 2D   (G, M, K)      (K, N_total)   N             (M, N_total)   (N_total)
+//   2D x 2D   (M, K_total)   (K_total, N)   K             (G, M, N)      (G, N)
+//   3D x 3D   (G, M, K)      (G, K, N)      (no offs)     (G, M, N)      (G, N)
 // Input and Mat2 are Tensor; being deduced, they keep braced lists out: {x} used to convert to a
 // Tensor exactly, so grouped_mm({x}, {w}) ran this form (and asked for offs) where a PyTorch user
 // means the list form with one group. Defined, and instantiated for Tensor, in grouped_mm.cpp.
