@@ -11,9 +11,12 @@ namespace gg::nn::functional {
 using gg::cross_entropy;
 using gg::dropout;
 using gg::gelu;
+using gg::grouped_mm;
+using gg::GroupedMMOptions;
 using gg::layer_norm;
 using gg::log_softmax;
 using gg::mse_loss;
+using gg::PackedGroupedMMOptions;
 using gg::Reduction;
 using gg::relu;
 using gg::sigmoid;

@@ -6,6 +6,7 @@
 #include "ops/grouped_mm.hpp"
 
 #include <algorithm>
+#include <concepts>
 #include <memory>
 #include <string>
 
@@ -13,7 +14,7 @@
 #include "autograd/node.hpp"
 #include "ops/kernels/grouped_mm_kernel.hpp"
 
-namespace gg::nn::functional {
+namespace gg {
 
 namespace {
 
@@ -496,11 +497,6 @@ std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vect
   return outputs;
 }
 
-std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vector<Tensor>& mat2,
-                               const std::vector<Tensor>& bias, std::optional<Dtype> out_dtype) {
-  return grouped_mm(input, mat2, GroupedMMOptions{.bias = bias, .out_dtype = out_dtype});
-}
-
 // ==== packed form ================================================================================
 
 namespace {
@@ -621,7 +617,8 @@ Grads packed_backward(const PackedPlan& plan, const Tensor& input, const Tensor&
 
 }  // namespace
 
-Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMMOptions& options) {
+template <std::same_as<Tensor> Input, std::same_as<Tensor> Mat2>
+Tensor grouped_mm(const Input& input, const Mat2& mat2, const PackedGroupedMMOptions& options) {
   const PackedPlan plan = validate_packed(input, mat2, options);
   const Dtype out_dtype = options.out_dtype.value_or(input.dtype());
   Tensor out = empty(packed_out_shape(plan, input, mat2), out_dtype);
@@ -652,4 +649,7 @@ Tensor grouped_mm(const Tensor& input, const Tensor& mat2, const PackedGroupedMM
       });
 }
 
-}  // namespace gg::nn::functional
+// The one specialization the header's constraint allows.
+template Tensor grouped_mm(const Tensor&, const Tensor&, const PackedGroupedMMOptions&);
+
+}  // namespace gg

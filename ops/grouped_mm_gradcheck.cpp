@@ -14,7 +14,6 @@ namespace gg::gradcheck {
 
 namespace {
 
-namespace F = gg::nn::functional;
 using V = std::vector<Tensor>;
 
 // Per-group sizes of a case: m rows, k inner, n columns (the split dim of a packed layout is the
@@ -163,12 +162,12 @@ V forward(const V& x, const CaseOptions& o, const std::string& fixed_layout) {
     size_t next = 2 * G;
     for (size_t g = 0; g < G; ++g)
       if (has_bias(s, static_cast<int64_t>(g))) bias[g] = x[next++];
-    return F::grouped_mm(input, mat2, bias, s.out_dtype);
+    return gg::grouped_mm(input, mat2, bias, s.out_dtype);
   }
   const bool bias = s.bias != "none";
   const Tensor offs = s.layout == "3d3d" ? Tensor() : x.back();
-  return V{F::grouped_mm(x[0], x[1],
-                         {.offs = offs, .bias = bias ? x[2] : Tensor(), .out_dtype = s.out_dtype})};
+  return V{gg::grouped_mm(
+      x[0], x[1], {.offs = offs, .bias = bias ? x[2] : Tensor(), .out_dtype = s.out_dtype})};
 }
 
 void add(Registry& r, const std::string& name, const std::string& layout, const char* description) {

@@ -22,8 +22,6 @@ using Catch::Contains;
 using gg::Shape;
 using gg::Tensor;
 using Vec = std::vector<double>;
-// Single-element lists must be spelled TL{...}: a bare {t} converts to Tensor and picks the packed
-// overload.
 using TL = std::vector<Tensor>;
 
 // ==== helpers ====================================================================================
