@@ -105,6 +105,8 @@ Node::~Node() {
   }  // `node` is freed here with no sole-owned inputs left, so its destructor does not recurse
 }
 
+const std::string& node_name(const Node& node) { return node.name(); }
+
 std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
   GG_CHECK(backward_ != nullptr,
            "[backward] trying to backward through {} a second time: its saved tensors were freed "

@@ -8,7 +8,6 @@
 #include <ostream>
 #include <type_traits>
 
-#include "autograd/node.hpp"
 #include "core/strided.hpp"
 #include "core/tensor.hpp"
 
@@ -132,7 +131,7 @@ std::string Tensor::to_string() const {
   }
   suffixes.push_back(fmt::format("dtype={}", dtype_name(t.dtype)));
   if (t.grad_fn) {
-    suffixes.push_back(fmt::format("grad_fn=<{}>", t.grad_fn->name()));
+    suffixes.push_back(fmt::format("grad_fn=<{}>", autograd::node_name(*t.grad_fn)));
   } else if (t.requires_grad) {
     suffixes.push_back("requires_grad=True");
   }

@@ -3,8 +3,6 @@
 #include <cstring>
 #include <limits>
 
-#include "autograd/grad_mode.hpp"
-#include "autograd/node.hpp"
 #include "core/strided.hpp"
 
 namespace gg {

@@ -16,7 +16,10 @@ namespace gg {
 
 namespace autograd {
 class Node;
-}
+// The node's name, e.g. "MulBackward", which printing shows as grad_fn=<MulBackward>. Declared
+// here so that core needs no autograd header; defined in autograd/engine.cpp, as Node::name().
+const std::string& node_name(const Node& node);
+}  // namespace autograd
 
 struct TensorImpl {
   std::shared_ptr<Storage> storage;

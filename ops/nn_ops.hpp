@@ -1,6 +1,7 @@
 #pragma once
 // Neural-network ops: normalisations, softmax, losses, dropout.
 #include "../core/tensor.hpp"
+#include "loss_reduction.hpp"
 
 namespace gg {
 
@@ -10,7 +11,6 @@ Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
 
-enum class Reduction { None, Mean, Sum };
 // logits (N, C) or (N, C, d...) and Int64/Int32 class targets (N) or (N, d...);
 // ignore_index targets contribute nothing; label_smoothing as in PyTorch.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target,

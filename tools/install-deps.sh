@@ -9,6 +9,7 @@ packages=(
   libdnnl-dev libfmt-dev libspdlog-dev nlohmann-json3-dev  # the library
   ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
   catch2 libcli11-dev                                        # tests and tools
+  python3-minimal                                            # the layers test (check_layers.py)
   wamerican                                                  # the training example's word list
 )
 for arg in "$@"; do

@@ -2,15 +2,16 @@
 // Elementwise kernels without autograd: broadcasting, promotion, and the choice between oneDNN
 // (Float32/BFloat16, where a primitive fits) and the plain loops (every dtype).
 #include "../../core/tensor.hpp"
+#include "../op_kinds.hpp"
 
 namespace gg::kernels {
 
-enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Eq, Gt, Lt, Ge, Le };
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Pow, Tanh, Sigmoid, Relu, Gelu, GeluGrad, Abs, Sign };
-
-bool is_comparison(BinaryOp op);
-// Result dtype of a binary op: promoted; Div of integers gives Float32; comparisons give Float32.
-Dtype binary_result_dtype(BinaryOp op, Dtype a, Dtype b);
+// The op kinds live in ops/op_kinds.hpp (the oneDNN backends share them); these keep the
+// kernels:: spellings working.
+using gg::binary_result_dtype;
+using gg::BinaryOp;
+using gg::is_comparison;
+using gg::UnaryOp;
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name);
 // `scalar` is the exponent for Pow. Integer inputs compute in Float32 (except Neg and Abs).

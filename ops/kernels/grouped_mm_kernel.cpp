@@ -12,13 +12,13 @@
 
 #include "core/strided.hpp"
 #include "ops/onednn/context.hpp"
+#include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
 
 namespace gg::kernels {
 
 namespace {
 
-using onednn::MatmulProblem;
 // Tasks of one class (identical problems, see same_problem).
 using Tasks = std::span<const GemmTask* const>;
 

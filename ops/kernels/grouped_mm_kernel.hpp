@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "../../core/dtype.hpp"
-#include "../onednn/matmul.hpp"
+#include "../matmul_problem.hpp"
 
 namespace gg::kernels {
 
@@ -39,7 +39,7 @@ struct MatRef {
 
 // dst = src @ wei (+ bias, a contiguous row of dst.cols elements), with the operands' owners.
 struct GemmTask {
-  onednn::MatmulProblem problem;
+  MatmulProblem problem;
   const void* src = nullptr;
   const void* wei = nullptr;
   const void* bias = nullptr;

@@ -38,7 +38,7 @@ void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor&
              accumulate);
     return;
   }
-  onednn::MatmulProblem p;
+  MatmulProblem p;
   p.batch = out.size(0);
   p.M = out.size(1);
   p.K = a.size(2);

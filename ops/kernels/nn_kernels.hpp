@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../../core/tensor.hpp"
-#include "../nn_ops.hpp"
+#include "../loss_reduction.hpp"
 
 namespace gg::kernels {
 

@@ -34,7 +34,6 @@ namespace {
 
 using dnnl::algorithm;
 using dnnl::memory;
-using kernels::BinaryOp;
 
 struct BinaryPlan {
   std::optional<dnnl::binary> binary;  // empty: no fast (jit) implementation
@@ -126,11 +125,10 @@ bool binary_supported(BinaryOp op, Dtype a, Dtype b) {
 bool binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (!binary_supported(op, a.dtype(), b.dtype())) return false;
   const Dtype out_dtype = out.dtype();
-  GG_CHECK(
-      out.is_contiguous() && out_dtype == kernels::binary_result_dtype(op, a.dtype(), b.dtype()),
-      "[binary] internal: out must be a contiguous {} tensor, got {} with strides {}",
-      dtype_name(kernels::binary_result_dtype(op, a.dtype(), b.dtype())), dtype_name(out_dtype),
-      shape_str(out.strides()));
+  GG_CHECK(out.is_contiguous() && out_dtype == binary_result_dtype(op, a.dtype(), b.dtype()),
+           "[binary] internal: out must be a contiguous {} tensor, got {} with strides {}",
+           dtype_name(binary_result_dtype(op, a.dtype(), b.dtype())), dtype_name(out_dtype),
+           shape_str(out.strides()));
   if (out.numel() == 0) return true;
 
   StridedProblem p{

@@ -3,17 +3,17 @@
 // primitive, for Float32 and BFloat16 operands. ops/kernels/elementwise_kernels.cpp routes here
 // and keeps the plain loops (kernels::reference) for everything this declines.
 #include "core/tensor.hpp"
-#include "ops/kernels/elementwise_kernels.hpp"
+#include "ops/op_kinds.hpp"
 
 namespace gg::onednn {
 
 // Whether binary() takes these operands at all: Add, Sub, Mul, Div, Eq, Lt, Le, Gt, Ge on
 // Float32/BFloat16 operands. Max and Min are not: oneDNN's binary_max/min drop a NaN in src0
 // (max(NaN, 1) = 1), where the reference loop (and PyTorch) propagate it.
-bool binary_supported(kernels::BinaryOp op, Dtype a, Dtype b);
+bool binary_supported(BinaryOp op, Dtype a, Dtype b);
 
 // out = a op b. `out` is a new contiguous tensor of the broadcast shape with dtype
-// kernels::binary_result_dtype(op, a, b), not overlapping a or b. Operands may be broadcast on
+// binary_result_dtype(op, a, b), not overlapping a or b. Operands may be broadcast on
 // either side, strided or transposed, and of different float dtypes (0-d tensors count as [1]);
 // they are swapped, negated or copied so that oneDNN's jit kernel runs (see binary.cpp). Declined
 // (false, having written nothing the caller needs; the caller runs the loop): a broadcast operand
@@ -21,7 +21,7 @@ bool binary_supported(kernels::BinaryOp op, Dtype a, Dtype b);
 // patterns oneDNN only has ref:any for. Results equal the loop's exactly (one f32 operation and
 // one rounding to the output dtype), except that bf16 outputs below FLT_MIN may be flushed to 0.
 // Zero-size problems return true.
-bool binary(kernels::BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+bool binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
 
 // dst += src in place, for dst and src contiguous, of one shape and dtype. The add above
 // with src0 = dst, which it then reads in place (oneDNN's binary runs in place when src0 and dst

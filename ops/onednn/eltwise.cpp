@@ -15,7 +15,6 @@ namespace {
 
 using dnnl::algorithm;
 using dnnl::memory;
-using kernels::UnaryOp;
 
 struct EltwisePlan {
   std::optional<dnnl::eltwise_forward> eltwise;  // empty: no fast (jit) implementation

@@ -21,18 +21,18 @@
 // Edge cases that differ: pow(x, 0.5) runs as sqrt, so pow(-inf, 0.5) is NaN (std::pow: +inf)
 // and pow(-0, 0.5) is -0 (std::pow: +0).
 #include "core/tensor.hpp"
-#include "ops/kernels/elementwise_kernels.hpp"
+#include "ops/op_kinds.hpp"
 
 namespace gg::onednn {
 
 // Whether unary() takes this op and dtype at all (see above).
-bool unary_supported(kernels::UnaryOp op, Dtype dtype);
+bool unary_supported(UnaryOp op, Dtype dtype);
 
 // out = op(x) (`scalar` is Pow's exponent). out: a new contiguous tensor of x's shape and dtype.
 // x may be strided (it is first copied into out by a reorder, then the op runs in place).
 // Returns false, leaving nothing the caller needs, when oneDNN cannot run it (other ops and
 // dtypes, broadcast (stride-0) inputs, whose gather is slower than the loop); zero-size is true.
-bool unary(kernels::UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
+bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
 
 // out = grad * gelu'(x) (erf form) in one pass, for GeluBackward. x, grad: contiguous Float32
 // of one shape (else false, nothing done); out: a new contiguous tensor of that shape.

@@ -32,7 +32,7 @@ std::atomic<int64_t> g_calls{0};
 int64_t matmul_call_count() { return g_calls.load(std::memory_order_relaxed); }
 
 void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst) {
-  onednn::check_matmul_problem(p);
+  check_matmul_problem(p);
   if (p.batch == 0 || p.M == 0 || p.N == 0) return;
   g_calls.fetch_add(1, std::memory_order_relaxed);
   const int64_t M = p.M, K = p.K, N = p.N;

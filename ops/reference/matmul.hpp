@@ -2,11 +2,13 @@
 // The plain-loop matmul: any dtype combination of gg::Dtype, accumulating in double. It runs
 // Float64 (which oneDNN does not have; gradcheck depends on it) and is the oracle that the oneDNN
 // kernel is tested against. Same problem description and semantics as onednn::matmul.
-#include "ops/onednn/matmul.hpp"
+#include <cstdint>
+
+#include "ops/matmul_problem.hpp"
 
 namespace gg::reference {
 
-using onednn::MatmulProblem;
+using gg::MatmulProblem;  // keeps the reference:: spelling working
 
 // dst[b] = src[b] @ wei[b] (+ bias[b]) (+ dst[b] when p.accumulate). Loads convert to double;
 // the store converts once from double (integer dst: round to nearest even, saturate, NaN -> 0).
