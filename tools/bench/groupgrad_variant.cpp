@@ -3,7 +3,6 @@
 // made once outside the timed call, as the peers do.
 #include "groupgrad_variant.hpp"
 
-#include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
 #include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
@@ -48,7 +47,7 @@ Variant groupgrad_variant(const Problem& p) {
       forward();
       return;
     }
-    gg::autograd::run_backward(forward(), s->grads, /*retain_graph=*/false);
+    gg::autograd::backward(forward(), s->grads, /*retain_graph=*/false);
   };
   std::string note;
   if (p.bf16)
