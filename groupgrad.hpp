@@ -24,6 +24,7 @@
 #include "nn/optim/sgd.hpp"
 #include "nn/sequential.hpp"
 #include "nn/serialization.hpp"
+#include "ops/backend_info.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/grouped_mm.hpp"
 #include "ops/matmul.hpp"

@@ -4,7 +4,6 @@
 #include "groupgrad_variant.hpp"
 
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 
 namespace F = gg::nn::functional;
@@ -51,7 +50,7 @@ Variant groupgrad_variant(const Problem& p) {
   };
   std::string note;
   if (p.bf16)
-    note = gg::onednn::native_bf16()
+    note = gg::backend::native_bf16()
                ? "bf16 on oneDNN's bf16 kernels"
                : "bf16 computed through f32 (oneDNN has no bf16 kernels below AVX512_CORE)";
   return {"groupgrad", run, groupgrad_memory_counter(), note};
