@@ -1,6 +1,7 @@
 #pragma once
 // groupgrad: a C++20 tensor library with tape-based autograd and grouped matmul on oneDNN.
 // The one header users include: #include <groupgrad/groupgrad.hpp>
+#include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
@@ -23,6 +24,7 @@
 #include "nn/optim/sgd.hpp"
 #include "nn/sequential.hpp"
 #include "nn/serialization.hpp"
+#include "ops/backend_info.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/grouped_mm.hpp"
 #include "ops/matmul.hpp"

@@ -6,9 +6,9 @@
 set -euo pipefail
 packages=(
   g++ cmake ninja-build
-  libdnnl-dev libfmt-dev libspdlog-dev nlohmann-json3-dev  # the library
+  libdnnl-dev libfmt-dev nlohmann-json3-dev                # the library
   ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
-  catch2 libcli11-dev                                        # tests and tools
+  catch2 libcli11-dev libspdlog-dev                          # tests, tools and examples
   python3-minimal                                            # the layers test (check_layers.py)
   wamerican                                                  # the training example's word list
 )

@@ -12,7 +12,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/ops/onednn/context.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <thread>
 
@@ -139,8 +138,8 @@ std::string oneDNN_isa(const std::string& max_isa) {
   std::string cap = !max_isa.empty() ? fmt::format(" (--max-isa {})", max_isa)
                     : env            ? fmt::format(" (ONEDNN_MAX_CPU_ISA={})", env)
                                      : std::string(" (the CPU's own)");
-  return fmt::format("{}{}; bf16 {}", gg::onednn::isa_name(gg::onednn::effective_isa()), cap,
-                     gg::onednn::native_bf16() ? "native" : "computed through f32");
+  return fmt::format("{}{}; bf16 {}", gg::backend::isa_name(), cap,
+                     gg::backend::native_bf16() ? "native" : "computed through f32");
 }
 
 std::string load_average() {

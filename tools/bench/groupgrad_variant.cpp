@@ -3,9 +3,7 @@
 // made once outside the timed call, as the peers do.
 #include "groupgrad_variant.hpp"
 
-#include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 
 namespace F = gg::nn::functional;
@@ -48,11 +46,11 @@ Variant groupgrad_variant(const Problem& p) {
       forward();
       return;
     }
-    gg::autograd::run_backward(forward(), s->grads, /*retain_graph=*/false);
+    gg::autograd::backward(forward(), s->grads, /*retain_graph=*/false);
   };
   std::string note;
   if (p.bf16)
-    note = gg::onednn::native_bf16()
+    note = gg::backend::native_bf16()
                ? "bf16 on oneDNN's bf16 kernels"
                : "bf16 computed through f32 (oneDNN has no bf16 kernels below AVX512_CORE)";
   return {"groupgrad", run, groupgrad_memory_counter(), note};

@@ -8,7 +8,6 @@
 // layout mistake shows up as an error rather than as a flattering or damning number.
 #include <cmath>
 #include <groupgrad/groupgrad.hpp>
-#include <groupgrad/ops/onednn/context.hpp>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <random>
@@ -149,7 +148,7 @@ struct Dense {
 Variant onednn_dense(const Problem& p) {
   if (!uniform_kn(p)) throw std::invalid_argument("[bench] the dense peer needs uniform k and n");
   const GroupShape& g0 = p.groups.front();
-  const bool bf16 = p.bf16 && gg::onednn::native_bf16();
+  const bool bf16 = p.bf16 && gg::backend::native_bf16();
   auto dense =
       std::make_shared<Dense>(total_rows(p), g0.k, g0.n, bf16 ? dt::bf16 : dt::f32, p.backward);
   dense->verify(bf16);

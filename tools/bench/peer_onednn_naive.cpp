@@ -1,6 +1,6 @@
 // A loop over groups that builds the oneDNN matmul primitive for each group on every call: what
 // a first attempt without a primitive cache does (oneDNN's own primitive cache still helps it).
-#include <groupgrad/ops/onednn/context.hpp>
+#include <groupgrad/ops/backend_info.hpp>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
@@ -18,7 +18,7 @@ Variant onednn_naive_loop(const Problem& p) {
     std::vector<std::vector<char>> x, w, y;
   };
   auto s = std::make_shared<State>();
-  const bool bf16 = p.bf16 && gg::onednn::native_bf16();
+  const bool bf16 = p.bf16 && gg::backend::native_bf16();
   const size_t elem = bf16 ? 2 : 4;
   for (const GroupShape& g : p.groups) {
     // Zero-filled operands: a matmul's time does not depend on the values.

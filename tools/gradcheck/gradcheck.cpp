@@ -6,7 +6,6 @@
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <groupgrad/autograd/gradcheck.hpp>
-#include <groupgrad/autograd/node.hpp>
 #include <groupgrad/groupgrad.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -19,7 +18,16 @@ namespace {
 
 // A deliberately wrong op, hidden from --list: y = 3x whose backward claims dy/dx = 2. The test
 // suite runs `gradcheck selftest.wrong_backward` and expects FAIL and exit status 1, proving that
-// the tool can fail.
+// the tool can fail. A custom function, as a user would define one.
+struct WrongBackward : gg::autograd::Function<WrongBackward> {
+  static constexpr const char* name = "WrongBackward";
+  static gg::Tensor forward(gg::autograd::AutogradContext*, const gg::Tensor& x) { return x * 3.0; }
+  static std::vector<gg::Tensor> backward(gg::autograd::AutogradContext*,
+                                          const std::vector<gg::Tensor>& grads) {
+    return {grads[0] * 2.0};
+  }
+};
+
 void register_selftest(gc::Registry& registry) {
   registry.register_case({.name = "selftest.wrong_backward",
                           .description = "y = 3x with a backward that returns 2 * grad (must FAIL)",
@@ -29,16 +37,7 @@ void register_selftest(gc::Registry& registry) {
                               },
                           .forward =
                               [](const std::vector<gg::Tensor>& x, const gc::CaseOptions&) {
-                                gg::Tensor y;
-                                {
-                                  gg::NoGradGuard no_grad;
-                                  y = x[0] * 3.0;
-                                }
-                                return std::vector<gg::Tensor>{gg::autograd::record(
-                                    "WrongBackward", {x[0]}, y,
-                                    [](const std::vector<gg::Tensor>& g, const std::vector<bool>&) {
-                                      return std::vector<gg::Tensor>{g[0] * 2.0};
-                                    })};
+                                return std::vector<gg::Tensor>{WrongBackward::apply(x[0])};
                               },
                           .linear = true,
                           .family = "selftest",

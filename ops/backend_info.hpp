@@ -1,0 +1,16 @@
+#pragma once
+// What the compute backend does on this CPU, for programs that report it (tools/bench prints it
+// next to its numbers). Public, so that such programs need not include ops/onednn/context.hpp,
+// which includes oneDNN's own headers (a private dependency, not installed).
+#include <string>
+
+namespace gg::backend {
+
+// The instruction set oneDNN dispatches to in this process, as ONEDNN_MAX_CPU_ISA spells it
+// ("AVX2", "AVX512_CORE_BF16", ...): the CPU's own, capped by that environment variable.
+std::string isa_name();
+// Whether BFloat16 ops run oneDNN's BFloat16 kernels here (from AVX512_CORE up); when false each
+// computes in Float32 and rounds its result to BFloat16 once.
+bool native_bf16();
+
+}  // namespace gg::backend
