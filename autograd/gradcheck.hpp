@@ -26,11 +26,13 @@
 //                        return std::vector<Tensor>{softmax(x[0], -1)};
 //                      }});
 //   }
-// and call it from register_builtin_cases() in autograd/gradcheck_cases.cpp. Case builders must
-// keep inputs away from points where the op is not differentiable (relu at 0, ties in max, abs at
-// 0) by at least 10 * eps; the gen:: helpers (gradcheck_registry.hpp) do that. Inputs must be
-// leaves that do not share storage with each other and are not expanded (stride 0), since elements
-// are stepped in place.
+// and call it from the family's registration (ops/gradcheck_cases.hpp, nn/gradcheck_cases.hpp),
+// which the aggregator at the top (gradcheck_cases.cpp, next to groupgrad.hpp) calls from
+// register_builtin_cases(); add_case() (gradcheck_registry.hpp) shortens the usual case. Case
+// builders must keep inputs away from points where the op is not differentiable (relu at 0, ties in
+// max, abs at 0) by at least 10 * eps; the gen:: helpers (gradcheck_registry.hpp) do that. Inputs
+// must be leaves that do not share storage with each other and are not expanded (stride 0), since
+// elements are stepped in place.
 //
 // The pieces, each knowing only core and autograd: gradcheck_params.hpp (what a case is made of),
 // gradcheck_check.hpp (the checker), gradcheck_registry.hpp (named cases, the gen:: helpers).

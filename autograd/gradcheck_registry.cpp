@@ -11,13 +11,6 @@ namespace gg::gradcheck {
 
 // ---- registry --------------------------------------------------------------------------------
 
-Registry& Registry::instance() {
-  static Registry registry;
-  static std::once_flag once;
-  std::call_once(once, [] { register_builtin_cases(registry); });
-  return registry;
-}
-
 void Registry::register_case(CheckCase c) {
   GG_CHECK(!c.name.empty(), "[gradcheck] a case needs a name");
   GG_CHECK(c.build && c.forward, "[gradcheck] case '{}' needs both build and forward", c.name);
@@ -48,6 +41,19 @@ const CheckCase& Registry::get(std::string_view name) const {
     throw UsageError(
         fmt::format("[gradcheck] unknown case '{}' (--list shows the registered ones)", name));
   return *c;
+}
+
+void add_case(Registry& r, const char* family, const char* name, const char* description,
+              bool linear, BuildFn build, ForwardFn forward, std::optional<Tolerance> f64,
+              std::optional<Tolerance> f32) {
+  r.register_case({.name = name,
+                   .description = description,
+                   .build = std::move(build),
+                   .forward = std::move(forward),
+                   .linear = linear,
+                   .f64 = f64,
+                   .f32 = f32,
+                   .family = family});
 }
 
 // ---- generators ------------------------------------------------------------------------------

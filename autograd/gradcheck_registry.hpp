@@ -1,6 +1,8 @@
 #pragma once
 // The gradcheck registry: named cases and their lookup, plus the value generators that case
-// builders use.
+// builders use. It knows only core and autograd. The cases themselves live beside their families
+// (ops/<family>_gradcheck.cpp, nn/modules_gradcheck.cpp), and one aggregator at the top of the
+// library (gradcheck_cases.cpp, next to groupgrad.hpp) is the only file that knows them all.
 #include <functional>
 #include <map>
 #include <mutex>
@@ -14,7 +16,9 @@
 namespace gg::gradcheck {
 
 // Named cases. Registry::instance() is the process-wide one, with the built-in cases registered
-// on first use; a local Registry starts empty.
+// on first use; a local Registry starts empty. instance() is defined by the aggregator at the top
+// (gradcheck_cases.cpp), not here: the registry calls no family, so autograd links without ops
+// and nn, and a program that uses instance() gets every family by linking the library.
 class Registry {
  public:
   static Registry& instance();
@@ -30,8 +34,16 @@ class Registry {
   mutable std::mutex mutex_;
 };
 
-// All cases of the library (autograd/gradcheck_cases.cpp): core ops, nn ops, shape ops.
+// All cases of the library: every op family and the nn modules. Defined by the aggregator at the
+// top (gradcheck_cases.cpp), which calls each family's register_<family>_cases().
 void register_builtin_cases(Registry& registry);
+
+// The usual case in one call, for the families' registration files: `family`, `name`, a one-line
+// `description`, whether it is `linear`, its builder and forward, optional tolerance overrides.
+void add_case(Registry& r, const char* family, const char* name, const char* description,
+              bool linear, BuildFn build, ForwardFn forward,
+              std::optional<Tolerance> f64 = std::nullopt,
+              std::optional<Tolerance> f32 = std::nullopt);
 
 // Value generators for case builders. They draw from the global generator (run_case seeds it) in
 // Float64 and convert, so a seed gives the same values in every dtype up to rounding.

@@ -1,12 +1,11 @@
 // Each case builds the real layer (so its default initialisation is what gets checked) and hands
 // the layer's parameters to the checker as inputs; forward() then runs the layer's functional form
 // on whatever tensors the checker passes (it also passes Float64 copies in Float32 mode).
-#include "nn/gradcheck_cases.hpp"
-
 #include <algorithm>
 
 #include "nn/embedding.hpp"
 #include "nn/functional.hpp"
+#include "nn/gradcheck_cases.hpp"
 #include "nn/grouped_linear.hpp"
 #include "nn/init.hpp"
 #include "nn/layer_norm.hpp"
