@@ -19,14 +19,10 @@ namespace {
 
 using V = std::vector<Tensor>;
 
+// Every case here is of family "nn_module".
 void add(Registry& r, const char* name, const char* description, bool linear, BuildFn build,
          ForwardFn forward) {
-  r.register_case({.name = name,
-                   .description = description,
-                   .build = std::move(build),
-                   .forward = std::move(forward),
-                   .linear = linear,
-                   .family = "nn_module"});
+  add_case(r, "nn_module", name, description, linear, std::move(build), std::move(forward));
 }
 
 // A parameter of a freshly built layer as a checker input: same values, no requires_grad.
