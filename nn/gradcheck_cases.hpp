@@ -1,7 +1,9 @@
 #pragma once
-// Gradcheck cases for the nn layers (nn.Linear, nn.LayerNorm, nn.Embedding, nn.Sequential),
-// registered into the shared registry by register_builtin_cases() (autograd/gradcheck_cases.cpp).
-#include "../autograd/gradcheck.hpp"
+// Gradcheck cases for the nn layers (Linear, LayerNorm, Embedding, Sequential and the grouped
+// layers: GroupedLinear, MultiheadAttention, MoEFeedForward),
+// defined in nn/modules_gradcheck.cpp and registered into the shared registry by
+// register_builtin_cases() (the aggregator at the top, gradcheck_cases.cpp).
+#include "../autograd/gradcheck_registry.hpp"
 
 namespace gg::gradcheck {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/gradcheck.hpp"
+#include "ops/gradcheck_cases.hpp"
 #include "ops/grouped_mm.hpp"
 
 namespace gg::gradcheck {

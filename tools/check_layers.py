@@ -5,8 +5,9 @@ Layers, lowest first; a file may include files of its own layer and of lower one
 
     core (0) < autograd (1) < ops (2) < nn (3)
 
-groupgrad.hpp (the umbrella header) and anything outside these four folders (tests/, tools/,
-examples/) sit above nn: no library file may include them.
+groupgrad.hpp (the umbrella header), gradcheck_cases.cpp (the library's gradcheck aggregator, the
+one file that knows every family's cases) and anything else outside these four folders (tests/,
+tools/, examples/) sit above nn: no library file may include them.
 
 Inside ops the sub-layers are one-way too, lowest first:
 

@@ -1,38 +1,20 @@
 // The gradient checker: analytic gradients from one backward of a randomly projected scalar,
 // numeric gradients from central differences taken in place through each input's strides.
-#include "autograd/gradcheck.hpp"
+#include "autograd/gradcheck_check.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <set>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
-#include "core/copy.hpp"
 #include "core/random.hpp"
 #include "core/strided.hpp"
 
 namespace gg::gradcheck {
 
 namespace {
-
-[[noreturn]] void usage(const std::string& message) { throw UsageError(message); }
-
-std::string trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string_view::npos ? std::string() : std::string(s.substr(b, e - b + 1));
-}
-
-template <class T>
-bool parse_number(const std::string& text, T& out) {
-  std::string t = trim(text);
-  if (t.empty()) return false;
-  const char* end = t.data() + t.size();
-  auto [ptr, ec] = std::from_chars(t.data(), end, out);
-  return ec == std::errc() && ptr == end;
-}
 
 // Restores the thread's grad mode on scope exit (the checker needs recording on).
 class GradModeScope {
@@ -216,100 +198,21 @@ std::string fmt_tol(const Tolerance& t) {
 
 }  // namespace
 
-// ---- Params ----------------------------------------------------------------------------------
-
-std::string Params::get(const std::string& key, const std::string& fallback) const {
-  auto it = values_.find(key);
-  return it == values_.end() ? fallback : it->second;
-}
-
-int64_t Params::get_int(const std::string& key, int64_t fallback) const {
-  auto it = values_.find(key);
-  if (it == values_.end()) return fallback;
-  int64_t v = 0;
-  if (!parse_number(it->second, v))
-    usage(fmt::format("[gradcheck] parameter '{}' must be an integer, got '{}'", key, it->second));
-  return v;
-}
-
-double Params::get_double(const std::string& key, double fallback) const {
-  auto it = values_.find(key);
-  if (it == values_.end()) return fallback;
-  double v = 0;
-  if (!parse_number(it->second, v))
-    usage(fmt::format("[gradcheck] parameter '{}' must be a number, got '{}'", key, it->second));
-  return v;
-}
-
-std::vector<int64_t> Params::get_ints(const std::string& key, std::vector<int64_t> fallback) const {
-  auto it = values_.find(key);
-  if (it == values_.end()) return fallback;
-  std::vector<int64_t> out;
-  std::string_view rest = it->second;
-  if (trim(rest).empty()) return out;
-  while (true) {
-    size_t comma = rest.find(',');
-    std::string item(rest.substr(0, comma));
-    int64_t v = 0;
-    if (!parse_number(item, v))
-      usage(fmt::format(
-          "[gradcheck] parameter '{}' must be a comma-separated list of integers, got '{}'", key,
-          it->second));
-    out.push_back(v);
-    if (comma == std::string_view::npos) break;
-    rest = rest.substr(comma + 1);
-  }
-  return out;
-}
-
-std::string Params::get_choice(const std::string& key, const std::string& fallback,
-                               const std::vector<std::string>& choices) const {
-  std::string v = get(key, fallback);
-  if (std::find(choices.begin(), choices.end(), v) == choices.end())
-    usage(fmt::format("[gradcheck] parameter '{}' must be one of {}, got '{}'", key,
-                      fmt::join(choices, "|"), v));
-  return v;
-}
-
-// ---- tolerances ------------------------------------------------------------------------------
-
-Tolerance default_tolerance(Dtype dtype, bool linear) {
-  if (dtype == kFloat64) return {1e-6, 1e-5, 1e-3};
-  // Float32: a linear op is stepped by 1 (exact up to rounding); others need a step that balances
-  // truncation (eps^2) against rounding (1e-7 / eps).
-  return linear ? Tolerance{1.0, 1e-4, 1e-3} : Tolerance{1e-2, 5e-3, 2e-2};
-}
-
-Tolerance case_tolerance(const CheckCase& c, Dtype dtype) {
-  if (dtype == kFloat64 && c.f64) return *c.f64;
-  if (dtype != kFloat64 && c.f32) return *c.f32;
-  return default_tolerance(dtype, c.linear);
-}
-
-void check_params(const CheckCase& c, const Params& params) {
-  for (const auto& [key, value] : params.values()) {
-    if (std::find(c.params.begin(), c.params.end(), key) != c.params.end()) continue;
-    usage(c.params.empty()
-              ? fmt::format("[gradcheck] case '{}' takes no parameters, got '{}'", c.name, key)
-              : fmt::format("[gradcheck] case '{}' does not take parameter '{}' (it takes: {})",
-                            c.name, key, fmt::join(c.params, ", ")));
-  }
-}
-
 // ---- the check -------------------------------------------------------------------------------
 
 CaseReport run_case(const CheckCase& c, const CheckOptions& o) {
   auto start = std::chrono::steady_clock::now();
   if (o.dtype != kFloat64 && o.dtype != kFloat32)
-    usage(fmt::format("[gradcheck] dtype {} is not supported: use float64 or float32",
-                      dtype_name(o.dtype)));
+    throw UsageError(fmt::format("[gradcheck] dtype {} is not supported: use float64 or float32",
+                                 dtype_name(o.dtype)));
   if (o.strict_params) check_params(c, o.params);
   Tolerance tol = case_tolerance(c, o.dtype);
   if (o.eps) tol.eps = *o.eps;
   if (o.atol) tol.atol = *o.atol;
   if (o.rtol) tol.rtol = *o.rtol;
   if (!(tol.eps > 0) || !(tol.atol >= 0) || !(tol.rtol >= 0))
-    usage(fmt::format("[gradcheck] need eps > 0, atol >= 0 and rtol >= 0, got {}", fmt_tol(tol)));
+    throw UsageError(
+        fmt::format("[gradcheck] need eps > 0, atol >= 0 and rtol >= 0, got {}", fmt_tol(tol)));
 
   GradModeScope grad_on(true);
   const CaseOptions co{o.dtype, o.seed, o.params};
@@ -385,7 +288,7 @@ CaseReport run_case(const CheckCase& c, const CheckOptions& o) {
         const double lm = project(c, call_forward(c, xs, co), proj);
         store_from_double(base, dt, off, v);
         if (!(xp > xm))
-          usage(
+          throw UsageError(
               fmt::format("[gradcheck] case '{}': eps={:g} is below the resolution of {} at "
                           "value {:g}; use a larger --eps",
                           c.name, tol.eps, dtype_name(dt), v));
@@ -440,106 +343,5 @@ std::string format_report(const CaseReport& report, bool verbose) {
   }
   return out;
 }
-
-// ---- registry --------------------------------------------------------------------------------
-
-Registry& Registry::instance() {
-  static Registry registry;
-  static std::once_flag once;
-  std::call_once(once, [] { register_builtin_cases(registry); });
-  return registry;
-}
-
-void Registry::register_case(CheckCase c) {
-  GG_CHECK(!c.name.empty(), "[gradcheck] a case needs a name");
-  GG_CHECK(c.build && c.forward, "[gradcheck] case '{}' needs both build and forward", c.name);
-  std::lock_guard lock(mutex_);
-  GG_CHECK(cases_.find(c.name) == cases_.end(), "[gradcheck] case '{}' is already registered",
-           c.name);
-  std::string name = c.name;
-  cases_.emplace(std::move(name), std::move(c));
-}
-
-std::vector<const CheckCase*> Registry::list(bool include_hidden) const {
-  std::lock_guard lock(mutex_);
-  std::vector<const CheckCase*> out;
-  for (const auto& [name, c] : cases_)
-    if (include_hidden || !c.hidden) out.push_back(&c);
-  return out;
-}
-
-const CheckCase* Registry::find(std::string_view name) const {
-  std::lock_guard lock(mutex_);
-  auto it = cases_.find(name);
-  return it == cases_.end() ? nullptr : &it->second;
-}
-
-const CheckCase& Registry::get(std::string_view name) const {
-  const CheckCase* c = find(name);
-  if (!c)
-    usage(fmt::format("[gradcheck] unknown case '{}' (--list shows the registered ones)", name));
-  return *c;
-}
-
-// ---- generators ------------------------------------------------------------------------------
-
-namespace gen {
-
-namespace {
-std::vector<double> draw_normal(int64_t n) {
-  return n ? randn({n}, kFloat64).to_vector<double>() : std::vector<double>{};
-}
-Tensor from_values(const std::vector<double>& v, Shape shape, Dtype dtype) {
-  NoGradGuard no_grad;
-  return tensor<double>(v, std::move(shape)).to(dtype).detach();
-}
-}  // namespace
-
-Tensor normal(Shape shape, Dtype dtype, double scale) {
-  std::vector<double> v = draw_normal(numel_of(shape));
-  for (double& x : v) x *= scale;
-  return from_values(v, std::move(shape), dtype);
-}
-
-Tensor uniform(Shape shape, Dtype dtype, double lo, double hi) {
-  int64_t n = numel_of(shape);
-  std::vector<double> v = n ? rand({n}, kFloat64).to_vector<double>() : std::vector<double>{};
-  for (double& x : v) x = lo + (hi - lo) * x;
-  return from_values(v, std::move(shape), dtype);
-}
-
-Tensor away_from_zero(Shape shape, Dtype dtype, double min_abs) {
-  std::vector<double> v = draw_normal(numel_of(shape));
-  for (double& x : v) x = std::copysign(min_abs + 0.75 * std::abs(x), x);
-  return from_values(v, std::move(shape), dtype);
-}
-
-Tensor distinct(Shape shape, Dtype dtype, double gap) {
-  int64_t n = numel_of(shape);
-  std::vector<double> v(static_cast<size_t>(n));
-  {
-    Generator& g = global_generator();
-    std::lock_guard lock(g.mutex());
-    for (int64_t i = 0; i < n; ++i) v[i] = (static_cast<double>(i) - 0.5 * (n - 1)) * gap;
-    for (int64_t i = n - 1; i > 0; --i)  // Fisher-Yates
-      std::swap(v[i], v[static_cast<int64_t>(g.next_u64() % static_cast<uint64_t>(i + 1))]);
-  }
-  return from_values(v, std::move(shape), dtype);
-}
-
-Tensor noncontiguous(const Tensor& t) {
-  NoGradGuard no_grad;
-  Tensor src = t.detach();
-  if (src.dim() >= 2) return src.transpose(-1, -2).clone().transpose(-1, -2).detach();
-  // 0-d and 1-d: every other element of a buffer twice as long.
-  Shape padded = src.shape();
-  padded.push_back(2);
-  Tensor buffer = zeros(padded, src.dtype());
-  Tensor view = buffer.select(-1, 0).detach();  // shares buffer's storage
-  copy_(view, src);
-  return view;
-}
-
-}  // namespace gen
 
 }  // namespace gg::gradcheck

@@ -1,12 +1,11 @@
 // Each case builds the real layer (so its default initialisation is what gets checked) and hands
 // the layer's parameters to the checker as inputs; forward() then runs the layer's functional form
 // on whatever tensors the checker passes (it also passes Float64 copies in Float32 mode).
-#include "nn/gradcheck_cases.hpp"
-
 #include <algorithm>
 
 #include "nn/embedding.hpp"
 #include "nn/functional.hpp"
+#include "nn/gradcheck_cases.hpp"
 #include "nn/grouped_linear.hpp"
 #include "nn/init.hpp"
 #include "nn/layer_norm.hpp"
@@ -20,14 +19,10 @@ namespace {
 
 using V = std::vector<Tensor>;
 
+// Every case here is of family "nn_module".
 void add(Registry& r, const char* name, const char* description, bool linear, BuildFn build,
          ForwardFn forward) {
-  r.register_case({.name = name,
-                   .description = description,
-                   .build = std::move(build),
-                   .forward = std::move(forward),
-                   .linear = linear,
-                   .family = "nn_module"});
+  add_case(r, "nn_module", name, description, linear, std::move(build), std::move(forward));
 }
 
 // A parameter of a freshly built layer as a checker input: same values, no requires_grad.
