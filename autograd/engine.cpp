@@ -10,9 +10,8 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
+#include "core/accumulate.hpp"
 #include "core/error.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/kernels/elementwise_kernels.hpp"
 
 namespace gg::autograd {
 
@@ -65,9 +64,9 @@ void accumulate_leaf(TensorImpl& leaf, Tensor g) {
     g = Tensor();
     leaf.grad = sole_owner(impl) ? std::move(impl) : Tensor(impl).clone().impl();
   } else if (sole_owner(leaf.grad)) {
-    kernels::add_into(Tensor(leaf.grad), g);
+    accumulate_into(Tensor(leaf.grad), g);
   } else {
-    leaf.grad = (Tensor(leaf.grad) + g).impl();
+    leaf.grad = add(Tensor(leaf.grad), g).impl();
   }
 }
 }  // namespace
@@ -290,7 +289,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
     const size_t i = index.find(node);
     Tensor& slot = slots[first_slot[i] + output_nr];
-    slot = slot.defined() ? slot + g : std::move(g);
+    slot = slot.defined() ? add(slot, g) : std::move(g);
     reached[i] = 1;
   };
   for (size_t r = 0; r < roots.size(); ++r) {

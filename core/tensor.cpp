@@ -188,6 +188,22 @@ Tensor Tensor::detach() const {
   return Tensor(std::move(impl));
 }
 
+void Tensor::set_data(const Tensor& new_data) const {
+  const TensorImpl& t = checked("set_data");
+  const TensorImpl& src = new_data.checked("set_data");
+  GG_CHECK(!requires_grad() || is_floating(src.dtype),
+           "[set_data] the tensor {} {} requires grad, so its new data must be floating, got {} {}",
+           dtype_name(t.dtype), shape_str(t.shape), dtype_name(src.dtype), shape_str(src.shape));
+  // Copied first: new_data may share this tensor's TensorImpl.
+  std::shared_ptr<Storage> storage = src.storage;
+  Shape shape = src.shape, strides = src.strides;
+  impl_->storage = std::move(storage);
+  impl_->shape = std::move(shape);
+  impl_->strides = std::move(strides);
+  impl_->offset = src.offset;
+  impl_->dtype = src.dtype;
+}
+
 // ---- factories -------------------------------------------------------------------------------
 
 namespace {
@@ -230,6 +246,43 @@ Tensor ones(Shape shape, Dtype dtype) { return full(std::move(shape), 1.0, dtype
 Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
 Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
 Tensor scalar_tensor(double value, Dtype dtype) { return full({}, value, dtype); }
+
+Tensor as_strided_view(const Tensor& base, Shape shape, Shape strides, int64_t offset,
+                       const char* op) {
+  const TensorImpl& b = base.checked(op);
+  GG_CHECK(shape.size() <= kMaxTensorDims,
+           "[{}] at most {} dimensions are supported, the view would have {} (input shape {})", op,
+           kMaxTensorDims, shape.size(), shape_str(b.shape));
+  GG_CHECK(strides.size() == shape.size(),
+           "[{}] the view's shape {} and strides {} differ in length", op, shape_str(shape),
+           shape_str(strides));
+  // An empty view addresses no element, so its offset may lie past the storage (Tensor::raw_data).
+  if (numel_of(shape, op) > 0) {
+    // The view's last element, offset + sum((size - 1) * stride), must be in the storage.
+    int64_t last = offset;
+    bool overflow = false;
+    for (size_t i = 0; i < shape.size(); ++i) {
+      GG_CHECK(strides[i] >= 0, "[{}] negative strides are not supported, got strides {}", op,
+               shape_str(strides));
+      int64_t step = 0;
+      overflow = overflow || __builtin_mul_overflow(shape[i] - 1, strides[i], &step) ||
+                 __builtin_add_overflow(last, step, &last);
+    }
+    const auto capacity = static_cast<int64_t>(b.storage->nbytes() / gg::element_size(b.dtype));
+    GG_CHECK(offset >= 0 && !overflow && last < capacity,
+             "[{}] a view of shape {} with strides {} at offset {} does not fit in the storage of "
+             "{} {} elements (the base tensor has shape {})",
+             op, shape_str(shape), shape_str(strides), offset, capacity, dtype_name(b.dtype),
+             shape_str(b.shape));
+  }
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = b.storage;
+  impl->shape = std::move(shape);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = b.dtype;
+  return Tensor(std::move(impl));
+}
 
 Tensor arange(double end, Dtype dtype) { return arange(0, end, 1, dtype); }
 

@@ -66,6 +66,11 @@ class Tensor {
   void backward() const;  // this must be a one-element tensor
   void backward(const Tensor& grad_output, bool retain_graph = false) const;
   Tensor detach() const;  // same storage, no history
+  // libtorch's set_data (Python's `t.data = new_data`): this handle, and every copy of it, now
+  // shows new_data's storage, shape, strides, offset and dtype, while keeping its identity, grad,
+  // requires_grad and grad_fn. Throws if new_data is undefined, or is not floating while this
+  // tensor requires grad (only floating tensors can).
+  void set_data(const Tensor& new_data) const;
 
   // Conversions and copies.
   Tensor to(Dtype dtype) const;  // float -> int rounds to nearest and saturates
@@ -170,6 +175,12 @@ Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype = kInt64);  /
 Tensor arange(double end, Dtype dtype = kInt64);
 Tensor arange(double start, double end, double step = 1, Dtype dtype = kInt64);
 Tensor scalar_tensor(double value, Dtype dtype = kFloat32);  // a 0-dim tensor
+// The one constructor of views: a tensor over base's storage (and dtype) with the given shape,
+// strides and offset (in elements), without autograd history (the differentiable views in ops/
+// record their own nodes). Throws "[op] ..." unless the view has at most kMaxTensorDims
+// dimensions, non-negative strides and, when it has elements, all of them inside the storage.
+Tensor as_strided_view(const Tensor& base, Shape shape, Shape strides, int64_t offset,
+                       const char* op = "as_strided_view");
 template <class T>
 Tensor tensor(const std::vector<T>& values, Shape shape);  // dtype from T
 template <class T>

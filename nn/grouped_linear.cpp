@@ -56,14 +56,11 @@ Tensor stack_groups(const std::vector<Tensor>& tensors) {
   if (!back_to_back(tensors)) return stack(tensors, 0);
 
   const Tensor& first = tensors[0];
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = first.impl()->storage;
-  impl->shape = first.shape();
-  impl->shape.insert(impl->shape.begin(), static_cast<int64_t>(tensors.size()));
-  impl->strides = contiguous_strides(impl->shape);
-  impl->offset = first.storage_offset();
-  impl->dtype = first.dtype();
-  Tensor out(std::move(impl));
+  Shape shape = first.shape();
+  shape.insert(shape.begin(), static_cast<int64_t>(tensors.size()));
+  Shape strides = contiguous_strides(shape);
+  Tensor out = as_strided_view(first, std::move(shape), std::move(strides), first.storage_offset(),
+                               "stack_groups");
   if (!autograd::needs_grad(tensors)) return out;
   std::vector<Tensor> outputs{out};
   autograd::record("StackGroupsBackward", tensors, outputs,
@@ -207,11 +204,7 @@ void GroupedLinear::pack_parameters() {
     for (size_t i = 0; i < list.size(); ++i) {
       // Swap the data under the existing handle (as Module::to does): optimizers and other
       // holders of the parameter see the packed storage.
-      const Tensor piece = block.select(0, static_cast<int64_t>(i));
-      TensorImpl& impl = *list[i].impl();
-      impl.storage = block.impl()->storage;
-      impl.strides = piece.strides();
-      impl.offset = piece.storage_offset();
+      list[i].set_data(block.select(0, static_cast<int64_t>(i)));
     }
   };
   pack(*weight);

@@ -151,14 +151,10 @@ void Module::to(Dtype dtype) {
   auto convert = [dtype](const Tensor& t) {
     if (!t.defined() || t.dtype() == dtype || !t.is_floating_point()) return;
     Tensor converted = t.to(dtype).contiguous();  // a new storage: the dtype differs
-    // Swap the data under the existing handle: every copy of it sees the new dtype.
-    TensorImpl& impl = *t.impl();
-    const TensorImpl& src = *converted.impl();
-    impl.storage = src.storage;
-    impl.strides = src.strides;
-    impl.offset = src.offset;
-    impl.dtype = dtype;
-    impl.grad = nullptr;
+    // Swap the data under the existing handle: every copy of it sees the new dtype. The old
+    // grad has the old dtype, so it goes.
+    t.set_grad(Tensor());
+    t.set_data(converted);
   };
   for (const Tensor& p : parameters()) convert(p);
   for (const Tensor& b : buffers()) convert(b);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/node.hpp"
+#include "core/accumulate.hpp"
 #include "ops/kernels/elementwise_kernels.hpp"
 #include "ops/reduce.hpp"
 
@@ -36,6 +37,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
     return Grads{g[0], g[0]};
   });
 }
+
+void accumulate_into(const Tensor& dst, const Tensor& src) { kernels::add_into(dst, src); }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = kernels::binary(BinaryOp::Sub, a, b, "sub");

@@ -308,13 +308,8 @@ Tensor operand(const Tensor& t) {
 
 // A tensor over existing storage (the outputs of one call share one allocation).
 Tensor view_of(const Tensor& buffer, int64_t offset, Shape shape) {
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = buffer.impl()->storage;
-  impl->strides = contiguous_strides(shape);
-  impl->shape = std::move(shape);
-  impl->offset = offset;
-  impl->dtype = buffer.dtype();
-  return Tensor(std::move(impl));
+  Shape strides = contiguous_strides(shape);
+  return as_strided_view(buffer, std::move(shape), std::move(strides), offset, "grouped_mm");
 }
 
 // Fresh contiguous tensors of the given shapes and dtypes, in one allocation when they share

@@ -1,5 +1,7 @@
 // View ops: results share storage with their input (only shape, strides and offset change), and
-// each records a node whose backward maps the gradient back to the input's layout.
+// each records a node whose backward maps the gradient back to the input's layout. Declared on
+// Tensor in core/tensor.hpp and defined here, above autograd (core only builds the views:
+// as_strided_view).
 #include <algorithm>
 #include <numeric>
 #include <optional>
@@ -22,17 +24,10 @@ void check_view_dims(size_t dims, const Shape& input, const char* op) {
            kMaxTensorDims, dims, shape_str(input));
 }
 
-// Every view goes through here.
+// Every view goes through here (and on to core's one view constructor).
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset, const char* op) {
   check_view_dims(shape.size(), base.shape(), op);
-  const TensorImpl& b = *base.impl();
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = b.storage;
-  impl->shape = std::move(shape);
-  impl->strides = std::move(strides);
-  impl->offset = offset;
-  impl->dtype = b.dtype;
-  return Tensor(std::move(impl));
+  return as_strided_view(base, std::move(shape), std::move(strides), offset, op);
 }
 
 // Resolves one -1 and checks the element count: "[reshape] shape [2, -1] is invalid for ...".
