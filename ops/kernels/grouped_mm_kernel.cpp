@@ -10,7 +10,9 @@
 #include <optional>
 #include <span>
 
+#include "core/parallel.hpp"
 #include "core/strided.hpp"
+#include "ops/kernels/matmul_kernel.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
@@ -65,7 +67,7 @@ double flops(const MatmulProblem& p) {
 
 void run(const GemmTask& t, bool onednn_ok) {
   if (onednn_ok) {
-    onednn::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
+    kernels::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
   } else {
     reference::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
   }
@@ -256,8 +258,8 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
     if (first.has_bias) copy_in(i, bias, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
   });
   void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0]->dst;
-  onednn::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
-                 dst_data);
+  kernels::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
+                  dst_data);
   if (dst.copied) {  // scatter the results to where each task wants them
     const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
     for_each_task([&](size_t i) {
