@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <exception>
-#include <mutex>
 #include <optional>
 #include <span>
 
@@ -73,26 +71,15 @@ void run(const GemmTask& t, bool onednn_ok) {
   }
 }
 
-// Runs `body(i)` for i < n on the OpenMP threads, rethrowing the first exception afterwards
-// (an exception must not leave a parallel region).
+// Runs `body(i)` for i < n on the OpenMP threads, one task at a time to whichever thread is free
+// (tasks differ in size), rethrowing the first exception afterwards; a single task runs here.
 template <class Body>
-void parallel_for(int64_t n, Body body) {
+void for_each_dynamic(int64_t n, Body body) {
   if (n == 1) {
     body(0);
     return;
   }
-  std::exception_ptr error;
-  std::mutex error_mutex;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-      std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+  parallel_for(n, Schedule::kDynamic, body);
 }
 
 // Everything but the addresses (and the batch strides, meaningless for batch 1) is equal.
@@ -245,8 +232,8 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
       scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
   auto for_each_task = [&](auto body) {
     if (parallel_copies) {
-      parallel_for(static_cast<int64_t>(tasks.size()),
-                   [&](int64_t i) { body(static_cast<size_t>(i)); });
+      for_each_dynamic(static_cast<int64_t>(tasks.size()),
+                       [&](int64_t i) { body(static_cast<size_t>(i)); });
     } else {
       for (size_t i = 0; i < tasks.size(); ++i) body(i);
     }
@@ -322,7 +309,7 @@ void run_balanced(std::vector<Job>& jobs) {
     bins[t].push_back(&jobs[i]);
     load[t] += jobs[i].flops + kJobOverheadFlops;
   }
-  parallel_for(threads, [&](int64_t t) {
+  for_each_dynamic(threads, [&](int64_t t) {
     for (const Job* j : bins[static_cast<size_t>(t)]) run(*j->task, j->onednn_ok);
   });
 }
@@ -444,7 +431,7 @@ void run_column_sums(const std::vector<ColumnSumTask>& tasks) {
   if (elements < (int64_t{1} << 16)) {
     for (int64_t b = 0; b < n; ++b) body(b);
   } else {
-    parallel_for(n, body);
+    for_each_dynamic(n, body);
   }
 }
 

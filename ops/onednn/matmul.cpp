@@ -530,8 +530,7 @@ void convert_matrices(const From* from, const std::array<int64_t, 3>& fs, To* to
   const int64_t n = copies * lines;
   if (copies * rows * cols >= kParallelConvertElements && !omp_in_parallel() &&
       omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) line(i);
+    parallel_for(n, Schedule::kStatic, line);
   } else {
     for (int64_t i = 0; i < n; ++i) line(i);
   }
