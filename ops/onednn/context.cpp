@@ -1,6 +1,9 @@
 #include "ops/onednn/context.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -113,6 +116,18 @@ void set_primitive_cache_capacity(size_t capacity) {
   g_capacity.store(capacity, std::memory_order_relaxed);
   dnnl::set_primitive_cache_capacity(
       static_cast<int>(std::min<size_t>(capacity, std::numeric_limits<int>::max())));
+}
+
+namespace {
+std::string& key_buffer() {
+  thread_local std::string buffer;
+  return buffer;
+}
+}  // namespace
+
+KeyBuilder::KeyBuilder(int64_t tag) : key_(key_buffer()) {
+  key_.clear();
+  add(tag).add(omp_get_max_threads());
 }
 
 void* scratchpad_buffer(size_t bytes) {

@@ -272,45 +272,27 @@ Plan build_plan(const MatmulProblem& p) {
   return plan;
 }
 
+constexpr int64_t kMatmulTag = 0x4d41544d;  // "MATM"
+
 // Every field that changes the primitive, as raw bytes (no formatting on the hot path), with
-// the fields that cannot matter zeroed so that equivalent problems share an entry. The thread
-// count is part of it because oneDNN's kernels are blocked for the threads they will use.
+// the fields that cannot matter zeroed so that equivalent problems share an entry. (KeyBuilder
+// adds the thread count: oneDNN's kernels are blocked for the threads they will use.) Valid until
+// this thread builds its next key.
 const std::string& cache_key(const MatmulProblem& p) {
   const bool batched = p.batch > 1;
-  const int64_t fields[] = {p.batch,
-                            p.M,
-                            p.K,
-                            p.N,
-                            static_cast<int64_t>(p.src_dtype),
-                            static_cast<int64_t>(p.wei_dtype),
-                            static_cast<int64_t>(p.dst_dtype),
-                            p.has_bias ? static_cast<int64_t>(p.bias_dtype) : -1,
-                            batched ? p.src_strides[0] : 0,
-                            p.src_strides[1],
-                            p.src_strides[2],
-                            batched ? p.wei_strides[0] : 0,
-                            p.wei_strides[1],
-                            p.wei_strides[2],
-                            batched ? p.dst_strides[0] : 0,
-                            p.dst_strides[1],
-                            p.dst_strides[2],
-                            p.has_bias && batched ? p.bias_batch_stride : 0,
-                            p.accumulate,
-                            omp_get_max_threads()};
-  thread_local std::string key;
-  key.assign(reinterpret_cast<const char*>(fields), sizeof fields);
-  return key;
-}
-
-PrimitiveCache<Plan>& plan_cache() {
-  // The engine is created first so that it outlives the cached primitives at exit.
-  engine();
-  static PrimitiveCache<Plan> cache;
-  return cache;
+  KeyBuilder key(kMatmulTag);
+  key.add(std::array<int64_t, 19>{
+      p.batch, p.M, p.K, p.N, static_cast<int64_t>(p.src_dtype), static_cast<int64_t>(p.wei_dtype),
+      static_cast<int64_t>(p.dst_dtype), p.has_bias ? static_cast<int64_t>(p.bias_dtype) : -1,
+      batched ? p.src_strides[0] : 0, p.src_strides[1], p.src_strides[2],
+      batched ? p.wei_strides[0] : 0, p.wei_strides[1], p.wei_strides[2],
+      batched ? p.dst_strides[0] : 0, p.dst_strides[1], p.dst_strides[2],
+      p.has_bias && batched ? p.bias_batch_stride : 0, p.accumulate});
+  return key.str();
 }
 
 std::shared_ptr<const Plan> find_plan(const MatmulProblem& p) {
-  return plan_cache().get(cache_key(p), [&] {
+  return cached(cache_key(p), [&] {
     try {
       return build_plan(p);
     } catch (const dnnl::error& e) {
