@@ -29,27 +29,18 @@ dnnl::stream& stream() {
   return s;
 }
 
-bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
-
 dnnl::memory::data_type to_dnnl(Dtype dtype) {
   using dt = dnnl::memory::data_type;
-  switch (dtype) {
-    case Dtype::Float32:
-      return dt::f32;
-    case Dtype::BFloat16:
-      return dt::bf16;
-    case Dtype::Float16:
-      return dt::f16;
-    case Dtype::Int8:
-      return dt::s8;
-    case Dtype::Int32:
-      return dt::s32;
-    case Dtype::Float64:
-    case Dtype::Int64:
-      break;
-  }
+  // In the enum's order (Dtype, core/dtype.hpp); undef where oneDNN has no such type.
+  static constexpr dt kTypes[] = {dt::f32, dt::undef, dt::bf16, dt::f16,
+                                  dt::s8,  dt::s32,   dt::undef};
+  static_assert(std::size(kTypes) == static_cast<size_t>(Dtype::Int64) + 1);
+  const auto i = static_cast<size_t>(dtype);
+  if (i < std::size(kTypes) && kTypes[i] != dt::undef) return kTypes[i];
   fail("[onednn] dtype {} has no oneDNN data type", dtype_name(dtype));
 }
+
+bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
 
 dnnl::cpu_isa effective_isa() {
   static const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
