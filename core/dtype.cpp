@@ -1,6 +1,8 @@
 #include "core/dtype.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <iterator>
 
 #include "core/error.hpp"
 
@@ -85,29 +87,25 @@ size_t element_size(Dtype dtype) {
   return dispatch(dtype, []<class T>() { return sizeof(T); });
 }
 
-std::string_view dtype_name(Dtype dtype) {
-  switch (dtype) {
-    case Dtype::Float32:
-      return "float32";
-    case Dtype::Float64:
-      return "float64";
-    case Dtype::BFloat16:
-      return "bfloat16";
-    case Dtype::Float16:
-      return "float16";
-    case Dtype::Int8:
-      return "int8";
-    case Dtype::Int32:
-      return "int32";
-    case Dtype::Int64:
-      return "int64";
-  }
-  return "unknown";
+const DtypeTraits& dtype_traits(Dtype dtype) {
+  constexpr int64_t kBits53 = int64_t{1} << 53, kBits24 = int64_t{1} << 24,
+                    kBits11 = int64_t{1} << 11, kBits8 = int64_t{1} << 8;
+  // In the enum's order (its length is checked below).
+  static constexpr DtypeTraits kTable[] = {
+      {"float32", true, -kBits24, kBits24},   {"float64", true, -kBits53, kBits53},
+      {"bfloat16", true, -kBits8, kBits8},    {"float16", true, -kBits11, kBits11},
+      {"int8", false, INT8_MIN, INT8_MAX},    {"int32", false, INT32_MIN, INT32_MAX},
+      {"int64", false, INT64_MIN, INT64_MAX},
+  };
+  static_assert(std::size(kTable) == static_cast<size_t>(Dtype::Int64) + 1);
+  static constexpr DtypeTraits kUnknown{"unknown", false, 0, 0};
+  const auto i = static_cast<size_t>(dtype);
+  return i < std::size(kTable) ? kTable[i] : kUnknown;
 }
 
-bool is_floating(Dtype dtype) {
-  return dtype == kFloat32 || dtype == kFloat64 || dtype == kBFloat16 || dtype == kFloat16;
-}
+std::string_view dtype_name(Dtype dtype) { return dtype_traits(dtype).name; }
+
+bool is_floating(Dtype dtype) { return dtype_traits(dtype).floating; }
 
 Dtype promote_types(Dtype a, Dtype b) {
   if (a == b) return a;

@@ -32,6 +32,18 @@ struct Half {
 void convert_bf16_to_f32(const BFloat16* in, float* out, int64_t n);
 void convert_f32_to_bf16(const float* in, BFloat16* out, int64_t n);
 
+// What the library knows about a dtype beyond its C++ element type (dispatch below), in one
+// table (dtype.cpp) rather than a switch per property.
+struct DtypeTraits {
+  std::string_view name;  // as PyTorch prints it
+  bool floating;
+  // The integers the dtype holds exactly: its limits, or +-2^digits for floating dtypes (as
+  // PyTorch's randint checks them).
+  int64_t exact_min, exact_max;
+};
+// Throws nothing: a value outside the enum gets {"unknown", false, 0, 0}.
+const DtypeTraits& dtype_traits(Dtype dtype);
+
 size_t element_size(Dtype dtype);
 std::string_view dtype_name(Dtype dtype);  // "float32", "bfloat16", ... as PyTorch prints them
 bool is_floating(Dtype dtype);

@@ -71,33 +71,10 @@ Tensor rand(Shape shape, Dtype dtype) {
   });
 }
 
-namespace {
-// The integers a dtype holds exactly: its limits, or +-2^digits for floating dtypes (as PyTorch's
-// randint checks them).
-std::pair<int64_t, int64_t> exact_integers(Dtype dtype) {
-  switch (dtype) {
-    case Dtype::Int8:
-      return {INT8_MIN, INT8_MAX};
-    case Dtype::Int32:
-      return {INT32_MIN, INT32_MAX};
-    case Dtype::Int64:
-      return {INT64_MIN, INT64_MAX};
-    case Dtype::Float64:
-      return {-(int64_t{1} << 53), int64_t{1} << 53};
-    case Dtype::Float32:
-      return {-(int64_t{1} << 24), int64_t{1} << 24};
-    case Dtype::Float16:
-      return {-(int64_t{1} << 11), int64_t{1} << 11};
-    case Dtype::BFloat16:
-      return {-(int64_t{1} << 8), int64_t{1} << 8};
-  }
-  return {0, 0};
-}
-}  // namespace
-
 Tensor randint(int64_t low, int64_t high, Shape shape, Dtype dtype) {
   GG_CHECK(low < high, "[randint] low {} must be below high {}", low, high);
-  const auto [lo, hi] = exact_integers(dtype);
+  const DtypeTraits& traits = dtype_traits(dtype);
+  const int64_t lo = traits.exact_min, hi = traits.exact_max;
   GG_CHECK(low >= lo && high - 1 <= hi,
            "[randint] the range [{}, {}) does not fit {}: it holds the integers {} to {} exactly",
            low, high, dtype_name(dtype), lo, hi);

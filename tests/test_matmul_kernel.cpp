@@ -12,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "groupgrad.hpp"
+#include "ops/kernels/matmul_kernel.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
@@ -225,7 +226,7 @@ void check_against_reference(const MatmulProblem& p, uint32_t seed, double scale
   Operands o = make_operands(p, rng, scale);
   Buffer expected = o.dst;
   gg::reference::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), expected.data());
-  gg::onednn::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), o.dst.data());
+  gg::kernels::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), o.dst.data());
   int64_t bad = 0;
   std::string first;
   for (int64_t i = 0; i < expected.size(); ++i) {
@@ -356,7 +357,7 @@ TEST_CASE("matmul kernel: bf16 inputs and outputs", "[matmul_kernel]") {
   uint16_t src[4] = {to_bf16(1.f), to_bf16(0x1p-9f), to_bf16(0x1p-9f), to_bf16(0x1p-9f)};
   uint16_t wei[4] = {to_bf16(1.f), to_bf16(1.f), to_bf16(1.f), to_bf16(1.f)};
   uint16_t dst = 0;
-  gg::onednn::matmul(p, src, wei, nullptr, &dst);
+  gg::kernels::matmul(p, src, wei, nullptr, &dst);
   CHECK(from_bf16(dst) == 1.f + 0x1p-7f);
 }
 
@@ -380,7 +381,7 @@ TEST_CASE("matmul kernel: f32 to f16, int8 and int32 outputs", "[matmul_kernel]"
   p.wei_strides = {0, 1, 1};
   float src[5] = {2.5f, -2.5f, 3.5f, 300.f, -300.f}, wei = 1.f;
   int8_t dst[5] = {};
-  gg::onednn::matmul(p, src, &wei, nullptr, dst);
+  gg::kernels::matmul(p, src, &wei, nullptr, dst);
   CHECK(std::vector<int>(dst, dst + 5) == std::vector<int>{2, -2, 4, 127, -128});
 }
 
@@ -449,8 +450,8 @@ TEST_CASE("matmul kernel: weights whose rows lie 1 KiB apart are padded on gemm:
       for (int64_t n = 0; n < c.N; ++n)
         wei.set(k * dense.wei_strides[1] + n, o.wei.get(k * c.row_step + n));
     Buffer a = o.dst, b = o.dst;
-    gg::onednn::matmul(p, o.src.data(), o.wei.data(), nullptr, a.data());
-    gg::onednn::matmul(dense, o.src.data(), wei.data(), nullptr, b.data());
+    gg::kernels::matmul(p, o.src.data(), o.wei.data(), nullptr, a.data());
+    gg::kernels::matmul(dense, o.src.data(), wei.data(), nullptr, b.data());
     int64_t differ = 0;
     for (int64_t i = 0; i < a.size(); ++i) differ += a.get(i) != b.get(i);
     CHECK(differ == 0);
@@ -499,7 +500,7 @@ TEST_CASE("matmul kernel: empty problems and K == 0", "[matmul_kernel]") {
     MatmulProblem p = make_problem(s);
     Operands o = make_operands(p, rng);
     Buffer before = o.dst;
-    gg::onednn::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), o.dst.data());
+    gg::kernels::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), o.dst.data());
     for (int64_t i = 0; i < o.dst.size(); ++i) CHECK(o.dst.get(i) == before.get(i));
     CHECK(gg::onednn::matmul_implementation(p) == "none");
   }
@@ -518,7 +519,7 @@ TEST_CASE("matmul kernel: empty problems and K == 0", "[matmul_kernel]") {
         Operands o = make_operands(p, rng);
         Buffer before = o.dst;
         // Nothing may be read from src or wei: K == 0 means they have no elements.
-        gg::onednn::matmul(p, nullptr, nullptr, o.bias.data(), o.dst.data());
+        gg::kernels::matmul(p, nullptr, nullptr, o.bias.data(), o.dst.data());
         for (int64_t b = 0; b < 2; ++b) {
           for (int64_t i = 0; i < 3 * 4; ++i) {
             double want = (accumulate ? before.get(b * 12 + i) : 0.0) +
@@ -542,16 +543,16 @@ TEST_CASE("matmul kernel: a repeated problem is a cache hit", "[matmul_kernel]")
                                   .accumulate = true});
   std::mt19937 rng(800);
   Operands a = make_operands(p, rng), b = make_operands(p, rng);
-  gg::onednn::matmul(p, a.src.data(), a.wei.data(), a.bias.data(), a.dst.data());
+  gg::kernels::matmul(p, a.src.data(), a.wei.data(), a.bias.data(), a.dst.data());
   auto before = gg::onednn::cache_stats();
   // Other pointers, same problem: no primitive descriptor is built.
-  gg::onednn::matmul(p, b.src.data(), b.wei.data(), b.bias.data(), b.dst.data());
+  gg::kernels::matmul(p, b.src.data(), b.wei.data(), b.bias.data(), b.dst.data());
   auto after = gg::onednn::cache_stats();
   CHECK(after.misses == before.misses);
   CHECK(after.hits == before.hits + 1);
   // A different problem is a miss.
   p.accumulate = false;
-  gg::onednn::matmul(p, b.src.data(), b.wei.data(), b.bias.data(), b.dst.data());
+  gg::kernels::matmul(p, b.src.data(), b.wei.data(), b.bias.data(), b.dst.data());
   CHECK(gg::onednn::cache_stats().misses == after.misses + 1);
 }
 
@@ -628,7 +629,7 @@ TEST_CASE("matmul kernel: the same primitive runs concurrently", "[matmul_kernel
     std::vector<Buffer> dsts(kWorkers, o.dst);
     auto work = [&](int w) {
       for (int r = 0; r < kRepeats; ++r) {
-        gg::onednn::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), dsts[w].data());
+        gg::kernels::matmul(p, o.src.data(), o.wei.data(), o.bias.data(), dsts[w].data());
       }
     };
 
@@ -700,11 +701,11 @@ TEST_CASE("matmul kernel: what oneDNN cannot run is reported", "[matmul_kernel]"
 
   MatmulProblem f64 = with([](auto& q) { q.src_dtype = q.wei_dtype = q.dst_dtype = gg::kFloat64; });
   double x[12] = {}, y[12] = {};
-  REQUIRE_THROWS_WITH(gg::onednn::matmul(f64, x, x, nullptr, y),
+  REQUIRE_THROWS_WITH(gg::kernels::matmul(f64, x, x, nullptr, y),
                       Catch::StartsWith("[matmul] oneDNN has no matmul for src float64"));
   MatmulProblem overlapping = with([](auto& q) { q.src_strides = {6, 2, 1}; });
   float f[12] = {}, g[12] = {};
-  REQUIRE_THROWS_WITH(gg::onednn::matmul(overlapping, f, f, nullptr, g),
+  REQUIRE_THROWS_WITH(gg::kernels::matmul(overlapping, f, f, nullptr, g),
                       Catch::StartsWith("[matmul] oneDNN rejected"));
   MatmulProblem shared_dst = with([](auto& q) {
     q.batch = 2;
@@ -713,7 +714,8 @@ TEST_CASE("matmul kernel: what oneDNN cannot run is reported", "[matmul_kernel]"
   REQUIRE_THROWS_WITH(gg::reference::matmul(shared_dst, f, f, nullptr, g),
                       "[matmul] dst batch stride is 0 with batch 2: every batch would write the "
                       "same matrix");
-  CHECK_THROWS_AS(gg::onednn::matmul(with([](auto& q) { q.M = -1; }), f, f, nullptr, g), gg::Error);
+  CHECK_THROWS_AS(gg::kernels::matmul(with([](auto& q) { q.M = -1; }), f, f, nullptr, g),
+                  gg::Error);
 }
 
 TEST_CASE("reference matmul: exact values, any dtype", "[matmul_kernel]") {

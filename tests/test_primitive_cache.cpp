@@ -9,6 +9,7 @@
 
 #include "core/random.hpp"
 #include "core/tensor.hpp"
+#include "ops/kernels/matmul_kernel.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
@@ -116,7 +117,7 @@ TEST_CASE("primitive cache: many matmul shapes stay within the capacity, with ri
       const gg::Tensor src = gg::randn({p.M, p.K}), wei = gg::randn({p.K, p.N});
       const gg::Tensor bias = gg::randn({p.N});
       gg::Tensor got = gg::zeros({p.M, p.N}), want = gg::zeros({p.M, p.N});
-      gg::onednn::matmul(p, src.raw_data(), wei.raw_data(), bias.raw_data(), got.raw_data());
+      gg::kernels::matmul(p, src.raw_data(), wei.raw_data(), bias.raw_data(), got.raw_data());
       gg::reference::matmul(p, src.raw_data(), wei.raw_data(), bias.raw_data(), want.raw_data());
       const auto g = got.to_vector<float>(), w = want.to_vector<float>();
       for (size_t i = 0; i < g.size(); ++i)

@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <exception>
-#include <mutex>
 #include <optional>
 #include <span>
 
+#include "core/parallel.hpp"
 #include "core/strided.hpp"
+#include "ops/kernels/matmul_kernel.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
@@ -65,32 +65,21 @@ double flops(const MatmulProblem& p) {
 
 void run(const GemmTask& t, bool onednn_ok) {
   if (onednn_ok) {
-    onednn::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
+    kernels::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
   } else {
     reference::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
   }
 }
 
-// Runs `body(i)` for i < n on the OpenMP threads, rethrowing the first exception afterwards
-// (an exception must not leave a parallel region).
+// Runs `body(i)` for i < n on the OpenMP threads, one task at a time to whichever thread is free
+// (tasks differ in size), rethrowing the first exception afterwards; a single task runs here.
 template <class Body>
-void parallel_for(int64_t n, Body body) {
+void for_each_dynamic(int64_t n, Body body) {
   if (n == 1) {
     body(0);
     return;
   }
-  std::exception_ptr error;
-  std::mutex error_mutex;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-      std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
+  parallel_for(n, Schedule::kDynamic, body);
 }
 
 // Everything but the addresses (and the batch strides, meaningless for batch 1) is equal.
@@ -243,8 +232,8 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
       scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
   auto for_each_task = [&](auto body) {
     if (parallel_copies) {
-      parallel_for(static_cast<int64_t>(tasks.size()),
-                   [&](int64_t i) { body(static_cast<size_t>(i)); });
+      for_each_dynamic(static_cast<int64_t>(tasks.size()),
+                       [&](int64_t i) { body(static_cast<size_t>(i)); });
     } else {
       for (size_t i = 0; i < tasks.size(); ++i) body(i);
     }
@@ -256,8 +245,8 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
     if (first.has_bias) copy_in(i, bias, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
   });
   void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0]->dst;
-  onednn::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
-                 dst_data);
+  kernels::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
+                  dst_data);
   if (dst.copied) {  // scatter the results to where each task wants them
     const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
     for_each_task([&](size_t i) {
@@ -320,7 +309,7 @@ void run_balanced(std::vector<Job>& jobs) {
     bins[t].push_back(&jobs[i]);
     load[t] += jobs[i].flops + kJobOverheadFlops;
   }
-  parallel_for(threads, [&](int64_t t) {
+  for_each_dynamic(threads, [&](int64_t t) {
     for (const Job* j : bins[static_cast<size_t>(t)]) run(*j->task, j->onednn_ok);
   });
 }
@@ -442,7 +431,7 @@ void run_column_sums(const std::vector<ColumnSumTask>& tasks) {
   if (elements < (int64_t{1} << 16)) {
     for (int64_t b = 0; b < n; ++b) body(b);
   } else {
-    parallel_for(n, body);
+    for_each_dynamic(n, body);
   }
 }
 

@@ -12,7 +12,7 @@ std::array<int64_t, 3> strides3(const Tensor& t) {
 }
 
 // Whether oneDNN reads the [batch, rows, cols] operand t only with its ref:any kernel (which
-// onednn::matmul replaces with reference::matmul, ~15x slower than brg a core): a row or column
+// matmul() below replaces with reference::matmul, ~15x slower than brg a core): a row or column
 // with stride 0 (e.g. the expanded gradient that sum() hands to matmul's backward, which took
 // seconds for a 4096x512x1024 product), or no unit stride at all.
 bool only_ref_kernel(const Tensor& t) {
@@ -28,6 +28,10 @@ Tensor dense(const Tensor& t) {
   return t.detach().contiguous();
 }
 }  // namespace
+
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst) {
+  onednn::matmul(p, src, wei, bias, dst, &reference::matmul);
+}
 
 void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor& bias,
               bool accumulate) {
@@ -63,7 +67,7 @@ void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor&
   }
   const void* bias_ptr = b.defined() ? b.raw_data() : nullptr;
   if (onednn::matmul_supported(p)) {
-    onednn::matmul(p, a.raw_data(), w.raw_data(), bias_ptr, out.raw_data());
+    matmul(p, a.raw_data(), w.raw_data(), bias_ptr, out.raw_data());
     return;
   }
   if (a.dtype() == kFloat16 && w.dtype() == kFloat16) {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <mutex>
 
+#include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/context.hpp"
@@ -205,35 +206,37 @@ LayerNormGrads layer_norm_backward(const Tensor& grad, const Tensor& x, const Te
       // (Sized up front: inside another parallel region fewer threads may run than asked.)
       std::vector<std::vector<A>> dw_part(threads, std::vector<A>(need_dweight ? cols : 0, A(0)));
       std::vector<std::vector<A>> db_part(threads, std::vector<A>(need_dbias ? cols : 0, A(0)));
-#pragma omp parallel num_threads(threads)
-      {
-        const int tid = omp_get_thread_num();
-        std::vector<A> xhat(cols), dxhat(cols);
-        std::vector<A>& dw = dw_part[tid];
-        std::vector<A>& db = db_part[tid];
-#pragma omp for schedule(static)
-        for (int64_t row = 0; row < rows; ++row) {
-          const A mu = pmean[row], rs = prstd[row];
-          const T* gr = pg + row * cols;
-          const T* xr = px + row * cols;
-          A sum_dxhat = 0, sum_dxhat_xhat = 0;
-          for (int64_t j = 0; j < cols; ++j) {
-            const A gj = convert<A>(gr[j]);
-            xhat[j] = (convert<A>(xr[j]) - mu) * rs;
-            dxhat[j] = pw ? gj * convert<A>(pw[j]) : gj;
-            sum_dxhat += dxhat[j];
-            sum_dxhat_xhat += dxhat[j] * xhat[j];
-          }
-          if (need_dweight)
-            for (int64_t j = 0; j < cols; ++j) dw[j] += convert<A>(gr[j]) * xhat[j];
-          if (need_dbias)
-            for (int64_t j = 0; j < cols; ++j) db[j] += convert<A>(gr[j]);
-          if (!need_dx) continue;
-          const A a = sum_dxhat / static_cast<A>(cols), b = sum_dxhat_xhat / static_cast<A>(cols);
-          for (int64_t j = 0; j < cols; ++j)
-            pdx[row * cols + j] = convert<T>(rs * (dxhat[j] - a - xhat[j] * b));
-        }
-      }
+      std::vector<std::vector<A>> xhat_part(threads, std::vector<A>(cols));
+      std::vector<std::vector<A>> dxhat_part(threads, std::vector<A>(cols));
+      parallel_for(
+          rows, Schedule::kStatic,
+          [&](int64_t row) {
+            const int tid = omp_get_thread_num();
+            std::vector<A>& xhat = xhat_part[tid];
+            std::vector<A>& dxhat = dxhat_part[tid];
+            std::vector<A>& dw = dw_part[tid];
+            std::vector<A>& db = db_part[tid];
+            const A mu = pmean[row], rs = prstd[row];
+            const T* gr = pg + row * cols;
+            const T* xr = px + row * cols;
+            A sum_dxhat = 0, sum_dxhat_xhat = 0;
+            for (int64_t j = 0; j < cols; ++j) {
+              const A gj = convert<A>(gr[j]);
+              xhat[j] = (convert<A>(xr[j]) - mu) * rs;
+              dxhat[j] = pw ? gj * convert<A>(pw[j]) : gj;
+              sum_dxhat += dxhat[j];
+              sum_dxhat_xhat += dxhat[j] * xhat[j];
+            }
+            if (need_dweight)
+              for (int64_t j = 0; j < cols; ++j) dw[j] += convert<A>(gr[j]) * xhat[j];
+            if (need_dbias)
+              for (int64_t j = 0; j < cols; ++j) db[j] += convert<A>(gr[j]);
+            if (!need_dx) return;
+            const A a = sum_dxhat / static_cast<A>(cols), b = sum_dxhat_xhat / static_cast<A>(cols);
+            for (int64_t j = 0; j < cols; ++j)
+              pdx[row * cols + j] = convert<T>(rs * (dxhat[j] - a - xhat[j] * b));
+          },
+          threads);
       auto merge = [&](const std::vector<std::vector<A>>& parts, const Tensor& dst) {
         T* pd = dst.data_ptr<T>();
         for (int64_t j = 0; j < cols; ++j) {

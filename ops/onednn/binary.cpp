@@ -40,12 +40,6 @@ struct BinaryPlan {
   memory::desc src0_md, src1_md, dst_md, scratchpad_md;
 };
 
-PrimitiveCache<BinaryPlan>& plan_cache() {
-  engine();  // created first, so that it outlives the cached primitives at exit
-  static PrimitiveCache<BinaryPlan> cache;
-  return cache;
-}
-
 // dst = alg(s0 * src0, s1 * src1) with s = -1 where negated.
 struct Form {
   algorithm alg;
@@ -95,21 +89,20 @@ void fill(const Tensor& out, double value) {
 BinaryPlan build_plan(const Form& form, const memory::desc& src0, const memory::desc& src1,
                       const memory::desc& dst) {
   BinaryPlan plan;
-  try {
+  auto impl = fast_implementation<dnnl::binary>([&] {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (form.negate_src0) attr.set_scales(DNNL_ARG_SRC_0, 0, {-1.f});
     if (form.negate_src1) attr.set_scales(DNNL_ARG_SRC_1, 0, {-1.f});
-    dnnl::binary::primitive_desc pd(dnnl::binary::desc(form.alg, src0, src1, dst), attr, engine());
-    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
-    plan.binary = dnnl::binary(pd);
-    plan.src0_md = src0;
-    plan.src1_md = src1;
-    plan.dst_md = dst;
-    plan.scratchpad_md = pd.scratchpad_desc();
-  } catch (const dnnl::error&) {
-    plan.binary.reset();
-  }
+    return dnnl::binary::primitive_desc(dnnl::binary::desc(form.alg, src0, src1, dst), attr,
+                                        engine());
+  });
+  if (!impl) return plan;
+  plan.binary = std::move(impl->primitive);
+  plan.src0_md = src0;
+  plan.src1_md = src1;
+  plan.dst_md = dst;
+  plan.scratchpad_md = impl->pd.scratchpad_desc();
   return plan;
 }
 
@@ -173,7 +166,7 @@ bool binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       .add(static_cast<int64_t>(src1_dtype))
       .add(p.shape)
       .add(src1_dims);
-  const auto held = plan_cache().get(key.str(), [&] {
+  const auto held = cached(key.str(), [&] {
     memory::desc dst = plain_desc(p.shape, p.strides[0], out_dtype);
     memory::desc src1 = plain_desc(src1_dims, contiguous_strides(src1_dims), src1_dtype);
     return build_plan(form, dst, src1, dst);

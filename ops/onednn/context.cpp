@@ -1,6 +1,9 @@
 #include "ops/onednn/context.hpp"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <vector>
 
@@ -26,27 +29,18 @@ dnnl::stream& stream() {
   return s;
 }
 
-bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
-
 dnnl::memory::data_type to_dnnl(Dtype dtype) {
   using dt = dnnl::memory::data_type;
-  switch (dtype) {
-    case Dtype::Float32:
-      return dt::f32;
-    case Dtype::BFloat16:
-      return dt::bf16;
-    case Dtype::Float16:
-      return dt::f16;
-    case Dtype::Int8:
-      return dt::s8;
-    case Dtype::Int32:
-      return dt::s32;
-    case Dtype::Float64:
-    case Dtype::Int64:
-      break;
-  }
+  // In the enum's order (Dtype, core/dtype.hpp); undef where oneDNN has no such type.
+  static constexpr dt kTypes[] = {dt::f32, dt::undef, dt::bf16, dt::f16,
+                                  dt::s8,  dt::s32,   dt::undef};
+  static_assert(std::size(kTypes) == static_cast<size_t>(Dtype::Int64) + 1);
+  const auto i = static_cast<size_t>(dtype);
+  if (i < std::size(kTypes) && kTypes[i] != dt::undef) return kTypes[i];
   fail("[onednn] dtype {} has no oneDNN data type", dtype_name(dtype));
 }
+
+bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
 
 dnnl::cpu_isa effective_isa() {
   static const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
@@ -113,6 +107,18 @@ void set_primitive_cache_capacity(size_t capacity) {
   g_capacity.store(capacity, std::memory_order_relaxed);
   dnnl::set_primitive_cache_capacity(
       static_cast<int>(std::min<size_t>(capacity, std::numeric_limits<int>::max())));
+}
+
+namespace {
+std::string& key_buffer() {
+  thread_local std::string buffer;
+  return buffer;
+}
+}  // namespace
+
+KeyBuilder::KeyBuilder(int64_t tag) : key_(key_buffer()) {
+  key_.clear();
+  add(tag).add(omp_get_max_threads());
 }
 
 void* scratchpad_buffer(size_t bytes) {

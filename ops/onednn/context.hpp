@@ -3,15 +3,21 @@
 // that every backend file (matmul, eltwise, ...) keys by problem shape. Creating a primitive
 // descriptor costs microseconds even when oneDNN's own cache hits, so we never build one for a key
 // we have seen.
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "../../core/dtype.hpp"
 
@@ -127,6 +133,74 @@ class PrimitiveCache {
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, Entry> map_;
 };
+
+// The one cache of plans of type Value (each backend file has its own plan types, so its own
+// caches), created after the engine so that the engine outlives the cached primitives at exit.
+template <class Value>
+PrimitiveCache<Value>& cache_of() {
+  engine();
+  static PrimitiveCache<Value> cache;
+  return cache;
+}
+
+// The plan cached under `key`, built by build() (which returns the plan by value) on the first
+// call for that key. Returns shared ownership: hold it while running the plan, so that an
+// eviction meanwhile cannot free it.
+template <class Build>
+auto cached(const std::string& key, Build&& build) {
+  using Value = std::invoke_result_t<Build&>;
+  return cache_of<Value>().get(key, std::forward<Build>(build));
+}
+
+// Builds cache keys from raw integer fields (no formatting on the hot path), in a buffer per
+// thread (no allocation once it has grown): a key is valid until the thread starts the next one.
+// The tag tells the primitive kinds apart; the thread count is always part of the key, because
+// oneDNN's kernels are partitioned for the threads they will use.
+class KeyBuilder {
+ public:
+  explicit KeyBuilder(int64_t tag);
+  KeyBuilder& add(int64_t v) {
+    key_.append(reinterpret_cast<const char*>(&v), sizeof v);
+    return *this;
+  }
+  // A fixed number of fields.
+  template <size_t N>
+  KeyBuilder& add(const std::array<int64_t, N>& v) {
+    key_.append(reinterpret_cast<const char*>(v.data()), sizeof v);
+    return *this;
+  }
+  // A list of fields, its length first (so that two lists cannot run into each other).
+  KeyBuilder& add(const std::vector<int64_t>& v) {
+    add(static_cast<int64_t>(v.size()));
+    key_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t));
+    return *this;
+  }
+  const std::string& str() const { return key_; }
+
+ private:
+  std::string& key_;
+};
+
+// A primitive and the descriptor it was built from (for its scratchpad size and name).
+template <class Primitive>
+struct Implementation {
+  typename Primitive::primitive_desc pd;
+  Primitive primitive;
+};
+
+// The primitive for the descriptor that make() returns, or none when oneDNN rejects the problem
+// (dnnl::error) or, unless `accept_ref`, offers only its reference kernel (ref:any), which is
+// hundreds of times slower than our own loops: the caller then declines and its loop runs.
+template <class Primitive, class Make>
+std::optional<Implementation<Primitive>> fast_implementation(Make&& make, bool accept_ref = false) {
+  try {
+    typename Primitive::primitive_desc pd = make();
+    if (!accept_ref && std::string_view(pd.impl_info_str()).starts_with("ref")) return std::nullopt;
+    return Implementation<Primitive>{pd, Primitive(pd)};
+  } catch (const dnnl::error&) {
+    return std::nullopt;
+  }
+}
 
 // Scratchpad memory for one primitive execution, reused per thread (primitives are built with
 // scratchpad_mode::user so that concurrent executions never share oneDNN's global scratchpad).

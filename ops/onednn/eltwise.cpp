@@ -21,12 +21,6 @@ struct EltwisePlan {
   memory::desc md, scratchpad_md;
 };
 
-PrimitiveCache<EltwisePlan>& plan_cache() {
-  engine();  // created first, so that it outlives the cached primitives at exit
-  static PrimitiveCache<EltwisePlan> cache;
-  return cache;
-}
-
 // dst = f(alpha, beta, src), one oneDNN algorithm per op.
 struct Eltwise {
   algorithm alg = algorithm::undef;
@@ -60,19 +54,17 @@ Eltwise to_eltwise(UnaryOp op, double scalar) {
 
 EltwisePlan build_plan(const Eltwise& e, const memory::desc& md) {
   EltwisePlan plan;
-  try {
+  auto impl = fast_implementation<dnnl::eltwise_forward>([&] {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    dnnl::eltwise_forward::primitive_desc pd(
+    return dnnl::eltwise_forward::primitive_desc(
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, e.alg, md, e.alpha, e.beta),
         attr, engine());
-    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
-    plan.eltwise = dnnl::eltwise_forward(pd);
-    plan.md = md;
-    plan.scratchpad_md = pd.scratchpad_desc();
-  } catch (const dnnl::error&) {
-    plan.eltwise.reset();
-  }
+  });
+  if (!impl) return plan;
+  plan.eltwise = std::move(impl->primitive);
+  plan.md = md;
+  plan.scratchpad_md = impl->pd.scratchpad_desc();
   return plan;
 }
 
@@ -137,7 +129,7 @@ bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
       .add(static_cast<int64_t>(x.dtype()))
       .add(n);
   const auto held =
-      plan_cache().get(key.str(), [&] { return build_plan(e, plain_desc({n}, {1}, x.dtype())); });
+      cached(key.str(), [&] { return build_plan(e, plain_desc({n}, {1}, x.dtype())); });
   const EltwisePlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.eltwise) return false;
 
@@ -168,7 +160,7 @@ struct GeluBackwardPlan {
 
 GeluBackwardPlan build_gelu_backward(const memory::desc& md) {
   GeluBackwardPlan plan;
-  try {
+  auto impl = fast_implementation<dnnl::eltwise_backward>([&] {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     // oneDNN wants the forward primitive descriptor as a hint; it is never run.
@@ -176,23 +168,15 @@ GeluBackwardPlan build_gelu_backward(const memory::desc& md) {
         dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algorithm::eltwise_gelu_erf,
                                     md, 0.f, 0.f),
         engine());
-    dnnl::eltwise_backward::primitive_desc pd(
+    return dnnl::eltwise_backward::primitive_desc(
         dnnl::eltwise_backward::desc(algorithm::eltwise_gelu_erf, md, md, 0.f, 0.f), attr, engine(),
         hint);
-    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
-    plan.eltwise = dnnl::eltwise_backward(pd);
-    plan.md = md;
-    plan.scratchpad_md = pd.scratchpad_desc();
-  } catch (const dnnl::error&) {
-    plan.eltwise.reset();
-  }
+  });
+  if (!impl) return plan;
+  plan.eltwise = std::move(impl->primitive);
+  plan.md = md;
+  plan.scratchpad_md = impl->pd.scratchpad_desc();
   return plan;
-}
-
-PrimitiveCache<GeluBackwardPlan>& gelu_backward_cache() {
-  engine();  // created first, so that it outlives the cached primitives at exit
-  static PrimitiveCache<GeluBackwardPlan> cache;
-  return cache;
 }
 
 constexpr int64_t kGeluBackwardTag = 0x47454c42;  // "GELB"
@@ -210,8 +194,8 @@ bool gelu_backward(const Tensor& x, const Tensor& grad, const Tensor& out) {
   if (n == 0) return true;
   KeyBuilder key(kGeluBackwardTag);
   key.add(static_cast<int64_t>(x.dtype())).add(n);
-  const auto held = gelu_backward_cache().get(
-      key.str(), [&] { return build_gelu_backward(plain_desc({n}, {1}, x.dtype())); });
+  const auto held =
+      cached(key.str(), [&] { return build_gelu_backward(plain_desc({n}, {1}, x.dtype())); });
   const GeluBackwardPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.eltwise) return false;
   dnnl::stream& s = stream();

@@ -1,7 +1,5 @@
 #include "ops/onednn/layer_norm.hpp"
 
-#include <omp.h>
-
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
@@ -46,6 +44,8 @@ Plan build(Dtype dtype, int64_t rows, int64_t cols, bool scale, bool shift, bool
   return plan;
 }
 
+constexpr int64_t kLayerNormTag = 0x4c4e4f52;  // "LNOR"
+
 std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t rows, int64_t cols, bool scale,
                                       bool shift, bool stats, float eps) {
   GG_CHECK(layer_norm_supported(dtype),
@@ -56,15 +56,12 @@ std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t rows, int64_t cols, b
            "[layer_norm] oneDNN layer normalization needs positive sizes, "
            "got [{}, {}]",
            rows, cols);
-  engine();  // created first so that it outlives the cached primitives at exit
-  static PrimitiveCache<Plan> cache;
   uint32_t eps_bits;
   std::memcpy(&eps_bits, &eps, sizeof eps_bits);
-  const int64_t fields[] = {static_cast<int64_t>(dtype), rows, cols, scale, shift, stats, eps_bits,
-                            omp_get_max_threads()};
-  thread_local std::string key;
-  key.assign(reinterpret_cast<const char*>(fields), sizeof fields);
-  return cache.get(key, [&] {
+  KeyBuilder key(kLayerNormTag);
+  key.add(std::array<int64_t, 7>{static_cast<int64_t>(dtype), rows, cols, scale, shift, stats,
+                                 eps_bits});
+  return cached(key.str(), [&] {
     try {
       return build(dtype, rows, cols, scale, shift, stats, eps);
     } catch (const dnnl::error& e) {

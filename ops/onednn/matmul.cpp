@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "ops/onednn/context.hpp"
-#include "ops/reference/matmul.hpp"
 
 // What oneDNN 2.6.3 does with these problems on this machine (2 cores, avx512_core with
 // avx512_bf16; implementations from DNNL_VERBOSE=1; GFLOPS are wall-clock on 2 threads, and in
@@ -32,7 +32,8 @@
 //   all go to ref:any, ~800 times slower than brg (0.12 GFLOPS a core at 256^3; our plain
 //   reference::matmul does 6). Hence the rewrites below: broadcast batches become batch dims of
 //   1 (which brg broadcasts itself), a column-major dst is computed as dst^T = wei^T @ src^T, a
-//   per-batch bias is a binary-add post-op, and what is left for ref:any runs reference::matmul.
+//   per-batch bias is a binary-add post-op, and what is left for ref:any runs the caller's fallback
+//   (reference::matmul).
 //   Zero-sized dims: M, N or K == 0 give ref:any and batch == 0 is rejected; we never pass them.
 //   Inside an OpenMP parallel region (libgomp, the runtime oneDNN is built with here) a primitive
 //   runs single-threaded in the calling thread, correctly, whatever thread count it was built
@@ -122,8 +123,9 @@ struct Plan {
   std::optional<dnnl::reorder> convert;
   memory::desc final_md, convert_scratchpad_md;
   std::string implementation;
-  // oneDNN offers only ref:any (~0.12 GFLOPS a core, measured): reference::matmul (a plain loop,
-  // ~6 GFLOPS a core) runs the problem instead, and nothing above is set.
+  // oneDNN offers only ref:any (~0.12 GFLOPS a core, measured): the caller's fallback
+  // (reference::matmul, a plain loop, ~6 GFLOPS a core) runs the problem instead, and nothing
+  // above is set.
   bool use_reference = false;
 };
 
@@ -157,7 +159,7 @@ std::optional<dnnl::matmul::primitive_desc> try_build(
 
 // Poses the problem to oneDNN in the variants that can be right for it, best first, and keeps
 // the first that oneDNN runs with a fast kernel it runs correctly; if it only has ref:any, the
-// plan is to run reference::matmul.
+// plan is to run the caller's fallback (reference::matmul).
 // Bugs in oneDNN 2.6.3 found by tests/test_matmul_kernel.cpp that this steers around:
 //  - brg reads a binary post-op's src1 as dense, whatever its batch stride says: a per-batch
 //    bias with batch stride != N is copied to a dense buffer first.
@@ -270,45 +272,27 @@ Plan build_plan(const MatmulProblem& p) {
   return plan;
 }
 
+constexpr int64_t kMatmulTag = 0x4d41544d;  // "MATM"
+
 // Every field that changes the primitive, as raw bytes (no formatting on the hot path), with
-// the fields that cannot matter zeroed so that equivalent problems share an entry. The thread
-// count is part of it because oneDNN's kernels are blocked for the threads they will use.
+// the fields that cannot matter zeroed so that equivalent problems share an entry. (KeyBuilder
+// adds the thread count: oneDNN's kernels are blocked for the threads they will use.) Valid until
+// this thread builds its next key.
 const std::string& cache_key(const MatmulProblem& p) {
   const bool batched = p.batch > 1;
-  const int64_t fields[] = {p.batch,
-                            p.M,
-                            p.K,
-                            p.N,
-                            static_cast<int64_t>(p.src_dtype),
-                            static_cast<int64_t>(p.wei_dtype),
-                            static_cast<int64_t>(p.dst_dtype),
-                            p.has_bias ? static_cast<int64_t>(p.bias_dtype) : -1,
-                            batched ? p.src_strides[0] : 0,
-                            p.src_strides[1],
-                            p.src_strides[2],
-                            batched ? p.wei_strides[0] : 0,
-                            p.wei_strides[1],
-                            p.wei_strides[2],
-                            batched ? p.dst_strides[0] : 0,
-                            p.dst_strides[1],
-                            p.dst_strides[2],
-                            p.has_bias && batched ? p.bias_batch_stride : 0,
-                            p.accumulate,
-                            omp_get_max_threads()};
-  thread_local std::string key;
-  key.assign(reinterpret_cast<const char*>(fields), sizeof fields);
-  return key;
-}
-
-PrimitiveCache<Plan>& plan_cache() {
-  // The engine is created first so that it outlives the cached primitives at exit.
-  engine();
-  static PrimitiveCache<Plan> cache;
-  return cache;
+  KeyBuilder key(kMatmulTag);
+  key.add(std::array<int64_t, 19>{
+      p.batch, p.M, p.K, p.N, static_cast<int64_t>(p.src_dtype), static_cast<int64_t>(p.wei_dtype),
+      static_cast<int64_t>(p.dst_dtype), p.has_bias ? static_cast<int64_t>(p.bias_dtype) : -1,
+      batched ? p.src_strides[0] : 0, p.src_strides[1], p.src_strides[2],
+      batched ? p.wei_strides[0] : 0, p.wei_strides[1], p.wei_strides[2],
+      batched ? p.dst_strides[0] : 0, p.dst_strides[1], p.dst_strides[2],
+      p.has_bias && batched ? p.bias_batch_stride : 0, p.accumulate});
+  return key.str();
 }
 
 std::shared_ptr<const Plan> find_plan(const MatmulProblem& p) {
-  return plan_cache().get(cache_key(p), [&] {
+  return cached(cache_key(p), [&] {
     try {
       return build_plan(p);
     } catch (const dnnl::error& e) {
@@ -528,8 +512,7 @@ void convert_matrices(const From* from, const std::array<int64_t, 3>& fs, To* to
   const int64_t n = copies * lines;
   if (copies * rows * cols >= kParallelConvertElements && !omp_in_parallel() &&
       omp_get_max_threads() > 1) {
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) line(i);
+    parallel_for(n, Schedule::kStatic, line);
   } else {
     for (int64_t i = 0; i < n; ++i) line(i);
   }
@@ -568,7 +551,7 @@ MatmulProblem f32_problem(const MatmulProblem& p) {
 }
 
 void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei, const void* bias,
-                        void* dst) {
+                        void* dst, MatmulFallback fallback) {
   MatmulProblem q = f32_problem(p);
   // Weights that the f32 problem would copy to padded rows (pads_weights) are padded as they
   // are widened: one copy, not two.
@@ -602,7 +585,7 @@ void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei
                        &convert_bf16_to_f32);
     }
   }
-  matmul(q, src, wei, bias, result);
+  matmul(q, src, wei, bias, result, fallback);
   if (p.dst_dtype == kBFloat16) {
     convert_matrices(static_cast<const float*>(result), q.dst_strides, static_cast<BFloat16*>(dst),
                      p.dst_strides, p.batch, p.M, p.N, &convert_f32_to_bf16);
@@ -610,7 +593,7 @@ void matmul_through_f32(const MatmulProblem& p, const void* src, const void* wei
 }
 
 void matmul_padded_weights(const MatmulProblem& p, const void* src, const void* wei,
-                           const void* bias, void* dst) {
+                           const void* bias, void* dst, MatmulFallback fallback) {
   const MatmulProblem q = padded_problem(p);
   auto* copy = static_cast<float*>(
       thread_buffer(kPaddedWei, static_cast<size_t>(q.wei_strides[0]) * sizeof(float)));
@@ -619,7 +602,7 @@ void matmul_padded_weights(const MatmulProblem& p, const void* src, const void* 
       +[](const float* from, float* to, int64_t n) {
         std::memcpy(to, from, static_cast<size_t>(n) * sizeof(float));
       });
-  matmul(q, src, copy, bias, dst);
+  matmul(q, src, copy, bias, dst, fallback);
 }
 
 }  // namespace
@@ -639,21 +622,22 @@ bool matmul_supported(const MatmulProblem& p) {
          describable({p.batch, p.M, p.N, p.dst_strides});
 }
 
-void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst) {
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst,
+            MatmulFallback fallback) {
   check_matmul_problem(p);
   check_dtypes(p);
   GG_CHECK(!p.has_bias || bias, "[matmul] has_bias is set but the bias pointer is null");
   if (p.batch == 0 || p.M == 0 || p.N == 0) return;
   if (p.K == 0) {  // oneDNN sends K == 0 to ref:any; the result is just the bias (or zeros)
-    reference::matmul(p, src, wei, bias, dst);
+    fallback(p, src, wei, bias, dst);
     return;
   }
   if (through_f32(p)) {
-    matmul_through_f32(p, src, wei, bias, dst);
+    matmul_through_f32(p, src, wei, bias, dst, fallback);
     return;
   }
   if (pads_weights(p)) {
-    matmul_padded_weights(p, src, wei, bias, dst);
+    matmul_padded_weights(p, src, wei, bias, dst, fallback);
     return;
   }
   if (splits(p)) {
@@ -673,7 +657,7 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
         piece.accumulate = p.accumulate || k > 0;
         matmul(piece, src_bytes + (m * p.src_strides[1] + k * p.src_strides[2]) * f32,
                wei_bytes + k * p.wei_strides[1] * f32, piece.has_bias ? bias : nullptr,
-               dst_bytes + m * p.dst_strides[1] * f32);
+               dst_bytes + m * p.dst_strides[1] * f32, fallback);
       }
     }
     return;
@@ -681,7 +665,7 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
   Bound& b = find_bound(p);
   const Plan& plan = *b.plan;
   if (plan.use_reference) {
-    reference::matmul(p, src, wei, bias, dst);
+    fallback(p, src, wei, bias, dst);
     return;
   }
   if (plan.dense_bias) {

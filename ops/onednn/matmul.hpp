@@ -1,7 +1,8 @@
 #pragma once
 // The matmul kernel that every matmul in the library (matmul, bmm, grouped_mm forward and
 // backward) calls: one (batched) problem on raw strided memory, run by a cached oneDNN primitive.
-// ops/reference/matmul.hpp runs the same problem with a plain loop (Float64, and the test oracle).
+// ops/reference/matmul.hpp runs the same problem with a plain loop (Float64, and the test oracle);
+// ops/kernels/matmul_kernel.hpp picks between the two.
 #include <string>
 
 #include "ops/matmul_problem.hpp"
@@ -34,16 +35,24 @@ using gg::to_string;
 // (AVX2 and SSE4.1 alike), which has no per-shape kernels to build.
 bool matmul_supported(const MatmulProblem& p);
 
+// What runs a problem (or a piece of one) that oneDNN has no fast kernel for. The caller chooses
+// it (kernels::matmul passes reference::matmul), so that this backend does not reach into its
+// sibling ops/reference/.
+using MatmulFallback = void (*)(const MatmulProblem& p, const void* src, const void* wei,
+                                const void* bias, void* dst);
+
 // Runs p with a oneDNN primitive built on the first call for this problem (every field; not the
 // pointers) and reused from then on. Thread-safe: the same problem may run concurrently from
 // several threads, and from inside an OpenMP parallel region (the primitive then runs
 // single-threaded in the calling thread). Transposed and broadcast operands cost nothing; empty
-// problems do nothing; K == 0 writes the bias (or zeros), or adds the bias when accumulating.
-// Layouts for which oneDNN has only its ref:any kernel (no unit stride, a stride-0 row or column,
-// and a few bias combinations) run reference::matmul instead, which is ~50x faster than ref:any
-// but ~15x slower than brg per core: copy such operands if they are big.
+// problems do nothing. K == 0 (which oneDNN sends to ref:any; the result is the bias, or zeros,
+// or the bias added when accumulating) and layouts for which oneDNN has only its ref:any kernel
+// (no unit stride, a stride-0 row or column, and a few bias combinations) run `fallback` instead:
+// reference::matmul is ~50x faster than ref:any but ~15x slower than brg per core, so copy such
+// operands if they are big. Use kernels::matmul (ops/kernels/matmul_kernel.hpp), which passes it.
 // Throws gg::Error when !matmul_supported(p).
-void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst);
+void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst,
+            MatmulFallback fallback);
 
 // The oneDNN implementation(s) that run p, e.g. "brg:avx512_core" or
 // "brg:avx512_core + reorder jit:uni" or "gemm:jit (one execution per batch)"; "none" when

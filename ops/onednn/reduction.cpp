@@ -25,28 +25,20 @@ struct ReductionPlan {
   memory::desc src_md, dst_md, scratchpad_md;
 };
 
-PrimitiveCache<ReductionPlan>& plan_cache() {
-  engine();  // created first, so that it outlives the cached primitives at exit
-  static PrimitiveCache<ReductionPlan> cache;
-  return cache;
-}
-
 ReductionPlan build_plan(int64_t outer, int64_t n, Dtype dtype) {
   ReductionPlan plan;
-  try {
+  auto impl = fast_implementation<dnnl::reduction>([&] {
     plan.src_md = plain_desc({outer, n}, {n, 1}, dtype);
     plan.dst_md = plain_desc({outer, 1}, {1, 1}, dtype);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    dnnl::reduction::primitive_desc pd(
+    return dnnl::reduction::primitive_desc(
         dnnl::reduction::desc(dnnl::algorithm::reduction_sum, plan.src_md, plan.dst_md, 0.f, 0.f),
         attr, engine());
-    if (std::string(pd.impl_info_str()).starts_with("ref")) return plan;
-    plan.reduction = dnnl::reduction(pd);
-    plan.scratchpad_md = pd.scratchpad_desc();
-  } catch (const dnnl::error&) {
-    plan.reduction.reset();
-  }
+  });
+  if (!impl) return plan;
+  plan.reduction = std::move(impl->primitive);
+  plan.scratchpad_md = impl->pd.scratchpad_desc();
   return plan;
 }
 
@@ -76,7 +68,7 @@ bool sum_dim(const Tensor& x, int64_t dim, const Tensor& out) {
 
   KeyBuilder key(kReductionTag);
   key.add(static_cast<int64_t>(dtype)).add(outer).add(n);
-  const auto held = plan_cache().get(key.str(), [&] { return build_plan(outer, n, dtype); });
+  const auto held = cached(key.str(), [&] { return build_plan(outer, n, dtype); });
   const ReductionPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.reduction) return false;
 

@@ -1,7 +1,5 @@
 #include "ops/onednn/reorder.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -35,25 +33,20 @@ struct ReorderPlan {
   memory::desc src_md, dst_md, scratchpad_md;
 };
 
-PrimitiveCache<ReorderPlan>& plan_cache() {
-  engine();  // created first, so that it outlives the cached primitives at exit
-  static PrimitiveCache<ReorderPlan> cache;
-  return cache;
-}
-
 ReorderPlan build_plan(const StridedProblem& p, Dtype src_dtype, Dtype dst_dtype) {
   ReorderPlan plan;
-  try {
-    plan.src_md = plain_desc(p.shape, p.strides[1], src_dtype);
-    plan.dst_md = plain_desc(p.shape, p.strides[0], dst_dtype);
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    dnnl::reorder::primitive_desc pd(engine(), plan.src_md, engine(), plan.dst_md, attr);
-    plan.scratchpad_md = pd.scratchpad_desc();
-    plan.reorder = dnnl::reorder(pd);
-  } catch (const dnnl::error&) {
-    plan.reorder.reset();
-  }
+  auto impl = fast_implementation<dnnl::reorder>(
+      [&] {
+        plan.src_md = plain_desc(p.shape, p.strides[1], src_dtype);
+        plan.dst_md = plain_desc(p.shape, p.strides[0], dst_dtype);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        return dnnl::reorder::primitive_desc(engine(), plan.src_md, engine(), plan.dst_md, attr);
+      },
+      /*accept_ref=*/true);
+  if (!impl) return plan;
+  plan.scratchpad_md = impl->pd.scratchpad_desc();
+  plan.reorder = std::move(impl->primitive);
   return plan;
 }
 
@@ -110,8 +103,7 @@ bool reorder(const Shape& shape, Dtype src_dtype, const Shape& src_strides, cons
       .add(p.shape)
       .add(p.strides[0])
       .add(p.strides[1]);
-  const auto held =
-      plan_cache().get(key.str(), [&] { return build_plan(p, src_dtype, dst_dtype); });
+  const auto held = cached(key.str(), [&] { return build_plan(p, src_dtype, dst_dtype); });
   const ReorderPlan& plan = *held;  // held: an eviction meanwhile cannot free it
   if (!plan.reorder) return false;
   dnnl::stream& s = stream();
@@ -194,22 +186,6 @@ Shape broadcast_dims(const Shape& shape, const Shape& strides) {
 dnnl::memory::desc plain_desc(const Shape& dims, const Shape& strides, Dtype dtype) {
   return memory::desc(memory::dims(dims.begin(), dims.end()), to_dnnl(dtype),
                       memory::dims(strides.begin(), strides.end()));
-}
-
-KeyBuilder::KeyBuilder(int64_t tag) {
-  key_.reserve(256);
-  add(tag).add(omp_get_max_threads());
-}
-
-KeyBuilder& KeyBuilder::add(int64_t v) {
-  key_.append(reinterpret_cast<const char*>(&v), sizeof v);
-  return *this;
-}
-
-KeyBuilder& KeyBuilder::add(const Shape& v) {
-  add(static_cast<int64_t>(v.size()));
-  key_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(int64_t));
-  return *this;
 }
 
 }  // namespace gg::onednn

@@ -1,7 +1,7 @@
 #pragma once
 // Strided copies with dtype conversion on oneDNN's reorder, and the strided-layout helpers that
-// the other elementwise backends (binary, eltwise, reduction) share: dimension coalescing,
-// memory descriptors and cache keys.
+// the other elementwise backends (binary, eltwise, reduction) share: dimension coalescing and
+// memory descriptors.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
@@ -51,19 +51,6 @@ Shape broadcast_dims(const Shape& shape, const Shape& strides);
 
 // A plain memory descriptor (throws dnnl::error for layouts oneDNN rejects).
 dnnl::memory::desc plain_desc(const Shape& dims, const Shape& strides, Dtype dtype);
-
-// Builds cache keys from raw integer fields (no formatting on the hot path). The thread count is
-// always part of the key: oneDNN's kernels are partitioned for the threads they will use.
-class KeyBuilder {
- public:
-  explicit KeyBuilder(int64_t tag);
-  KeyBuilder& add(int64_t v);
-  KeyBuilder& add(const Shape& v);
-  const std::string& str() const { return key_; }
-
- private:
-  std::string key_;
-};
 
 // Problems with fewer elements stay on the loops (the routing in elementwise_kernels.cpp,
 // reduce.cpp and copy.cpp checks it; the backends themselves take any size). oneDNN costs about

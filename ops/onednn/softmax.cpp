@@ -1,7 +1,5 @@
 #include "ops/onednn/softmax.hpp"
 
-#include <omp.h>
-
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 
@@ -40,6 +38,8 @@ Plan build(const memory::desc& md) {
   return Plan{Primitive(pd), md, pd.scratchpad_desc(), pd.impl_info_str()};
 }
 
+constexpr int64_t kSoftmaxTag = 0x534f4654;  // "SOFT"
+
 std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t outer, int64_t n, int64_t inner,
                                       bool log) {
   GG_CHECK(softmax_supported(dtype),
@@ -47,13 +47,9 @@ std::shared_ptr<const Plan> find_plan(Dtype dtype, int64_t outer, int64_t n, int
            dtype_name(dtype), isa_name(effective_isa()));
   GG_CHECK(outer > 0 && n > 0 && inner > 0,
            "[softmax] oneDNN softmax needs positive sizes, got [{}, {}, {}]", outer, n, inner);
-  engine();  // created first so that it outlives the cached primitives at exit
-  static PrimitiveCache<Plan> cache;
-  const int64_t fields[] = {static_cast<int64_t>(dtype), outer, n, inner, log,
-                            omp_get_max_threads()};
-  thread_local std::string key;
-  key.assign(reinterpret_cast<const char*>(fields), sizeof fields);
-  return cache.get(key, [&] {
+  KeyBuilder key(kSoftmaxTag);
+  key.add(std::array<int64_t, 5>{static_cast<int64_t>(dtype), outer, n, inner, log});
+  return cached(key.str(), [&] {
     try {
       memory::desc md = data_desc(dtype, outer, n, inner);
       return log ? build<dnnl::logsoftmax_forward>(md) : build<dnnl::softmax_forward>(md);
