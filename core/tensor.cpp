@@ -11,6 +11,12 @@ namespace gg {
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
+std::string describe(const Tensor& t, bool with_dtype) {
+  if (!t.defined()) return "undefined";
+  return with_dtype ? fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()))
+                    : shape_str(t.shape());
+}
+
 int64_t numel_of(const Shape& shape, const char* op) {
   // The product of the NON-ZERO sizes must fit in int64, whatever the order of the sizes and even
   // when a zero size makes the tensor empty: contiguous strides are partial products of the sizes,

@@ -196,5 +196,8 @@ int64_t numel_of(const Shape& shape, const char* op);
 Shape contiguous_strides(const Shape& shape);
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);  // negative dims count from the end
 std::string shape_str(const Shape& shape);                    // "[2, 3]"
+// A tensor as error messages name it: "float32 [2, 3]" (with_dtype false: "[2, 3]"), or
+// "undefined".
+std::string describe(const Tensor& t, bool with_dtype = true);
 
 }  // namespace gg

@@ -19,11 +19,6 @@ namespace {
 
 constexpr const char* kOp = "[MoEFeedForward]";
 
-std::string desc(const Tensor& t) {
-  return t.defined() ? fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()))
-                     : std::string("undefined");
-}
-
 // Where each (token, slot) pair goes, from the router probabilities (not differentiable).
 struct Routing {
   std::vector<int64_t> counts;       // slots per expert
@@ -135,41 +130,42 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
                            const Tensor& down_bias, bool normalize_top_k) {
   GG_CHECK(x.defined(), "{} input is an undefined tensor", kOp);
   GG_CHECK(router_weight.defined() && router_weight.dim() == 2,
-           "{} router weight must be [num_experts, embed_dim], got {}", kOp, desc(router_weight));
+           "{} router weight must be [num_experts, embed_dim], got {}", kOp,
+           describe(router_weight));
   const int64_t NE = router_weight.size(0), E = router_weight.size(1);
   GG_CHECK(x.dim() >= 1 && x.size(-1) == E, "{} input must be [*, {}] (embed_dim), got {}", kOp, E,
-           desc(x));
+           describe(x));
   GG_CHECK(top_k >= 1 && top_k <= NE, "{} top_k must be in [1, num_experts={}], got {}", kOp, NE,
            top_k);
   GG_CHECK(up_weight.defined() && up_weight.dim() == 3 && up_weight.size(0) == NE &&
                up_weight.size(2) == E,
            "{} up weight must be [num_experts={}, hidden, embed_dim={}], got {}", kOp, NE, E,
-           desc(up_weight));
+           describe(up_weight));
   const int64_t hidden = up_weight.size(1);
   GG_CHECK(down_weight.defined() && down_weight.shape() == (Shape{NE, E, hidden}),
            "{} down weight must be [{}, {}, {}] (num_experts, embed_dim, hidden), got {}", kOp, NE,
-           E, hidden, desc(down_weight));
+           E, hidden, describe(down_weight));
   GG_CHECK(!router_bias.defined() || router_bias.shape() == Shape{NE},
-           "{} router bias must be [{}], got {}", kOp, NE, desc(router_bias));
+           "{} router bias must be [{}], got {}", kOp, NE, describe(router_bias));
   GG_CHECK(!up_bias.defined() || up_bias.shape() == (Shape{NE, hidden}),
-           "{} up bias must be [{}, {}], got {}", kOp, NE, hidden, desc(up_bias));
+           "{} up bias must be [{}, {}], got {}", kOp, NE, hidden, describe(up_bias));
   GG_CHECK(!down_bias.defined() || down_bias.shape() == (Shape{NE, E}),
-           "{} down bias must be [{}, {}], got {}", kOp, NE, E, desc(down_bias));
+           "{} down bias must be [{}, {}], got {}", kOp, NE, E, describe(down_bias));
   for (const Tensor* t :
        {&router_weight, &router_bias, &up_weight, &up_bias, &down_weight, &down_bias}) {
     GG_CHECK(!t->defined() || t->dtype() == x.dtype(),
              "{} input is {} but a parameter is {} ({}); convert the module (module.to(dtype)) "
              "or the input",
-             kOp, dtype_name(x.dtype()), dtype_name(t->dtype()), desc(*t));
+             kOp, dtype_name(x.dtype()), dtype_name(t->dtype()), describe(*t));
   }
 
   // Tokens: the product of the leading dims (not numel / E: E may be 0).
   const Shape& xs = x.shape();
   const int64_t T =
       size_product(std::span<const int64_t>(xs.data(), xs.size() - 1), "MoEFeedForward",
-                   [&] { return "the token count of input " + desc(x); });
+                   [&] { return "the token count of input " + describe(x); });
   const int64_t slots = size_mul(T, top_k, "MoEFeedForward", [&] {
-    return fmt::format("tokens x top_k={} of {}", top_k, desc(x));
+    return fmt::format("tokens x top_k={} of {}", top_k, describe(x));
   });
   MoEResult result;
   if (T == 0) {

@@ -34,11 +34,6 @@ namespace {
 
 constexpr const char* kOp = "[MultiheadAttention]";
 
-std::string desc(const Tensor& t) {
-  return t.defined() ? fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()))
-                     : std::string("undefined");
-}
-
 // A boolean (integer) mask as 0 / -inf in `dtype`; a float mask converted to `dtype`.
 Tensor additive_mask(const Tensor& mask, Dtype dtype) {
   if (is_floating(mask.dtype())) return mask.dtype() == dtype ? mask : mask.to(dtype);
@@ -66,13 +61,13 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
     GG_CHECK(t->dim() == 3,
              "{} {} must be 3-D (batch, seq, embed) (batch_first), got {} (query {}, key {}, "
              "value {})",
-             kOp, name, shape_str(t->shape()), desc(query), desc(key), desc(value));
+             kOp, name, shape_str(t->shape()), describe(query), describe(key), describe(value));
   }
   GG_CHECK(in_proj_weight.defined() && in_proj_weight.dim() == 2 &&
                in_proj_weight.size(1) <= std::numeric_limits<int64_t>::max() / 3 &&
                in_proj_weight.size(0) == 3 * in_proj_weight.size(1),
            "{} in_proj_weight must be [3 * embed_dim, embed_dim], got {}", kOp,
-           desc(in_proj_weight));
+           describe(in_proj_weight));
   const int64_t E = in_proj_weight.size(1);
   GG_CHECK(num_heads > 0 && E % num_heads == 0, "{} embed_dim {} must be divisible by num_heads {}",
            kOp, E, num_heads);
@@ -81,15 +76,15 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
   GG_CHECK(query.size(2) == E && key.size(2) == E && value.size(2) == E,
            "{} query, key and value must have embed_dim={} features in their last dim (query {}, "
            "key {}, value {})",
-           kOp, E, desc(query), desc(key), desc(value));
+           kOp, E, describe(query), describe(key), describe(value));
   GG_CHECK(key.size(0) == B && value.size(0) == B,
            "{} query, key and value must have the same batch size (query {}, key {}, value {})",
-           kOp, desc(query), desc(key), desc(value));
+           kOp, describe(query), describe(key), describe(value));
   GG_CHECK(value.size(1) == S,
-           "{} key and value must have the same sequence length (key {}, value {})", kOp, desc(key),
-           desc(value));
+           "{} key and value must have the same sequence length (key {}, value {})", kOp,
+           describe(key), describe(value));
   const Dtype dtype = query.dtype();
-  GG_CHECK(is_floating(dtype), "{} query must be floating-point, got {}", kOp, desc(query));
+  GG_CHECK(is_floating(dtype), "{} query must be floating-point, got {}", kOp, describe(query));
   for (auto [t, name] : {std::pair{&key, "key"},
                          {&value, "value"},
                          {&in_proj_weight, "in_proj_weight"},
@@ -101,15 +96,15 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
              kOp, name, dtype_name(t->dtype()), dtype_name(dtype));
   }
   GG_CHECK(!in_proj_bias.defined() || in_proj_bias.shape() == Shape{3 * E},
-           "{} in_proj_bias must be [{}], got {}", kOp, 3 * E, desc(in_proj_bias));
+           "{} in_proj_bias must be [{}], got {}", kOp, 3 * E, describe(in_proj_bias));
   GG_CHECK(out_proj_weight.defined() && out_proj_weight.shape() == (Shape{E, E}),
-           "{} out_proj.weight must be [{}, {}], got {}", kOp, E, E, desc(out_proj_weight));
+           "{} out_proj.weight must be [{}, {}], got {}", kOp, E, E, describe(out_proj_weight));
   GG_CHECK(!out_proj_bias.defined() || out_proj_bias.shape() == Shape{E},
-           "{} out_proj.bias must be [{}], got {}", kOp, E, desc(out_proj_bias));
+           "{} out_proj.bias must be [{}], got {}", kOp, E, describe(out_proj_bias));
   // The flattened sizes below, checked once (B * H heads, B * L and B * S rows).
   const auto sizes = [&] {
-    return fmt::format("the flattened sizes of query {}, key {} with {} heads", desc(query),
-                       desc(key), H);
+    return fmt::format("the flattened sizes of query {}, key {} with {} heads", describe(query),
+                       describe(key), H);
   };
   const int64_t BH = size_mul(B, H, "MultiheadAttention", sizes);
   const int64_t BL = size_mul(B, L, "MultiheadAttention", sizes);
@@ -119,12 +114,12 @@ std::tuple<Tensor, Tensor> multi_head_attention_forward(
     GG_CHECK(attn_mask.shape() == (Shape{L, S}) || attn_mask.shape() == (Shape{BH, L, S}),
              "{} attn_mask must be (L, S) = [{}, {}] or (batch * num_heads, L, S) = [{}, {}, {}], "
              "got {}",
-             kOp, L, S, BH, L, S, desc(attn_mask));
+             kOp, L, S, BH, L, S, describe(attn_mask));
   }
   const Tensor& kpm = options.key_padding_mask;
   if (kpm.defined()) {
     GG_CHECK(kpm.shape() == (Shape{B, S}),
-             "{} key_padding_mask must be (batch, S) = [{}, {}], got {}", kOp, B, S, desc(kpm));
+             "{} key_padding_mask must be (batch, S) = [{}, {}], got {}", kOp, B, S, describe(kpm));
   }
 
   // ---- q, k, v projections: one grouped_mm over the three ----------------------------------
