@@ -86,30 +86,34 @@ Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<Saved
                     const std::vector<autograd::TensorMeta>& bias_meta, const Grads& grad_outputs,
                     const Needs& needs) {
   const size_t G = xs.size();
-  Grads grads(3 * G);
+  Grads grads(kOperandKinds * G);
   // The gradients of each kind share one allocation (like the outputs), so that equal groups
   // write one evenly spaced batch.
-  std::vector<Shape> shapes[3];
-  std::vector<Dtype> dtypes[3];
-  std::vector<size_t> slots[3];
+  std::vector<Shape> shapes[kOperandKinds];
+  std::vector<Dtype> dtypes[kOperandKinds];
+  std::vector<size_t> slots[kOperandKinds];
   for (size_t i = 0; i < G; ++i) {
-    for (size_t kind = 0; kind < 3; ++kind) {
-      const size_t slot = kind * G + i;
-      if (!needs[slot]) continue;
-      const Shape& shape = kind == 0 ? xs[i].shape : kind == 1 ? ws[i].shape : bias_meta[i].shape;
-      const Dtype dtype = kind == 0 ? xs[i].dtype : kind == 1 ? ws[i].dtype : bias_meta[i].dtype;
+    for (const Operand kind : kOperands) {
+      const size_t at = slot(kind, i, G), k = index(kind);
+      if (!needs[at]) continue;
+      const Shape& shape = kind == Operand::kInput  ? xs[i].shape
+                           : kind == Operand::kMat2 ? ws[i].shape
+                                                    : bias_meta[i].shape;
+      const Dtype dtype = kind == Operand::kInput  ? xs[i].dtype
+                          : kind == Operand::kMat2 ? ws[i].dtype
+                                                   : bias_meta[i].dtype;
       if (!grad_outputs[i].defined()) {  // an output that no loss used: zero gradients
-        grads[slot] = zeros(shape, dtype);
+        grads[at] = zeros(shape, dtype);
         continue;
       }
-      shapes[kind].push_back(shape);
-      dtypes[kind].push_back(dtype);
-      slots[kind].push_back(slot);
+      shapes[k].push_back(shape);
+      dtypes[k].push_back(dtype);
+      slots[k].push_back(at);
     }
   }
-  for (size_t kind = 0; kind < 3; ++kind) {
-    std::vector<Tensor> made = allocate(std::move(shapes[kind]), dtypes[kind]);
-    for (size_t j = 0; j < made.size(); ++j) grads[slots[kind][j]] = std::move(made[j]);
+  for (size_t k = 0; k < kOperandKinds; ++k) {
+    std::vector<Tensor> made = allocate(std::move(shapes[k]), dtypes[k]);
+    for (size_t j = 0; j < made.size(); ++j) grads[slots[k][j]] = std::move(made[j]);
   }
 
   std::vector<Tensor> keep;  // converted operands, alive until the tasks ran
@@ -117,9 +121,9 @@ Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<Saved
   tasks.reserve(2 * G);
   std::vector<ColumnSumTask> sums;
   for (size_t i = 0; i < G; ++i) {
-    const Tensor& dx = grads[i];
-    const Tensor& dw = grads[G + i];
-    const Tensor& db = grads[2 * G + i];
+    const Tensor& dx = grads[slot(Operand::kInput, i, G)];
+    const Tensor& dw = grads[slot(Operand::kMat2, i, G)];
+    const Tensor& db = grads[slot(Operand::kBias, i, G)];
     if (!grad_outputs[i].defined() || (!dx.defined() && !dw.defined() && !db.defined())) continue;
     Tensor g = grad_outputs[i];
     if (g.dtype() != compute_dtype(xs[i].dtype))
@@ -182,8 +186,8 @@ std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vect
   }
   if (!record) return outputs;
 
-  std::vector<Tensor> inputs;  // the node's inputs: the G inputs, G mat2s, G biases
-  inputs.reserve(3 * G);
+  std::vector<Tensor> inputs;  // the node's inputs: the G inputs, G mat2s, G biases (see slot)
+  inputs.reserve(kOperandKinds * G);
   inputs.insert(inputs.end(), input.begin(), input.end());
   inputs.insert(inputs.end(), mat2.begin(), mat2.end());
   std::vector<autograd::TensorMeta> bias_meta(G);

@@ -4,7 +4,9 @@
 // parsing of offs, and the preparation of operands and biases as MatRefs the kernel reads in place.
 // Internal to ops/: not included by any public header.
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -20,6 +22,23 @@ using kernels::GemmTask;
 using kernels::MatRef;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
+
+// ==== operand kinds ==============================================================================
+
+// What a grouped_mm node's inputs, and so its gradients, are. A packed node has one of each, in
+// this order; a list node has G of each, kind after kind: the G inputs, then the G mat2s, then the
+// G biases (undefined where a group has none).
+enum class Operand : size_t { kInput, kMat2, kBias };
+inline constexpr Operand kOperands[] = {Operand::kInput, Operand::kMat2, Operand::kBias};
+inline constexpr size_t kOperandKinds = std::size(kOperands);
+
+constexpr size_t index(Operand kind) { return static_cast<size_t>(kind); }
+
+// Where group `group`'s operand of kind `kind` sits among a node's inputs and gradients, when each
+// kind fills `groups` consecutive places (the packed form: one group).
+constexpr size_t slot(Operand kind, size_t group = 0, size_t groups = 1) {
+  return index(kind) * groups + group;
+}
 
 // ==== validation =================================================================================
 

@@ -194,11 +194,13 @@ Grads packed_backward(const PackedPlan& plan, const Tensor& input, const Tensor&
                       const Needs& needs) {
   const Tensor x = operand(input), w = operand(mat2);
   const Tensor dy = operand(grad_output.to(compute_dtype(input.dtype())));
-  const Tensor dx = needs[0] ? empty(input.shape(), input.dtype()) : Tensor();
-  const Tensor dw = needs[1] ? empty(mat2.shape(), mat2.dtype()) : Tensor();
-  const Tensor db = needs[2] ? empty(bias_meta.shape, bias_meta.dtype) : Tensor();
+  const Tensor dx = needs[slot(Operand::kInput)] ? empty(input.shape(), input.dtype()) : Tensor();
+  const Tensor dw = needs[slot(Operand::kMat2)] ? empty(mat2.shape(), mat2.dtype()) : Tensor();
+  const Tensor db =
+      needs[slot(Operand::kBias)] ? empty(bias_meta.shape, bias_meta.dtype) : Tensor();
   // Empty gradients need no work, however many groups there are (2^40 empty groups reserved 2^41
   // tasks: std::bad_alloc).
+  // (Both returns give the gradients in Operand order: input, mat2, bias.)
   auto empty_or_none = [](const Tensor& t) { return !t.defined() || t.numel() == 0; };
   if (empty_or_none(dx) && empty_or_none(dw) && empty_or_none(db)) return {dx, dw, db};
   std::vector<GemmTask> tasks;
@@ -260,7 +262,7 @@ Tensor grouped_mm(const Input& input, const Mat2& mat2, const PackedGroupedMMOpt
       options.bias.defined() ? autograd::TensorMeta{options.bias.shape(), options.bias.dtype()}
                              : autograd::TensorMeta{};
   return autograd::record(
-      "GroupedMmBackward", {input, mat2, options.bias}, out,
+      "GroupedMmBackward", {input, mat2, options.bias}, out,  // in Operand order
       [plan, x = input.detach(), w = mat2.detach(), bias_meta](const Grads& g, const Needs& needs) {
         return packed_backward(plan, x, w, bias_meta, g[0], needs);
       });
