@@ -3,11 +3,9 @@
 
 namespace gg::gmm {
 
-std::string desc(const Tensor& t) { return t.defined() ? shape_str(t.shape()) : "undefined"; }
-
 std::string shapes(const Tensor& input, const Tensor& mat2, const Tensor& bias) {
-  std::string s = fmt::format("(input {}, mat2 {}", desc(input), desc(mat2));
-  if (bias.defined()) s += fmt::format(", bias {}", desc(bias));
+  std::string s = fmt::format("(input {}, mat2 {}", describe(input, false), describe(mat2, false));
+  if (bias.defined()) s += fmt::format(", bias {}", describe(bias, false));
   return s + ")";
 }
 

@@ -42,8 +42,6 @@ constexpr size_t slot(Operand kind, size_t group = 0, size_t groups = 1) {
 
 // ==== validation =================================================================================
 
-std::string desc(const Tensor& t);
-
 // "(input [100, 75], mat2 [50, 64])", with the bias when there is one.
 std::string shapes(const Tensor& input, const Tensor& mat2, const Tensor& bias = {});
 

@@ -69,7 +69,7 @@ PackedPlan validate_packed(const Tensor& input, const Tensor& mat2,
   if (layout == Layout::k3d3d) {
     GG_CHECK(!o.offs.defined(),
              "[grouped_mm] 3D x 3D takes no offs (the groups are the leading dim), got offs {} {}",
-             desc(o.offs), ctx());
+             describe(o.offs, false), ctx());
     GG_CHECK(input.size(0) == mat2.size(0),
              "[grouped_mm] 3D x 3D: group count mismatch, input has G={} but mat2 has G={} {}",
              input.size(0), mat2.size(0), ctx());
