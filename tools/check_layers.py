@@ -25,12 +25,12 @@ beside the including file, then from the source root; <groupgrad/x> is the sourc
 <...> includes are system headers and are not checked. A quoted include that resolves to no file
 is an error.
 
-Every violation is printed as file:line -> included file. Known violations are listed, one
-"file -> included file" per line, in the baseline (tools/check_layers_baseline.txt; # starts a
-comment). The exit status is 1 if a violation is not in the baseline, or if a baseline entry no
-longer occurs (delete it: the baseline only shrinks), else 0.
+Every violation is printed as file:line -> included file, and the exit status is 1 if there
+is any (or an unresolved include), else 0. There is no list of tolerated exceptions: the last
+upward include went in issue #14, and a new one is fixed by depending downward (declare low,
+define high: docs/architecture.md), not by excusing it.
 
-    python3 tools/check_layers.py [--root DIR] [--baseline FILE]
+    python3 tools/check_layers.py [--root DIR]
 """
 
 import argparse
@@ -111,48 +111,22 @@ def scan(root):
     return violations, unresolved
 
 
-def read_baseline(path):
-    entries = set()
-    if not os.path.exists(path):
-        return entries
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if line:
-                source, arrow, target = line.partition(" -> ")
-                if not arrow:
-                    sys.exit(f"{path}: not 'file -> included file': {line}")
-                entries.add((source.strip(), target.strip()))
-    return entries
-
-
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=os.path.dirname(here), help="the source root")
-    parser.add_argument("--baseline", default=os.path.join(here, "check_layers_baseline.txt"),
-                        help="the known violations")
     args = parser.parse_args()
 
     violations, unresolved = scan(args.root)
-    baseline = read_baseline(args.baseline)
-    found = {(source, target) for source, _, target in violations}
-    new = [v for v in violations if (v[0], v[2]) not in baseline]
-    gone = sorted(baseline - found)
-
     for source, number, target in violations:
-        known = " (baseline)" if (source, target) in baseline else ""
-        print(f"{source}:{number} -> {target}{known}")
+        print(f"{source}:{number} -> {target}")
     for source, number, text in unresolved:
         print(f"{source}:{number}: error: #include \"{text}\" resolves to no file")
-    for source, target in gone:
-        print(f"{args.baseline}: {source} -> {target} no longer occurs: delete it from the baseline")
-    print(f"{len(violations)} upward include(s), {len(new)} not in the baseline, "
-          f"{len(gone)} stale baseline entr{'y' if len(gone) == 1 else 'ies'}")
-    if new:
-        print("New upward includes: depend downward instead (see this script's docstring for the "
-              "order), do not add them to the baseline.")
-    return 1 if new or gone or unresolved else 0
+    print(f"{len(violations)} upward include(s), {len(unresolved)} unresolved")
+    if violations:
+        print("Upward includes: depend downward instead (see this script's docstring for the order "
+              "and docs/architecture.md for how).")
+    return 1 if violations or unresolved else 0
 
 
 if __name__ == "__main__":
