@@ -92,13 +92,13 @@ const DtypeTraits& dtype_traits(Dtype dtype) {
                     kBits11 = int64_t{1} << 11, kBits8 = int64_t{1} << 8;
   // In the enum's order (its length is checked below).
   static constexpr DtypeTraits kTable[] = {
-      {"float32", true, -kBits24, kBits24},   {"float64", true, -kBits53, kBits53},
-      {"bfloat16", true, -kBits8, kBits8},    {"float16", true, -kBits11, kBits11},
-      {"int8", false, INT8_MIN, INT8_MAX},    {"int32", false, INT32_MIN, INT32_MAX},
-      {"int64", false, INT64_MIN, INT64_MAX},
+      {"float32", true, -kBits24, kBits24, "F32"},   {"float64", true, -kBits53, kBits53, "F64"},
+      {"bfloat16", true, -kBits8, kBits8, "BF16"},   {"float16", true, -kBits11, kBits11, "F16"},
+      {"int8", false, INT8_MIN, INT8_MAX, "I8"},     {"int32", false, INT32_MIN, INT32_MAX, "I32"},
+      {"int64", false, INT64_MIN, INT64_MAX, "I64"},
   };
   static_assert(std::size(kTable) == static_cast<size_t>(Dtype::Int64) + 1);
-  static constexpr DtypeTraits kUnknown{"unknown", false, 0, 0};
+  static constexpr DtypeTraits kUnknown{"unknown", false, 0, 0, "?"};
   const auto i = static_cast<size_t>(dtype);
   return i < std::size(kTable) ? kTable[i] : kUnknown;
 }

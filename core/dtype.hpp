@@ -40,8 +40,9 @@ struct DtypeTraits {
   // The integers the dtype holds exactly: its limits, or +-2^digits for floating dtypes (as
   // PyTorch's randint checks them).
   int64_t exact_min, exact_max;
+  std::string_view safetensors;  // its code in safetensors headers ("F32", "BF16", ...)
 };
-// Throws nothing: a value outside the enum gets {"unknown", false, 0, 0}.
+// Throws nothing: a value outside the enum gets {"unknown", false, 0, 0, "?"}.
 const DtypeTraits& dtype_traits(Dtype dtype);
 
 size_t element_size(Dtype dtype);

@@ -132,25 +132,7 @@ void check_utf8(const char* op, const std::string& path, std::string_view what,
            op, path, what, shown(s), static_cast<unsigned char>(s[at.value_or(0)]), at.value_or(0));
 }
 
-std::string_view dtype_code(Dtype dtype) {
-  switch (dtype) {
-    case Dtype::Float32:
-      return "F32";
-    case Dtype::Float64:
-      return "F64";
-    case Dtype::BFloat16:
-      return "BF16";
-    case Dtype::Float16:
-      return "F16";
-    case Dtype::Int8:
-      return "I8";
-    case Dtype::Int32:
-      return "I32";
-    case Dtype::Int64:
-      return "I64";
-  }
-  return "?";
-}
+std::string_view dtype_code(Dtype dtype) { return dtype_traits(dtype).safetensors; }
 
 std::optional<Dtype> dtype_from_code(std::string_view code) {
   for (Dtype d : {kFloat32, kFloat64, kBFloat16, kFloat16, kInt8, kInt32, kInt64})
