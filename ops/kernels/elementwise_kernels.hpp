@@ -25,10 +25,4 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 // for element.
 void add_into(const Tensor& dst, const Tensor& src);
 
-// The plain loops, also the oracle that tests compare the oneDNN paths with.
-namespace reference {
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype);
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype);
-}  // namespace reference
-
 }  // namespace gg::kernels

@@ -1,12 +1,14 @@
 #pragma once
 // Kernels of the nn and shape ops, without autograd or validation (ops/nn_ops.cpp and
 // ops/shape_ops.cpp validate and record). Softmax and layer_norm run on oneDNN for Float32 and
-// BFloat16; the plain loops in `reference` run every float dtype and are the tests' oracle.
+// BFloat16; the plain loops of ops/reference/nn.hpp run every float dtype and are the tests'
+// oracle.
 #include <cstdint>
 #include <vector>
 
 #include "../../core/tensor.hpp"
 #include "../loss_reduction.hpp"
+#include "../reference/nn.hpp"
 
 namespace gg::kernels {
 
@@ -14,12 +16,8 @@ namespace gg::kernels {
 // strides, at least 1-d).
 Tensor softmax(const Tensor& x, int64_t dim, bool log);
 
-// Layer norm over the trailing `cols` elements of each row: x is viewed as [rows, cols].
-// weight and bias are [cols] of x's dtype, or undefined. mean and rstd (1 / sqrt(var + eps)) are
-// [rows] Float64 for Float64 input, Float32 otherwise, and only computed when asked for.
-struct LayerNormOutput {
-  Tensor y, mean, rstd;
-};
+// Layer norm as reference::layer_norm computes it (see there), on oneDNN where it fits.
+using reference::LayerNormOutput;
 LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
                            double eps, bool stats);
 // Gradients of layer_norm for the inputs asked for (the others are undefined): dx like x,
@@ -59,12 +57,5 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logp,
 
 // Dropout's mask: 0 with probability p, else 1 / (1 - p); draws from gg::global_generator().
 Tensor dropout_mask(const Shape& shape, Dtype dtype, double p);
-
-// The plain loops, also the oracle the oneDNN paths are tested against.
-namespace reference {
-Tensor softmax(const Tensor& x, int64_t dim, bool log);
-LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
-                           double eps, bool stats);
-}  // namespace reference
 
 }  // namespace gg::kernels
