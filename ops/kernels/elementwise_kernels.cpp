@@ -5,6 +5,7 @@
 #include <functional>
 #include <numbers>
 
+#include "core/copy.hpp"
 #include "core/parallel.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/binary.hpp"
@@ -17,7 +18,7 @@ namespace gg::kernels {
 
 namespace {
 // A BFloat16 operand as Float32 (others as they are), for ops that compute bf16 through f32.
-Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? t.detach().to(kFloat32) : t; }
+Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? as_dtype(t, kFloat32) : t; }
 }  // namespace
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
@@ -33,7 +34,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
     // No bf16 binary on this CPU: the Float32 op (oneDNN at this size), rounded once. (Smaller
     // problems take the loop, which computes bf16 in float as the f32 loop does.)
     Tensor out = binary(op, through_f32(a), through_f32(b), name);
-    return out.dtype() == out_dtype ? out : out.to(out_dtype);
+    return as_dtype(out, out_dtype);
   }
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
       numel_of(shape) >= onednn::kMinElements) {
@@ -48,7 +49,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
   bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
   Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
   if (x.numel() >= onednn::kMinElements && onednn::bf16_through_f32(x.dtype()))
-    return unary(op, through_f32(x), scalar, name).to(out_dtype);  // as binary above
+    return as_dtype(unary(op, through_f32(x), scalar, name), out_dtype);  // as binary above
   if (onednn::unary_supported(op, x.dtype()) && x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), out_dtype);
     if (onednn::unary(op, x, scalar, out)) return out;
@@ -58,7 +59,7 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
 
 Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
   if (onednn::bf16_through_f32(x.dtype()))  // one Float32 pass, rounded once (as binary above)
-    return gelu_backward(through_f32(grad), through_f32(x)).to(x.dtype());
+    return as_dtype(gelu_backward(through_f32(grad), through_f32(x)), x.dtype());
   if (x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), x.dtype());
     if (onednn::gelu_backward(x, grad, out)) return out;
@@ -72,7 +73,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   Dtype dtype = promote_types(a.dtype(), b.dtype());
   Tensor out = empty(shape, dtype);
-  Tensor ca = a.detach().to(dtype), cb = b.detach().to(dtype);
+  Tensor ca = as_dtype(a, dtype), cb = as_dtype(b, dtype);
   Shape sc = broadcast_strides(cond, shape), sa = broadcast_strides(ca, shape),
         sb = broadcast_strides(cb, shape);
   dispatch(dtype, [&]<class T>() {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/copy.hpp"
 #include "core/strided.hpp"
 #include "ops/reference/nn.hpp"
 
@@ -11,7 +12,7 @@ using reference::Split3;
 using reference::split_at;
 
 Tensor index_select(const Tensor& x, int64_t dim, const std::vector<int64_t>& index) {
-  Tensor xc = x.detach().contiguous();
+  Tensor xc = as_contiguous(x);
   Shape shape = x.shape();
   shape[dim] = static_cast<int64_t>(index.size());
   Tensor out = empty(shape, x.dtype());
@@ -31,7 +32,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const std::vector<int64_t>& in
 Tensor index_add(const Shape& shape, int64_t dim, const std::vector<int64_t>& index,
                  const Tensor& src) {
   Tensor out = zeros(shape, src.dtype());
-  Tensor sc = src.detach().contiguous();
+  Tensor sc = as_contiguous(src);
   const Split3 split = split_at(shape, dim);
   const int64_t outer = split.outer, n = split.n, inner = split.inner;
   const int64_t k = static_cast<int64_t>(index.size());

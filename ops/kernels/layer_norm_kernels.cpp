@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/copy.hpp"
 #include "core/parallel.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/context.hpp"
@@ -18,18 +19,18 @@ LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, 
                            double eps, bool stats) {
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   if (onednn::bf16_through_f32(x.dtype())) {  // no bf16 layer_norm on this CPU
-    auto f32 = [](const Tensor& t) { return t.defined() ? t.detach().to(kFloat32) : t; };
+    auto f32 = [](const Tensor& t) { return t.defined() ? as_dtype(t, kFloat32) : t; };
     LayerNormOutput r = layer_norm(f32(x), cols, f32(weight), f32(bias), eps, stats);
-    r.y = r.y.to(kBFloat16);
+    r.y = as_dtype(r.y, kBFloat16);
     return r;
   }
   if (!onednn::layer_norm_supported(x.dtype()) || rows == 0)
     return reference::layer_norm(x, cols, weight, bias, eps, stats);
   // oneDNN takes scale and shift in f32 whatever the data type.
   auto as_f32 = [](const Tensor& t) {
-    return t.defined() ? t.detach().to(kFloat32).contiguous() : Tensor();
+    return t.defined() ? as_contiguous(as_dtype(t, kFloat32)) : Tensor();
   };
-  Tensor xc = x.detach().contiguous(), w = as_f32(weight), b = as_f32(bias);
+  Tensor xc = as_contiguous(x), w = as_f32(weight), b = as_f32(bias);
   LayerNormOutput r{empty(x.shape(), x.dtype()), Tensor(), Tensor()};
   if (stats) {
     r.mean = empty({rows}, kFloat32);
@@ -53,9 +54,10 @@ LayerNormGrads layer_norm_backward(const Tensor& grad, const Tensor& x, const Te
                                    bool need_dx, bool need_dweight, bool need_dbias) {
   const Dtype dtype = x.dtype();
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
-  Tensor g = grad.detach().to(dtype).contiguous(), xc = x.detach().contiguous();
-  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor mc = mean.contiguous().to(stat_dtype(dtype)), rc = rstd.contiguous().to(stat_dtype(dtype));
+  Tensor g = as_contiguous(as_dtype(grad, dtype)), xc = as_contiguous(x);
+  Tensor w = weight.defined() ? as_contiguous(weight) : Tensor();
+  Tensor mc = as_dtype(as_contiguous(mean), stat_dtype(dtype)),
+         rc = as_dtype(as_contiguous(rstd), stat_dtype(dtype));
   LayerNormGrads out;
   if (need_dx) out.dx = empty(x.shape(), dtype);
   if (need_dweight) out.dweight = empty({cols}, dtype);

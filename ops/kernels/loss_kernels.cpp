@@ -2,13 +2,14 @@
 
 #include <cmath>
 
+#include "core/copy.hpp"
 #include "core/strided.hpp"
 
 namespace gg::kernels {
 
 NllOutput nll_loss(const Tensor& logp, const std::vector<int64_t>& target, Reduction reduction,
                    int64_t ignore_index, double smoothing) {
-  Tensor lc = logp.detach().contiguous();
+  Tensor lc = as_contiguous(logp);
   const int64_t N = logp.size(0), C = logp.size(1), D = logp.size(2);
   const int64_t positions = N * D;
   std::vector<double> losses(positions, 0.0);
@@ -49,7 +50,7 @@ Tensor cross_entropy_backward(const Tensor& grad, const Tensor& logp,
   const int64_t N = logp.size(0), C = logp.size(1), D = logp.size(2);
   const int64_t positions = N * D;
   Tensor out = zeros(logp.shape(), logp.dtype());
-  Tensor gc = grad.detach().to(kFloat64).contiguous(), lc = logp.detach().contiguous();
+  Tensor gc = as_contiguous(as_dtype(grad, kFloat64)), lc = as_contiguous(logp);
   const double* pg = gc.data_ptr<double>();
   const double scale = reduction == Reduction::Mean ? 1.0 / static_cast<double>(count) : 1.0;
   dispatch(logp.dtype(), [&]<class T>() {

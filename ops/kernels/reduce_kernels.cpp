@@ -2,6 +2,7 @@
 // tensors of onednn::kMinElements or more; the loops accumulate in double.
 #include "ops/kernels/reduce_kernels.hpp"
 
+#include "core/copy.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/reduction.hpp"
@@ -76,14 +77,17 @@ bool sum_short_dim(const Tensor& x, int64_t dim, const Tensor& out) {
 
 Tensor sum_dim(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
   if (onednn::bf16_through_f32(x.dtype()) && out_dtype == kBFloat16)  // no bf16 reduction here
-    return sum_dim(x.detach().to(kFloat32), dim, keepdim, kFloat32).to(kBFloat16);
+    return as_dtype(sum_dim(as_dtype(x, kFloat32), dim, keepdim, kFloat32), kBFloat16);
   Tensor out = empty(reduced_shape(x.shape(), dim, true), out_dtype);
   // Float32/BFloat16 run on oneDNN where it fits (onednn::sum_dim declines the rest).
   const bool done =
       sum_short_dim(x, dim, out) ||
       (out_dtype == x.dtype() && x.numel() >= onednn::kMinElements && onednn::sum_dim(x, dim, out));
   if (!done) sum_dim_loop(x, dim, out);
-  return keepdim ? out : out.detach().reshape(reduced_shape(x.shape(), dim, false));
+  if (keepdim) return out;
+  Shape shape = reduced_shape(x.shape(), dim, false);  // out viewed without dim, as reshape would
+  Shape strides = contiguous_strides(shape);
+  return as_strided_view(out, std::move(shape), std::move(strides), 0);
 }
 
 std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim) {
@@ -113,13 +117,13 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim) {
 
 Tensor max_backward(const Tensor& g, const Tensor& kept_idx, const Shape& src_shape, int64_t dim) {
   // Scatter the gradient to the chosen element of each row.
-  const Shape kept = kept_idx.shape();
   Tensor grad = zeros(src_shape, g.dtype());
-  Tensor gk = g.contiguous().reshape(kept);
-  const int64_t* pi = kept_idx.contiguous().data_ptr<int64_t>();
+  const Tensor gk = as_contiguous(g);  // (element k: row k of the kept shape)
+  const Tensor idx = as_contiguous(kept_idx);
+  const int64_t* pi = idx.data_ptr<int64_t>();
   dispatch(grad.dtype(), [&]<class T>() {
     T* pg = grad.data_ptr<T>();
-    const T* pgk = gk.contiguous().data_ptr<T>();
+    const T* pgk = gk.data_ptr<T>();
     int64_t k = 0;
     for_each_row(grad, dim, [&](int64_t, int64_t io) {
       pg[io + pi[k] * grad.stride(dim)] = pgk[k];

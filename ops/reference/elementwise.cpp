@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 
+#include "core/copy.hpp"
 #include "core/strided.hpp"
 
 namespace gg::reference {
@@ -108,12 +109,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
   // so the loop is instantiated per (compute, out) pair, not per (compute, a, b, out) tuple:
   // 49 loops instead of 2401, which took minutes to compile.
   const Dtype compute = is_comparison(op) ? promote_types(a.dtype(), b.dtype()) : out_dtype;
-  // Detached before converting so that the conversion is not recorded (no new handle when there
-  // is nothing to convert: the ops of a chain are dominated by such fixed costs).
-  auto in_compute = [&](const Tensor& t) {
-    return t.dtype() == compute ? t : t.detach().to(compute);
-  };
-  const Tensor ca = in_compute(a), cb = in_compute(b);
+  // (as_dtype makes no new handle when there is nothing to convert: the ops of a chain are
+  // dominated by such fixed costs.)
+  const Tensor ca = as_dtype(a, compute), cb = as_dtype(b, compute);
   // An operand of the output's shape is read with its own strides (no broadcast strides to make).
   auto strides_of = [&](const Tensor& t, Shape& made) -> const Shape& {
     return t.shape() == shape ? t.strides() : (made = broadcast_strides(t, shape));

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/copy.hpp"
 #include "core/strided.hpp"
 
 namespace gg::reference {
@@ -23,7 +24,7 @@ Split3 split_at(const Shape& shape, int64_t dim) {
 // ---- softmax ----------------------------------------------------------------------------------
 
 Tensor softmax(const Tensor& x, int64_t dim, bool log) {
-  Tensor xc = x.detach().contiguous();
+  Tensor xc = as_contiguous(x);
   Tensor out = empty(x.shape(), x.dtype());
   const Split3 split = split_at(x.shape(), dim);
   const int64_t outer = split.outer, n = split.n, inner = split.inner;
@@ -56,15 +57,15 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
 
 LayerNormOutput layer_norm(const Tensor& x, int64_t cols, const Tensor& weight, const Tensor& bias,
                            double eps, bool stats) {
-  Tensor xc = x.detach().contiguous();
+  Tensor xc = as_contiguous(x);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   LayerNormOutput r{empty(x.shape(), x.dtype()), Tensor(), Tensor()};
   if (stats) {
     r.mean = empty({rows}, stat_dtype(x.dtype()));
     r.rstd = empty({rows}, stat_dtype(x.dtype()));
   }
-  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor w = weight.defined() ? as_contiguous(weight) : Tensor();
+  Tensor b = bias.defined() ? as_contiguous(bias) : Tensor();
   dispatch(x.dtype(), [&]<class T>() {
     if constexpr (!std::is_integral_v<T>) {
       const T* px = xc.data_ptr<T>();
