@@ -21,19 +21,13 @@ namespace {
 Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? as_dtype(t, kFloat32) : t; }
 }  // namespace
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
-  a.checked(name);
-  b.checked(name);
-  // Equal shapes (the common case) need no broadcast shape made.
-  const bool same = a.shape() == b.shape();
-  const Shape broadcast = same ? Shape() : broadcast_shapes(a.shape(), b.shape(), name);  // throws
-  const Shape& shape = same ? a.shape() : broadcast;
-  Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype) {
   if (numel_of(shape) >= onednn::kMinElements &&
       (onednn::bf16_through_f32(a.dtype()) || onednn::bf16_through_f32(b.dtype()))) {
     // No bf16 binary on this CPU: the Float32 op (oneDNN at this size), rounded once. (Smaller
     // problems take the loop, which computes bf16 in float as the f32 loop does.)
-    Tensor out = binary(op, through_f32(a), through_f32(b), name);
+    const Tensor fa = through_f32(a), fb = through_f32(b);
+    Tensor out = binary(op, fa, fb, shape, binary_result_dtype(op, fa.dtype(), fb.dtype()));
     return as_dtype(out, out_dtype);
   }
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
@@ -44,12 +38,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   return reference::binary(op, a, b, out_dtype);
 }
 
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
-  x.checked(name);
-  bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
-  Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
+Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
   if (x.numel() >= onednn::kMinElements && onednn::bf16_through_f32(x.dtype()))
-    return as_dtype(unary(op, through_f32(x), scalar, name), out_dtype);  // as binary above
+    return as_dtype(unary(op, through_f32(x), scalar, kFloat32), out_dtype);  // as binary above
   if (onednn::unary_supported(op, x.dtype()) && x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), out_dtype);
     if (onednn::unary(op, x, scalar, out)) return out;
@@ -64,14 +55,18 @@ Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
     Tensor out = empty(x.shape(), x.dtype());
     if (onednn::gelu_backward(x, grad, out)) return out;
   }
-  return binary(BinaryOp::Mul, grad, unary(UnaryOp::GeluGrad, x, 0, "gelu_backward"),
-                "gelu_backward");
+  // gelu'(x) in x's dtype (Float32 for integers, as every unary op but Neg, Abs and Sign), then
+  // the product with the promotion and broadcast that mul gives.
+  const Tensor d = unary(UnaryOp::GeluGrad, x, 0, is_floating(x.dtype()) ? x.dtype() : kFloat32);
+  const Shape shape = grad.shape() == d.shape()
+                          ? grad.shape()
+                          : broadcast_shapes(grad.shape(), d.shape(), "gelu_backward");
+  return binary(BinaryOp::Mul, grad, d, shape,
+                binary_result_dtype(BinaryOp::Mul, grad.dtype(), d.dtype()));
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  Shape shape =
-      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  Dtype dtype = promote_types(a.dtype(), b.dtype());
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape,
+             Dtype dtype) {
   Tensor out = empty(shape, dtype);
   Tensor ca = as_dtype(a, dtype), cb = as_dtype(b, dtype);
   Shape sc = broadcast_strides(cond, shape), sa = broadcast_strides(ca, shape),
