@@ -13,4 +13,12 @@ void copy_(const Tensor& dst, const Tensor& src);
 // memmove for equal contiguous layouts: the one copy_ falls back to.
 void strided_copy_(const Tensor& dst, const Tensor& src);
 
+// The copies of contiguous() and to() without their autograd node, for kernels and backends: they
+// read their operands' data inside an op that records its own node, so a recorded copy would only
+// cost a node (and a detach() before each call was easy to forget). t itself when it already is
+// contiguous, or of `dtype`; else a new contiguous tensor that copy_ fills. Defined in
+// ops/copy.cpp beside the differentiable contiguous() and to(), which are these plus the node.
+Tensor as_contiguous(const Tensor& t);
+Tensor as_dtype(const Tensor& t, Dtype dtype);
+
 }  // namespace gg

@@ -54,10 +54,22 @@ void copy_(const Tensor& dst, const Tensor& src) {
   strided_copy_(dst, src);
 }
 
+namespace {
+// A new contiguous tensor of t's shape and `dtype` holding t's values.
+Tensor copied(const Tensor& t, Dtype dtype) {
+  Tensor out = empty(t.shape(), dtype);
+  copy_(out, t);
+  return out;
+}
+}  // namespace
+
+Tensor as_contiguous(const Tensor& t) { return t.is_contiguous() ? t : copied(t, t.dtype()); }
+
+Tensor as_dtype(const Tensor& t, Dtype dtype) { return t.dtype() == dtype ? t : copied(t, dtype); }
+
 Tensor Tensor::clone() const {
   const TensorImpl& t = checked("clone");
-  Tensor out = empty(t.shape, t.dtype);
-  copy_(out, *this);
+  Tensor out = copied(*this, t.dtype);
   return autograd::record("CloneBackward", {*this}, out,
                           [](const std::vector<Tensor>& g, const std::vector<bool>&) {
                             return std::vector<Tensor>{g[0]};
@@ -72,8 +84,7 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(Dtype dtype) const {
   const TensorImpl& t = checked("to");
   if (t.dtype == dtype) return *this;
-  Tensor out = empty(t.shape, dtype);
-  copy_(out, *this);
+  Tensor out = copied(*this, dtype);
   if (!is_floating(dtype)) return out;  // integer results end the graph
   Dtype from = t.dtype;
   return autograd::record("ToCopyBackward", {*this}, out,

@@ -1,4 +1,4 @@
-// Neural-network ops: validation and autograd here, kernels in ops/kernels/nn_kernels.cpp
+// Neural-network ops: validation and autograd here, kernels in ops/kernels/
 // (oneDNN softmax and layer_norm for Float32/BFloat16, plain loops otherwise).
 #include "ops/nn_ops.hpp"
 
@@ -7,7 +7,10 @@
 
 #include "autograd/node.hpp"
 #include "ops/elementwise.hpp"
-#include "ops/kernels/nn_kernels.hpp"
+#include "ops/kernels/dropout_kernel.hpp"
+#include "ops/kernels/layer_norm_kernels.hpp"
+#include "ops/kernels/loss_kernels.hpp"
+#include "ops/kernels/softmax_kernels.hpp"
 #include "ops/reduce.hpp"
 
 namespace gg {

@@ -1,12 +1,12 @@
 // Ops that assemble tensors from pieces or pick pieces out: cat/stack copy, split/chunk are
-// narrow views, index_select gathers rows (kernels in ops/kernels/nn_kernels.cpp).
+// narrow views, index_select gathers rows (kernels in ops/kernels/index_kernels.cpp).
 #include "ops/shape_ops.hpp"
 
 #include <algorithm>
 
 #include "autograd/node.hpp"
 #include "core/copy.hpp"
-#include "ops/kernels/nn_kernels.hpp"
+#include "ops/kernels/index_kernels.hpp"
 
 namespace gg {
 

@@ -11,12 +11,14 @@
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 #include "ops/elementwise.hpp"
-#include "ops/kernels/nn_kernels.hpp"
+#include "ops/kernels/layer_norm_kernels.hpp"
+#include "ops/kernels/softmax_kernels.hpp"
 #include "ops/nn_ops.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/layer_norm.hpp"
 #include "ops/onednn/softmax.hpp"
 #include "ops/reduce.hpp"
+#include "ops/reference/nn.hpp"
 #include "tests/test_support.hpp"
 
 using namespace gg;
@@ -179,12 +181,12 @@ TEST_CASE("oneDNN softmax matches the Float64 reference kernel", "[nn_ops][softm
       for (bool log : {false, true}) {
         INFO(shape_str(shape) << " dim=" << dim << " log=" << log);
         const std::vector<double> want =
-            values(kernels::reference::softmax(x.to(kFloat64), dim + (dim < 0 ? x.dim() : 0), log));
+            values(reference::softmax(x.to(kFloat64), dim + (dim < 0 ? x.dim() : 0), log));
         const int64_t d = dim < 0 ? dim + x.dim() : dim;
         require_close(values(kernels::softmax(x, d, log)), want, log ? 1e-5 : 1e-6, 1e-5);
         Tensor xb = x.to(kBFloat16);
         require_close(values(kernels::softmax(xb, d, log)),
-                      values(kernels::reference::softmax(xb.to(kFloat64), d, log)), 1e-2, 1e-2);
+                      values(reference::softmax(xb.to(kFloat64), d, log)), 1e-2, 1e-2);
       }
     }
   }
@@ -193,8 +195,7 @@ TEST_CASE("oneDNN softmax matches the Float64 reference kernel", "[nn_ops][softm
   for (bool log : {false, true}) {
     Tensor out = empty({3, 6, 4});
     onednn::softmax(m.raw_data(), out.raw_data(), kFloat32, 3, 6, 4, log);
-    require_close(values(out), values(kernels::reference::softmax(m.to(kFloat64), 1, log)), 1e-5,
-                  1e-5);
+    require_close(values(out), values(reference::softmax(m.to(kFloat64), 1, log)), 1e-5, 1e-5);
   }
   // The last-dim case runs a jit kernel, not oneDNN's reference loops, and is built only once.
   CHECK_FALSE(onednn::softmax_implementation(kFloat32, 64, 1000, 1, false).starts_with("ref"));
@@ -292,8 +293,8 @@ TEST_CASE("oneDNN layer_norm matches the Float64 reference kernel",
     Tensor w = randn({cols}), b = randn({cols});
     for (bool stats : {false, true}) {
       INFO(shape_str(shape) << " stats " << stats);
-      auto ref = kernels::reference::layer_norm(x.to(kFloat64), cols, w.to(kFloat64),
-                                                b.to(kFloat64), 1e-5, true);
+      auto ref =
+          reference::layer_norm(x.to(kFloat64), cols, w.to(kFloat64), b.to(kFloat64), 1e-5, true);
       auto got = kernels::layer_norm(x, cols, w, b, 1e-5, stats);
       require_close(values(got.y), values(ref.y), 1e-5, 1e-5);
       if (stats) {
@@ -302,8 +303,8 @@ TEST_CASE("oneDNN layer_norm matches the Float64 reference kernel",
         require_close(values(got.rstd), values(ref.rstd), 1e-5, 1e-5);
       }
       Tensor xb = x.to(kBFloat16);
-      auto refb = kernels::reference::layer_norm(xb.to(kFloat64), cols,
-                                                 w.to(kBFloat16).to(kFloat64), {}, 1e-5, false);
+      auto refb = reference::layer_norm(xb.to(kFloat64), cols, w.to(kBFloat16).to(kFloat64), {},
+                                        1e-5, false);
       require_close(values(kernels::layer_norm(xb, cols, w.to(kBFloat16), {}, 1e-5, stats).y),
                     values(refb.y), 3e-2, 1e-2);
     }

@@ -1,5 +1,5 @@
 // The oneDNN elementwise backends (ops/onednn/{binary,eltwise,reduction,reorder}) against their
-// oracles: the reference loops of ops/kernels/elementwise_kernels (binary, unary), gg::convert
+// oracles: the reference loops of ops/reference/elementwise (binary, unary), gg::convert
 // (reorder) and double sums (reduction), on random shapes with broadcasting on either side,
 // transposed, sliced and expanded inputs, bf16, zero-size and 0-d tensors; plus the routing of
 // the public ops and the primitive cache.
@@ -22,6 +22,7 @@
 #include "ops/onednn/reduction.hpp"
 #include "ops/onednn/reorder.hpp"
 #include "ops/reduce.hpp"
+#include "ops/reference/elementwise.hpp"
 
 namespace {
 
@@ -30,7 +31,7 @@ using gg::Shape;
 using gg::Tensor;
 using gg::kernels::BinaryOp;
 using gg::kernels::UnaryOp;
-namespace reference = gg::kernels::reference;
+namespace reference = gg::reference;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();

@@ -631,3 +631,21 @@ TEST_CASE("core: integer arithmetic wraps around in two's complement, as PyTorch
   REQUIRE(gg::neg(big).to_vector<int64_t>() == std::vector<int64_t>{-kMax, kMin, -3});
   REQUIRE(gg::abs(big).to_vector<int64_t>() == std::vector<int64_t>{kMax, kMin, 3});
 }
+
+TEST_CASE("core: as_contiguous and as_dtype copy like contiguous() and to() but record nothing",
+          "[core][copy]") {
+  Tensor x = gg::arange(6.0, gg::kFloat32).reshape({2, 3});
+  x.requires_grad_();
+  // Nothing to do: the tensor itself, no copy and no new handle.
+  CHECK(gg::as_contiguous(x).raw_data() == x.raw_data());
+  CHECK(gg::as_dtype(x, gg::kFloat32).raw_data() == x.raw_data());
+  // A copy: the values contiguous() and to() give, with no node (a kernel's operands).
+  Tensor t = x.transpose(0, 1);
+  Tensor c = gg::as_contiguous(t), d = gg::as_dtype(t, gg::kFloat64);
+  CHECK(c.is_contiguous());
+  CHECK(c.grad_fn() == nullptr);
+  CHECK(d.grad_fn() == nullptr);
+  CHECK(d.dtype() == gg::kFloat64);
+  CHECK(c.to_vector<float>() == t.contiguous().to_vector<float>());
+  CHECK(d.to_vector<double>() == t.to(gg::kFloat64).to_vector<double>());
+}

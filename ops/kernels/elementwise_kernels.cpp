@@ -5,189 +5,30 @@
 #include <functional>
 #include <numbers>
 
+#include "core/copy.hpp"
 #include "core/parallel.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/binary.hpp"
 #include "ops/onednn/context.hpp"
 #include "ops/onednn/eltwise.hpp"
 #include "ops/onednn/reorder.hpp"
+#include "ops/reference/elementwise.hpp"
 
 namespace gg::kernels {
 
 namespace {
-// Compute type of the loops: double for f64, float for the other floats, int64 for integers.
-template <class T>
-using Acc = std::conditional_t<std::is_same_v<T, double>, double,
-                               std::conditional_t<std::is_integral_v<T>, int64_t, float>>;
-
-// Integer +, -, * and negation wrap around in two's complement, as PyTorch's do (signed overflow
-// is undefined behaviour in C++, so they go through uint64_t; found by tests/fuzz/fuzz_ops).
-template <class A, class Op>
-A wrapping(A x, A y, Op op) {
-  if constexpr (std::is_integral_v<A>) {
-    return static_cast<A>(op(static_cast<uint64_t>(x), static_cast<uint64_t>(y)));
-  } else {
-    return op(x, y);
-  }
-}
-
-template <class A>
-A apply_binary(BinaryOp op, A x, A y) {
-  switch (op) {
-    case BinaryOp::Add:
-      return wrapping(x, y, std::plus<>());
-    case BinaryOp::Sub:
-      return wrapping(x, y, std::minus<>());
-    case BinaryOp::Mul:
-      return wrapping(x, y, std::multiplies<>());
-    case BinaryOp::Div:
-      if constexpr (std::is_integral_v<A>)
-        return y == 0 ? 0 : x / y;  // unreachable: Div promotes
-      else
-        return x / y;
-    case BinaryOp::Max:
-      return (x >= y || x != x) ? x : y;  // NaN propagates
-    case BinaryOp::Min:
-      return (x <= y || x != x) ? x : y;
-    case BinaryOp::Eq:
-      return x == y;
-    case BinaryOp::Gt:
-      return x > y;
-    case BinaryOp::Lt:
-      return x < y;
-    case BinaryOp::Ge:
-      return x >= y;
-    case BinaryOp::Le:
-      return x <= y;
-  }
-  return 0;
-}
-
-template <class A>
-A apply_unary(UnaryOp op, A x, double scalar) {
-  switch (op) {
-    case UnaryOp::Neg:
-      if constexpr (std::is_integral_v<A>)
-        return wrapping(A(0), x, std::minus<>());
-      else
-        return -x;  // (0 - x would turn -(+0) into +0)
-    case UnaryOp::Abs:
-      if constexpr (std::is_floating_point_v<A>)
-        return std::fabs(x);  // abs(-0) = +0
-      else
-        return x < 0 ? wrapping(A(0), x, std::minus<>()) : x;
-    case UnaryOp::Sign:
-      return static_cast<A>((x > 0) - (x < 0));
-    default:
-      break;
-  }
-  if constexpr (std::is_integral_v<A>) {
-    return 0;  // unreachable: other ops promote integers to float
-  } else {
-    constexpr A inv_sqrt2 = static_cast<A>(0.70710678118654752440);
-    constexpr A inv_sqrt_2pi = static_cast<A>(0.39894228040143267794);
-    switch (op) {
-      case UnaryOp::Exp:
-        return std::exp(x);
-      case UnaryOp::Log:
-        return std::log(x);
-      case UnaryOp::Sqrt:
-        return std::sqrt(x);
-      case UnaryOp::Pow:
-        return std::pow(x, static_cast<A>(scalar));
-      case UnaryOp::Tanh:
-        return std::tanh(x);
-      case UnaryOp::Sigmoid:
-        return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
-      case UnaryOp::Relu:
-        return x > 0 ? x : (x != x ? x : A(0));
-      case UnaryOp::Gelu:
-        return x * A(0.5) * (1 + std::erf(x * inv_sqrt2));
-      case UnaryOp::GeluGrad:  // d/dx x*Phi(x) = Phi(x) + x*phi(x)
-        return A(0.5) * (1 + std::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * std::exp(-x * x / 2);
-      default:
-        return 0;
-    }
-  }
-}
-}  // namespace
-
-namespace reference {
-
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
-  Tensor out = empty(broadcast_shapes(a.shape(), b.shape(), "binary"), out_dtype);
-  const Shape& shape = out.shape();
-  // Both operands are converted to the compute dtype first (no copy when they already have it),
-  // so the loop is instantiated per (compute, out) pair, not per (compute, a, b, out) tuple:
-  // 49 loops instead of 2401, which took minutes to compile.
-  const Dtype compute = is_comparison(op) ? promote_types(a.dtype(), b.dtype()) : out_dtype;
-  // Detached before converting so that the conversion is not recorded (no new handle when there
-  // is nothing to convert: the ops of a chain are dominated by such fixed costs).
-  auto in_compute = [&](const Tensor& t) {
-    return t.dtype() == compute ? t : t.detach().to(compute);
-  };
-  const Tensor ca = in_compute(a), cb = in_compute(b);
-  // An operand of the output's shape is read with its own strides (no broadcast strides to make).
-  auto strides_of = [&](const Tensor& t, Shape& made) -> const Shape& {
-    return t.shape() == shape ? t.strides() : (made = broadcast_strides(t, shape));
-  };
-  Shape made_a, made_b;
-  const Shape &sa = strides_of(ca, made_a), &sb = strides_of(cb, made_b);
-  dispatch(compute, [&]<class C>() {
-    using A = Acc<C>;
-    dispatch(out_dtype, [&]<class TO>() {
-      const C* pa = static_cast<const C*>(ca.raw_data());
-      const C* pb = static_cast<const C*>(cb.raw_data());
-      TO* po = static_cast<TO*>(out.raw_data());
-      for_each_strided<3>(shape, {out.strides().data(), sa.data(), sb.data()}, {0, 0, 0},
-                          [&](const std::array<int64_t, 3>& o) {
-                            A x = convert<A>(pa[o[1]]);
-                            A y = convert<A>(pb[o[2]]);
-                            po[o[0]] = convert<TO>(apply_binary<A>(op, x, y));
-                          });
-    });
-  });
-  return out;
-}
-
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
-  Tensor out = empty(x.shape(), out_dtype);
-  dispatch(out_dtype, [&]<class TO>() {
-    using A = Acc<TO>;
-    dispatch(x.dtype(), [&]<class TX>() {
-      const TX* px = static_cast<const TX*>(x.raw_data());
-      TO* po = static_cast<TO*>(out.raw_data());
-      for_each_strided<2>(x.shape(), {out.strides().data(), x.strides().data()}, {0, 0},
-                          [&](const std::array<int64_t, 2>& o) {
-                            po[o[0]] =
-                                convert<TO>(apply_unary<A>(op, convert<A>(px[o[1]]), scalar));
-                          });
-    });
-  });
-  return out;
-}
-
-}  // namespace reference
-
-namespace {
 // A BFloat16 operand as Float32 (others as they are), for ops that compute bf16 through f32.
-Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? t.detach().to(kFloat32) : t; }
+Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? as_dtype(t, kFloat32) : t; }
 }  // namespace
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
-  a.checked(name);
-  b.checked(name);
-  // Equal shapes (the common case) need no broadcast shape made.
-  const bool same = a.shape() == b.shape();
-  const Shape broadcast = same ? Shape() : broadcast_shapes(a.shape(), b.shape(), name);  // throws
-  const Shape& shape = same ? a.shape() : broadcast;
-  Dtype out_dtype = binary_result_dtype(op, a.dtype(), b.dtype());
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype) {
   if (numel_of(shape) >= onednn::kMinElements &&
       (onednn::bf16_through_f32(a.dtype()) || onednn::bf16_through_f32(b.dtype()))) {
     // No bf16 binary on this CPU: the Float32 op (oneDNN at this size), rounded once. (Smaller
     // problems take the loop, which computes bf16 in float as the f32 loop does.)
-    Tensor out = binary(op, through_f32(a), through_f32(b), name);
-    return out.dtype() == out_dtype ? out : out.to(out_dtype);
+    const Tensor fa = through_f32(a), fb = through_f32(b);
+    Tensor out = binary(op, fa, fb, shape, binary_result_dtype(op, fa.dtype(), fb.dtype()));
+    return as_dtype(out, out_dtype);
   }
   if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
       numel_of(shape) >= onednn::kMinElements) {
@@ -197,12 +38,9 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   return reference::binary(op, a, b, out_dtype);
 }
 
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
-  x.checked(name);
-  bool keeps_int = op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Sign;
-  Dtype out_dtype = is_floating(x.dtype()) || keeps_int ? x.dtype() : kFloat32;
+Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
   if (x.numel() >= onednn::kMinElements && onednn::bf16_through_f32(x.dtype()))
-    return unary(op, through_f32(x), scalar, name).to(out_dtype);  // as binary above
+    return as_dtype(unary(op, through_f32(x), scalar, kFloat32), out_dtype);  // as binary above
   if (onednn::unary_supported(op, x.dtype()) && x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), out_dtype);
     if (onednn::unary(op, x, scalar, out)) return out;
@@ -212,21 +50,25 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name) {
 
 Tensor gelu_backward(const Tensor& grad, const Tensor& x) {
   if (onednn::bf16_through_f32(x.dtype()))  // one Float32 pass, rounded once (as binary above)
-    return gelu_backward(through_f32(grad), through_f32(x)).to(x.dtype());
+    return as_dtype(gelu_backward(through_f32(grad), through_f32(x)), x.dtype());
   if (x.numel() >= onednn::kMinElements) {
     Tensor out = empty(x.shape(), x.dtype());
     if (onednn::gelu_backward(x, grad, out)) return out;
   }
-  return binary(BinaryOp::Mul, grad, unary(UnaryOp::GeluGrad, x, 0, "gelu_backward"),
-                "gelu_backward");
+  // gelu'(x) in x's dtype (Float32 for integers, as every unary op but Neg, Abs and Sign), then
+  // the product with the promotion and broadcast that mul gives.
+  const Tensor d = unary(UnaryOp::GeluGrad, x, 0, is_floating(x.dtype()) ? x.dtype() : kFloat32);
+  const Shape shape = grad.shape() == d.shape()
+                          ? grad.shape()
+                          : broadcast_shapes(grad.shape(), d.shape(), "gelu_backward");
+  return binary(BinaryOp::Mul, grad, d, shape,
+                binary_result_dtype(BinaryOp::Mul, grad.dtype(), d.dtype()));
 }
 
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  Shape shape =
-      broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  Dtype dtype = promote_types(a.dtype(), b.dtype());
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape,
+             Dtype dtype) {
   Tensor out = empty(shape, dtype);
-  Tensor ca = a.detach().to(dtype), cb = b.detach().to(dtype);
+  Tensor ca = as_dtype(a, dtype), cb = as_dtype(b, dtype);
   Shape sc = broadcast_strides(cond, shape), sa = broadcast_strides(ca, shape),
         sb = broadcast_strides(cb, shape);
   dispatch(dtype, [&]<class T>() {
@@ -285,7 +127,7 @@ void add_into(const Tensor& dst, const Tensor& src) {
     return;
   }
   dispatch(dst.dtype(), [&]<class T>() {
-    using A = Acc<T>;
+    using A = reference::Acc<T>;
     T* d = static_cast<T*>(dst.raw_data());
     const T* s = static_cast<const T*>(src.raw_data());
     if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes

@@ -1,6 +1,7 @@
 #pragma once
-// Elementwise kernels without autograd: broadcasting, promotion, and the choice between oneDNN
-// (Float32/BFloat16, where a primitive fits) and the plain loops (every dtype).
+// Elementwise kernels without autograd: the choice between oneDNN (Float32/BFloat16, where a
+// primitive fits) and the plain loops (every dtype). binary and unary take the shape and dtype
+// that the op (ops/elementwise.cpp) validated and decided.
 #include "../../core/tensor.hpp"
 #include "../op_kinds.hpp"
 
@@ -13,22 +14,20 @@ using gg::BinaryOp;
 using gg::is_comparison;
 using gg::UnaryOp;
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name);
-// `scalar` is the exponent for Pow. Integer inputs compute in Float32 (except Neg and Abs).
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, const char* name);
+// The kernels trust their inputs: the op (ops/elementwise.cpp) has checked that they are defined,
+// that a and b broadcast to `shape`, and decided out_dtype (binary_result_dtype; for unary, x's
+// dtype or Float32).
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype);
+// `scalar` is the exponent for Pow.
+Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype);
 // grad * gelu'(x), GeluBackward's gradient: one oneDNN pass for contiguous Float32 operands,
 // else Mul of grad and the GeluGrad loop.
 Tensor gelu_backward(const Tensor& grad, const Tensor& x);
-Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// a where cond is nonzero, else b, all broadcast to `shape`, in dtype (the op promoted a and b).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b, const Shape& shape, Dtype dtype);
 // dst += src in place, for the engine's gradient accumulation: same shape and floating dtype, dst
 // contiguous. The sum is the one binary(Add) computes (in float for the 16-bit floats), element
 // for element.
 void add_into(const Tensor& dst, const Tensor& src);
-
-// The plain loops, also the oracle that tests compare the oneDNN paths with.
-namespace reference {
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype);
-Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype);
-}  // namespace reference
 
 }  // namespace gg::kernels

@@ -1,5 +1,6 @@
 #include "ops/kernels/matmul_kernel.hpp"
 
+#include "core/copy.hpp"
 #include "ops/onednn/matmul.hpp"
 #include "ops/reference/matmul.hpp"
 
@@ -24,8 +25,10 @@ bool only_ref_kernel(const Tensor& t) {
 
 // t as a dense copy (one matrix when its batch is broadcast, which oneDNN broadcasts itself).
 Tensor dense(const Tensor& t) {
-  if (t.size(0) > 1 && t.stride(0) == 0) return t.detach().select(0, 0).contiguous().unsqueeze(0);
-  return t.detach().contiguous();
+  if (t.size(0) > 1 && t.stride(0) == 0)  // (a view of batch 0, made contiguous)
+    return as_contiguous(
+        as_strided_view(t, {1, t.size(1), t.size(2)}, t.strides(), t.storage_offset()));
+  return as_contiguous(t);
 }
 }  // namespace
 
@@ -59,10 +62,10 @@ void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor&
     p.has_bias = true;
     p.bias_dtype = b.dtype();
     if (b.dim() == 2 && b.size(0) > 1) {
-      b = b.contiguous();
+      b = as_contiguous(b);
       p.bias_batch_stride = b.stride(0);
     } else {
-      b = b.reshape({b.size(-1)}).contiguous();
+      b = as_contiguous(b);  // [N] or [1, N]: N contiguous elements either way
     }
   }
   const void* bias_ptr = b.defined() ? b.raw_data() : nullptr;
@@ -72,8 +75,8 @@ void bmm_into(const Tensor& a, const Tensor& w, const Tensor& out, const Tensor&
   }
   if (a.dtype() == kFloat16 && w.dtype() == kFloat16) {
     // No f16 matmul on this CPU: compute through f32 (oneDNN writes the f16 result).
-    Tensor a32 = a.detach().to(kFloat32), w32 = w.detach().to(kFloat32);
-    Tensor b32 = b.defined() ? b.detach().to(kFloat32) : Tensor();
+    Tensor a32 = as_dtype(a, kFloat32), w32 = as_dtype(w, kFloat32);
+    Tensor b32 = b.defined() ? as_dtype(b, kFloat32) : Tensor();
     bmm_into(a32, w32, out, b32, accumulate);
     return;
   }

@@ -1,7 +1,7 @@
 #pragma once
 // Binary elementwise ops (arithmetic and comparisons) with NumPy broadcasting on oneDNN's binary
 // primitive, for Float32 and BFloat16 operands. ops/kernels/elementwise_kernels.cpp routes here
-// and keeps the plain loops (kernels::reference) for everything this declines.
+// and sends everything this declines to the plain loops (ops/reference/elementwise.hpp).
 #include "core/tensor.hpp"
 #include "ops/op_kinds.hpp"
 

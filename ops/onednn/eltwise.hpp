@@ -1,6 +1,6 @@
 #pragma once
 // Unary elementwise ops on oneDNN's eltwise primitive, for Float32 and BFloat16 tensors.
-// ops/kernels/elementwise_kernels.cpp routes here and keeps the plain loops for the rest.
+// ops/kernels/elementwise_kernels.cpp routes here, and the rest to ops/reference/elementwise.cpp.
 //
 // Accuracy against the loop (std:: functions in float), measured on oneDNN 2.6.3 jit:avx512_core
 // over 2^20 random inputs per op (tests/test_onednn_elementwise.cpp holds the tolerances):

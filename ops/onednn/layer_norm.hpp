@@ -1,6 +1,6 @@
 #pragma once
 // Layer normalization forward on oneDNN (Float32 and BFloat16 data), cached per shape.
-// ops/kernels/nn_kernels.cpp has the plain loops that run every other dtype and serve as oracle.
+// ops/reference/nn.cpp has the plain loops that run every other dtype and serve as oracle.
 #include <cstdint>
 #include <string>
 

@@ -8,7 +8,7 @@
 
 // What oneDNN 2.6.3 picks on this machine (avx512_core + bf16): softmax and logsoftmax over the
 // last dim (inner == 1, posed as 2-D) run jit:avx512_core for f32 and bf16; a non-last axis
-// (inner > 1) goes to ref:any, about 20x slower (so nn_kernels moves the axis last first).
+// (inner > 1) goes to ref:any, about 20x slower (so kernels::softmax moves the axis last first).
 // Accuracy: its exp/log are polynomial approximations, a few f32 ulp (log_softmax of a
 // single element gives 1.4e-6, not 0).
 
