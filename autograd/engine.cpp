@@ -57,16 +57,18 @@ bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
 // the first gradient is adopted when it is a fresh tensor that nothing else holds, else copied;
 // later ones are added in place when nothing but the leaf holds its grad, else out of place (so
 // that a user's handle on grad() keeps its values).
-void accumulate_leaf(TensorImpl& leaf, Tensor g) {
-  g = conform(std::move(g), {leaf.shape, leaf.dtype}, "leaf");
-  if (!leaf.grad) {
+void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
+  const Tensor leaf(leaf_impl);
+  g = conform(std::move(g), {leaf_impl->shape, leaf_impl->dtype}, "leaf");
+  const std::shared_ptr<TensorImpl>& grad = leaf_impl->grad;
+  if (!grad) {
     std::shared_ptr<TensorImpl> impl = g.impl();
     g = Tensor();
-    leaf.grad = sole_owner(impl) ? std::move(impl) : Tensor(impl).clone().impl();
-  } else if (sole_owner(leaf.grad)) {
-    accumulate_into(Tensor(leaf.grad), g);
+    leaf.set_grad(sole_owner(impl) ? Tensor(std::move(impl)) : Tensor(impl).clone());
+  } else if (sole_owner(grad)) {
+    accumulate_into(Tensor(grad), g);
   } else {
-    leaf.grad = add(Tensor(leaf.grad), g).impl();
+    leaf.set_grad(add(Tensor(grad), g));
   }
 }
 }  // namespace
@@ -154,8 +156,7 @@ void record_node(std::string name, std::span<const Tensor> inputs, std::span<Ten
   for (size_t i = 0; i < outputs.size(); ++i) {
     // Only floating outputs carry gradients (an integer out_dtype ends the graph there).
     if (!outputs[i].defined() || !is_floating(outputs[i].dtype())) continue;
-    outputs[i].impl()->grad_fn = node;
-    outputs[i].impl()->output_nr = static_cast<uint32_t>(i);
+    outputs[i].set_gradient_edge(node, static_cast<uint32_t>(i));
   }
 }
 }  // namespace
@@ -265,7 +266,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     if (root.grad_fn) {
       discover(root.grad_fn);
     } else {
-      accumulate_leaf(*roots[r].impl(), grad_roots[r]);
+      accumulate_leaf(roots[r].impl(), grad_roots[r]);
     }
   }
   for (size_t next = 0; next < order.size(); ++next) {
@@ -326,7 +327,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
       if (e.node) {
         receive(e.node.get(), e.output_nr, std::move(g));
       } else if (auto leaf = e.leaf.lock()) {
-        accumulate_leaf(*leaf, std::move(g));
+        accumulate_leaf(leaf, std::move(g));
       }
     }
   }

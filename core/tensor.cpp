@@ -167,6 +167,12 @@ Tensor Tensor::grad() const {
   return t.grad ? Tensor(t.grad) : Tensor();
 }
 
+void Tensor::set_gradient_edge(std::shared_ptr<autograd::Node> node, uint32_t output_nr) const {
+  checked("set_gradient_edge");
+  impl_->grad_fn = std::move(node);
+  impl_->output_nr = output_nr;
+}
+
 void Tensor::set_grad(const Tensor& grad) const {
   const TensorImpl& t = checked("set_grad");
   if (grad.defined()) {

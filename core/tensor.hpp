@@ -63,6 +63,9 @@ class Tensor {
   void set_grad(const Tensor& grad) const;  // replaces (or with an undefined tensor, clears) grad
   bool is_leaf() const;
   const std::shared_ptr<autograd::Node>& grad_fn() const;
+  // For the autograd engine (libtorch's set_gradient_edge): this tensor is output `output_nr` of
+  // `node`. Ops get there through autograd::record; nothing else should call it.
+  void set_gradient_edge(std::shared_ptr<autograd::Node> node, uint32_t output_nr) const;
   void backward() const;  // this must be a one-element tensor
   void backward(const Tensor& grad_output, bool retain_graph = false) const;
   Tensor detach() const;  // same storage, no history
