@@ -116,7 +116,8 @@ class Gen {
   FuzzedDataProvider& p_;
 };
 
-std::string describe(const Tensor& t) {
+// More than gg::describe: the strides and requires_grad too, to replay a finding.
+std::string describe_fully(const Tensor& t) {
   if (!t.defined()) return "undefined";
   return fmt::format("{} {} strides {}{}", dtype_name(t.dtype()), shape_str(t.shape()),
                      shape_str(t.strides()), t.requires_grad() ? " requires_grad" : "");
@@ -207,8 +208,9 @@ void list_case(Gen& gen) {
     fmt::print(stderr, "list: {} groups, {} biases, out_dtype {}, verdict {}\n", G, bs.size(),
                out_dtype ? dtype_name(*out_dtype) : "-", static_cast<int>(v));
     for (int64_t g = 0; g < G; ++g)
-      fmt::print(stderr, "  group {}: input {} mat2 {} bias {}\n", g, describe(xs[g]),
-                 describe(ws[g]), g < static_cast<int64_t>(bs.size()) ? describe(bs[g]) : "-");
+      fmt::print(stderr, "  group {}: input {} mat2 {} bias {}\n", g, describe_fully(xs[g]),
+                 describe_fully(ws[g]),
+                 g < static_cast<int64_t>(bs.size()) ? describe_fully(bs[g]) : "-");
   }
   std::vector<Tensor> out;
   const bool ok = gg::fuzz::result_or_error([&] {
@@ -376,8 +378,9 @@ void packed_case(Gen& gen) {
 
   if (gg::fuzz::verbose())
     fmt::print(stderr, "packed: input {} mat2 {} offs {} {} bias {} out_dtype {}, verdict {}\n",
-               describe(input), describe(mat2), describe(o.offs), fmt::join(ends, ","),
-               describe(o.bias), o.out_dtype ? dtype_name(*o.out_dtype) : "-", static_cast<int>(v));
+               describe_fully(input), describe_fully(mat2), describe_fully(o.offs),
+               fmt::join(ends, ","), describe_fully(o.bias),
+               o.out_dtype ? dtype_name(*o.out_dtype) : "-", static_cast<int>(v));
   Tensor out;
   const bool ok = gg::fuzz::result_or_error([&] { out = F::grouped_mm(input, mat2, o); });
   gg::fuzz::check(!(ok && v == Verdict::kInvalid), "[packed] an invalid call succeeded");
