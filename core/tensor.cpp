@@ -209,11 +209,14 @@ void Tensor::set_data(const Tensor& new_data) const {
   // Copied first: new_data may share this tensor's TensorImpl.
   std::shared_ptr<Storage> storage = src.storage;
   Shape shape = src.shape, strides = src.strides;
+  // Fields that keep their value are not written: a module that re-packs its parameters under a
+  // lock (GroupedLinear) swaps only the storage and strides while other threads' forwards read
+  // the parameters' shape and dtype (tests/test_threads.cpp, under TSan in CI).
   impl_->storage = std::move(storage);
-  impl_->shape = std::move(shape);
-  impl_->strides = std::move(strides);
-  impl_->offset = src.offset;
-  impl_->dtype = src.dtype;
+  if (impl_->shape != shape) impl_->shape = std::move(shape);
+  if (impl_->strides != strides) impl_->strides = std::move(strides);
+  if (impl_->offset != src.offset) impl_->offset = src.offset;
+  if (impl_->dtype != src.dtype) impl_->dtype = src.dtype;
 }
 
 // ---- factories -------------------------------------------------------------------------------
