@@ -49,7 +49,8 @@ struct PackedGroupedMMOptions {
 //   3D x 3D   (G, M, K)      (G, K, N)      (no offs)     (G, M, N)      (G, N)
 // Input and Mat2 are Tensor; being deduced, they keep braced lists out: {x} used to convert to a
 // Tensor exactly, so grouped_mm({x}, {w}) ran this form (and asked for offs) where a PyTorch user
-// means the list form with one group. Defined, and instantiated for Tensor, in grouped_mm_packed.cpp.
+// means the list form with one group. Defined, and instantiated for Tensor, in
+// grouped_mm_packed.cpp.
 template <std::same_as<Tensor> Input, std::same_as<Tensor> Mat2>
 Tensor grouped_mm(const Input& input, const Mat2& mat2, const PackedGroupedMMOptions& options = {});
 
