@@ -1,8 +1,8 @@
 // The one place that knows every gradcheck family: register_builtin_cases() calls the registration
 // of each op family (ops/gradcheck_cases.hpp) and of the nn modules (nn/gradcheck_cases.hpp), and
-// Registry::instance() registers them all on first use. Both are declared in
-// autograd/gradcheck_registry.hpp but defined here, above nn, so that the registry itself calls no
-// family: autograd links without ops and nn, while the CLI and the tests, which link the whole
+// Registry::instance() registers them all on first use. instance() is declared in
+// autograd/gradcheck_registry.hpp but defined here, above nn, so that the registry itself names no
+// family (autograd includes nothing above it), while the CLI and the tests, which link the whole
 // library, get every case from Registry::instance().
 #include "nn/gradcheck_cases.hpp"
 
@@ -13,6 +13,7 @@
 
 namespace gg::gradcheck {
 
+namespace {
 void register_builtin_cases(Registry& registry) {
   register_elementwise_cases(registry);
   register_reduce_cases(registry);
@@ -22,6 +23,7 @@ void register_builtin_cases(Registry& registry) {
   register_grouped_mm_cases(registry);
   register_nn_module_cases(registry);
 }
+}  // namespace
 
 Registry& Registry::instance() {
   static Registry registry;

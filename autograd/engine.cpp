@@ -18,10 +18,6 @@ namespace gg::autograd {
 namespace {
 std::atomic<uint64_t> g_next_sequence_nr{0};
 
-std::string meta_str(const Tensor& t) {
-  return fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()));
-}
-
 // Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
 // (By value: a gradient that arrives as the only handle on its tensor leaves as one.)
 Tensor conform(Tensor grad, const TensorMeta& meta, const std::string& node_name) {
@@ -353,8 +349,8 @@ void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
            dtype_name(t.dtype), shape_str(t.shape));
   GG_CHECK(grad_output.defined(), "[backward] grad_output is an undefined tensor");
   GG_CHECK(grad_output.shape() == t.shape && grad_output.dtype() == t.dtype,
-           "[backward] grad_output must match the tensor: expected {}, got {}",
-           autograd::meta_str(*this), autograd::meta_str(grad_output));
+           "[backward] grad_output must match the tensor: expected {}, got {}", describe(*this),
+           describe(grad_output));
   autograd::run_backward({*this}, {grad_output}, retain_graph);
 }
 

@@ -6,14 +6,6 @@
 
 namespace gg::autograd {
 
-namespace {
-
-std::string meta_of(const Tensor& t) {
-  return fmt::format("{} {}", dtype_name(t.dtype()), shape_str(t.shape()));
-}
-
-}  // namespace
-
 void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& grad_tensors,
               bool retain_graph) {
   GG_CHECK(grad_tensors.empty() || grad_tensors.size() == tensors.size(),
@@ -27,7 +19,7 @@ void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& gra
     GG_CHECK(t.defined(), "[autograd::backward] tensors[{}] is an undefined tensor", i);
     GG_CHECK(t.requires_grad(),
              "[autograd::backward] tensors[{}] ({}) does not require grad and has no grad_fn", i,
-             meta_of(t));
+             describe(t));
     Tensor g = grad_tensors.empty() ? Tensor() : grad_tensors[i];
     if (!g.defined()) {
       GG_CHECK(t.numel() == 1,
@@ -38,7 +30,7 @@ void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& gra
     }
     GG_CHECK(g.shape() == t.shape() && g.dtype() == t.dtype(),
              "[autograd::backward] grad_tensors[{}] must match tensors[{}]: expected {}, got {}", i,
-             i, meta_of(t), meta_of(g));
+             i, describe(t), describe(g));
     grads.push_back(std::move(g));
   }
   if (tensors.empty()) return;

@@ -57,8 +57,6 @@ struct CaseReport {
 // Checks every differentiable input of `c`. Throws UsageError for bad options; other gg::Errors
 // raised by the case itself (a broken op) propagate unchanged.
 CaseReport run_case(const CheckCase& c, const CheckOptions& options = {});
-// Throws UsageError if `params` holds a key that `c` does not list.
-void check_params(const CheckCase& c, const Params& params);
 // A table, one row per input: name, shape, max abs err, max rel err, tolerance, PASS/FAIL; with
 // `verbose`, the worst Jacobian entries of each input below its row.
 std::string format_report(const CaseReport& report, bool verbose = false);

@@ -17,8 +17,8 @@ namespace gg::gradcheck {
 
 // Named cases. Registry::instance() is the process-wide one, with the built-in cases registered
 // on first use; a local Registry starts empty. instance() is defined by the aggregator at the top
-// (gradcheck_cases.cpp), not here: the registry calls no family, so autograd links without ops
-// and nn, and a program that uses instance() gets every family by linking the library.
+// (gradcheck_cases.cpp), not here: the registry names no family, so autograd includes nothing above
+// it, and a program that uses instance() gets every family by linking the library.
 class Registry {
  public:
   static Registry& instance();
@@ -33,10 +33,6 @@ class Registry {
   std::map<std::string, CheckCase, std::less<>> cases_;  // nodes are stable: pointers stay valid
   mutable std::mutex mutex_;
 };
-
-// All cases of the library: every op family and the nn modules. Defined by the aggregator at the
-// top (gradcheck_cases.cpp), which calls each family's register_<family>_cases().
-void register_builtin_cases(Registry& registry);
 
 // The usual case in one call, for the families' registration files: `family`, `name`, a one-line
 // `description`, whether it is `linear`, its builder and forward, optional tolerance overrides.

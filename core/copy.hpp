@@ -9,10 +9,6 @@ namespace gg {
 // it takes the vectorised bf16 <-> f32 conversion and oneDNN's reorder where they fit.
 void copy_(const Tensor& dst, const Tensor& src);
 
-// The same copy by the plain strided loop alone (core/strided.hpp), with no faster paths but
-// memmove for equal contiguous layouts: the one copy_ falls back to.
-void strided_copy_(const Tensor& dst, const Tensor& src);
-
 // The copies of contiguous() and to() without their autograd node, for kernels and backends: they
 // read their operands' data inside an op that records its own node, so a recorded copy would only
 // cost a node (and a detach() before each call was easy to forget). t itself when it already is

@@ -82,7 +82,7 @@ std::vector<Tensor> grouped_linear(const std::vector<Tensor>& inputs,
   for (size_t i = 0; i < weights.size(); ++i) {
     GG_CHECK(weights[i].defined() && weights[i].dim() == 2,
              "[grouped_linear] group {}: weight must be 2-D [out, in], got {}", i,
-             weights[i].defined() ? shape_str(weights[i].shape()) : std::string("undefined"));
+             describe(weights[i], false));
     mats.push_back(weights[i].t());  // [in, out] view: grouped_mm reads it transposed, no copy
   }
   return grouped_mm(inputs, mats, GroupedMMOptions{.bias = biases});
@@ -92,7 +92,7 @@ Tensor grouped_linear(const Tensor& packed_input, const Tensor& offs, const Tens
                       const Tensor& bias) {
   GG_CHECK(weight.defined() && weight.dim() == 3,
            "[grouped_linear] packed form: weight must be 3-D [G, out, in], got {}",
-           weight.defined() ? shape_str(weight.shape()) : std::string("undefined"));
+           describe(weight, false));
   // [G, out, in] -> [G, in, out]: the transposed view grouped_mm's 2D x 3D layout reads.
   return grouped_mm(packed_input, weight.transpose(1, 2), {.offs = offs, .bias = bias});
 }

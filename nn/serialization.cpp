@@ -135,8 +135,9 @@ void check_utf8(const char* op, const std::string& path, std::string_view what,
 std::string_view dtype_code(Dtype dtype) { return dtype_traits(dtype).safetensors; }
 
 std::optional<Dtype> dtype_from_code(std::string_view code) {
-  for (Dtype d : {kFloat32, kFloat64, kBFloat16, kFloat16, kInt8, kInt32, kInt64})
-    if (dtype_code(d) == code) return d;
+  // Every dtype of the traits table, which runs in the enum's order up to Int64.
+  for (int i = 0; i <= static_cast<int>(Dtype::Int64); ++i)
+    if (dtype_code(static_cast<Dtype>(i)) == code) return static_cast<Dtype>(i);
   return std::nullopt;
 }
 

@@ -1,7 +1,9 @@
 // Copies and conversions: copy_ with its fast paths, and the differentiable clone, contiguous
 // and to (declared on Tensor in core/tensor.hpp, defined here above autograd and the oneDNN
-// backend; core keeps only the plain strided loop, strided_copy_).
+// backend).
 #include "core/copy.hpp"
+
+#include <cstring>
 
 #include "autograd/node.hpp"
 #include "core/parallel.hpp"
@@ -41,17 +43,27 @@ bool convert_bf16_f32(const Tensor& dst, const Tensor& src) {
 void copy_(const Tensor& dst, const Tensor& src) {
   dst.checked("copy_");
   src.checked("copy_");
-  // Equal contiguous layouts are one memmove in the plain copy; the fast paths are for the rest.
-  if (!(src.dtype() == dst.dtype() && src.shape() == dst.shape() && src.is_contiguous() &&
-        dst.is_contiguous())) {
-    broadcast_strides(src, dst.shape());  // the shape error first, as the plain copy gives it
-    if (convert_bf16_f32(dst, src)) return;
-    // oneDNN's reorder where it gives exactly convert's results (ops/onednn/reorder.hpp).
-    if (dst.numel() >= onednn::kMinElements &&
-        onednn::reorder_matches_convert(src.dtype(), dst.dtype()) && onednn::reorder(dst, src))
-      return;
+  Shape src_strides = broadcast_strides(src, dst.shape());  // the shape error first
+  if (src.dtype() == dst.dtype() && src.shape() == dst.shape() && src.is_contiguous() &&
+      dst.is_contiguous()) {
+    if (src.raw_data() != dst.raw_data())
+      std::memmove(dst.raw_data(), src.raw_data(), dst.numel() * dst.element_size());
+    return;
   }
-  strided_copy_(dst, src);
+  if (convert_bf16_f32(dst, src)) return;
+  // oneDNN's reorder where it gives exactly convert's results (ops/onednn/reorder.hpp).
+  if (dst.numel() >= onednn::kMinElements &&
+      onednn::reorder_matches_convert(src.dtype(), dst.dtype()) && onednn::reorder(dst, src))
+    return;
+  dispatch(dst.dtype(), [&]<class To>() {
+    dispatch(src.dtype(), [&]<class From>() {
+      To* out = static_cast<To*>(dst.raw_data());
+      const From* in = static_cast<const From*>(src.raw_data());
+      for_each_strided<2>(
+          dst.shape(), {dst.strides().data(), src_strides.data()}, {0, 0},
+          [&](const std::array<int64_t, 2>& o) { out[o[0]] = convert<To>(in[o[1]]); });
+    });
+  });
 }
 
 namespace {

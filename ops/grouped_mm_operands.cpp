@@ -1,6 +1,8 @@
 // grouped_mm's shared validation pieces and operand preparation (see grouped_mm_operands.hpp).
 #include "ops/grouped_mm_operands.hpp"
 
+#include "core/copy.hpp"
+
 namespace gg::gmm {
 
 std::string shapes(const Tensor& input, const Tensor& mat2, const Tensor& bias) {
@@ -19,7 +21,7 @@ MatRef list_operand(const Tensor& t, std::vector<Tensor>& keep) {
     std::optional<MatRef> m = rows_of(t);
     if (m && (t.numel() == 0 || kernels::gemm_ready(*m))) return *m;
   }
-  const Tensor& copy = keep.emplace_back(t.detach().to(c).contiguous());
+  const Tensor& copy = keep.emplace_back(as_contiguous(as_dtype(t, c)));
   return *rows_of(copy);
 }
 
@@ -27,7 +29,7 @@ std::optional<MatRef> list_bias(const Tensor& b, std::vector<Tensor>& keep) {
   if (!b.defined()) return std::nullopt;
   const Dtype c = compute_dtype(b.dtype());
   if (c == b.dtype() && b.stride(0) == 1) return bias_row(b, 0, b.size(0));
-  const Tensor& copy = keep.emplace_back(b.detach().to(c).contiguous());
+  const Tensor& copy = keep.emplace_back(as_contiguous(as_dtype(b, c)));
   return bias_row(copy, 0, copy.size(0));
 }
 

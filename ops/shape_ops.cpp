@@ -65,7 +65,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   Tensor out = empty(shape, first.dtype());
   int64_t offset = 0;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    copy_(out.narrow(dim, offset, sizes[i]), tensors[i].detach());
+    copy_(out.narrow(dim, offset, sizes[i]), tensors[i]);
     offset += sizes[i];
   }
   return record("CatBackward", tensors, out, [=](const Grads& g, const Needs& needs) {
@@ -92,7 +92,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
   shape.insert(shape.begin() + dim, static_cast<int64_t>(tensors.size()));
   Tensor out = empty(shape, first.dtype());
   for (size_t i = 0; i < tensors.size(); ++i)
-    copy_(out.select(dim, static_cast<int64_t>(i)), tensors[i].detach());
+    copy_(out.select(dim, static_cast<int64_t>(i)), tensors[i]);
   return record("StackBackward", tensors, out, [dim](const Grads& g, const Needs& needs) {
     Grads grads(needs.size());
     for (size_t i = 0; i < needs.size(); ++i)

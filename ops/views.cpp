@@ -24,12 +24,6 @@ void check_view_dims(size_t dims, const Shape& input, const char* op) {
            kMaxTensorDims, dims, shape_str(input));
 }
 
-// Every view goes through here (and on to core's one view constructor).
-Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset, const char* op) {
-  check_view_dims(shape.size(), base.shape(), op);
-  return as_strided_view(base, std::move(shape), std::move(strides), offset, op);
-}
-
 // Resolves one -1 and checks the element count: "[reshape] shape [2, -1] is invalid for ...".
 Shape infer_shape(Shape shape, int64_t numel, const char* op, const Shape& from) {
   int64_t infer = -1, known = 1;
@@ -91,14 +85,14 @@ Tensor reshape_impl(const Tensor& self, Shape shape, bool must_view, const char*
   auto strides = view_strides(t.shape, t.strides, shape);
   Tensor out;
   if (strides) {
-    out = make_view(self, shape, *strides, t.offset, op);
+    out = as_strided_view(self, shape, *strides, t.offset, op);
   } else {
     GG_CHECK(!must_view,
              "[view] a view of shape {} is not possible for a tensor of shape {} with strides {}; "
              "use reshape()",
              shape_str(shape), shape_str(t.shape), shape_str(t.strides));
-    out = self.contiguous().detach();
-    out = make_view(out, shape, contiguous_strides(shape), out.storage_offset(), op);
+    out = as_contiguous(self);  // a fresh copy: self is not viewable
+    out = as_strided_view(out, shape, contiguous_strides(shape), out.storage_offset(), op);
   }
   Shape in_shape = t.shape;
   return record(must_view ? "ViewBackward" : "ReshapeBackward", {self}, out,
@@ -144,7 +138,8 @@ Tensor Tensor::permute(const Shape& dims) const {
     strides[i] = t.strides[d];
     inverse[d] = i;
   }
-  return record("PermuteBackward", {*this}, make_view(*this, shape, strides, t.offset, "permute"),
+  return record("PermuteBackward", {*this},
+                as_strided_view(*this, shape, strides, t.offset, "permute"),
                 [inverse](const Grads& g, const Needs&) { return Grads{g[0].permute(inverse)}; });
 }
 
@@ -180,7 +175,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Shape shape = t.shape;
   shape[d] = length;
   Shape in_shape = t.shape;
-  Tensor out = make_view(*this, shape, t.strides, t.offset + start * t.strides[d], "narrow");
+  Tensor out = as_strided_view(*this, shape, t.strides, t.offset + start * t.strides[d], "narrow");
   return record("NarrowBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
     copy_(grad.narrow(d, start, length), g[0]);
@@ -201,7 +196,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);
   Shape in_shape = t.shape;
-  Tensor out = make_view(*this, shape, strides, t.offset + index * t.strides[d], "select");
+  Tensor out = as_strided_view(*this, shape, strides, t.offset + index * t.strides[d], "select");
   return record("SelectBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
     copy_(grad.select(d, index), g[0]);
@@ -255,7 +250,8 @@ Tensor Tensor::expand(Shape shape) const {
   }
   numel_of(shape);  // a view whose element count overflows int64 would break every later op
   // Backward is the identity: the engine sums the gradient back to the input's shape.
-  return record("ExpandBackward", {*this}, make_view(*this, shape, strides, t.offset, "expand"),
+  return record("ExpandBackward", {*this},
+                as_strided_view(*this, shape, strides, t.offset, "expand"),
                 [](const Grads& g, const Needs&) { return Grads{g[0]}; });
 }
 

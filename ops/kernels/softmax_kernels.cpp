@@ -25,8 +25,7 @@ Tensor softmax(const Tensor& x, int64_t dim, bool log) {
   if (x.numel() == 0) return empty(x.shape(), x.dtype());  // (2^40 empty rows: no loop over them)
   if (onednn::bf16_through_f32(x.dtype()))                 // no bf16 softmax on this CPU
     return as_dtype(softmax(as_dtype(x, kFloat32), dim, log), kBFloat16);
-  if (!onednn::softmax_supported(x.dtype()) || x.numel() == 0)
-    return reference::softmax(x, dim, log);
+  if (!onednn::softmax_supported(x.dtype())) return reference::softmax(x, dim, log);
   const Split3 split = split_at(x.shape(), dim);
   const int64_t outer = split.outer, n = split.n, inner = split.inner;
   if (inner != 1) {

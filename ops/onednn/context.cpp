@@ -40,8 +40,6 @@ dnnl::memory::data_type to_dnnl(Dtype dtype) {
   fail("[onednn] dtype {} has no oneDNN data type", dtype_name(dtype));
 }
 
-bool has_dnnl_type(Dtype dtype) { return dtype != kFloat64 && dtype != kInt64; }
-
 dnnl::cpu_isa effective_isa() {
   static const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
   return isa;

@@ -6,7 +6,6 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -30,7 +29,6 @@ dnnl::stream& stream();
 // oneDNN data type for a dtype that oneDNN computes with (f32, bf16, f16, s8, s32); throws
 // gg::Error for Float64 and Int64, which oneDNN does not have.
 dnnl::memory::data_type to_dnnl(Dtype dtype);
-bool has_dnnl_type(Dtype dtype);
 
 // The instruction set oneDNN dispatches to in this process: what the CPU has, capped by the
 // ONEDNN_MAX_CPU_ISA environment variable (read by oneDNN once, before its first primitive).
@@ -90,7 +88,10 @@ class PrimitiveCache {
   PrimitiveCache& operator=(const PrimitiveCache&) = delete;
   ~PrimitiveCache() { record_cache_entries(-static_cast<int64_t>(map_.size()), 0); }
 
-  std::shared_ptr<const Value> get(const std::string& key, const std::function<Value()>& build) {
+  // build: a callable returning Value, taken as it is (a std::function would allocate on every
+  // call, hits included, for lambdas capturing more than two references).
+  template <class Build>
+  std::shared_ptr<const Value> get(const std::string& key, Build&& build) {
     {
       std::shared_lock lock(mutex_);
       if (auto it = map_.find(key); it != map_.end()) {
@@ -98,14 +99,18 @@ class PrimitiveCache {
         return it->second.value;
       }
     }
+    // The key is copied before building: keys live in a buffer per thread (KeyBuilder), which a
+    // build that makes keys of its own would overwrite.
+    std::string owned_key = key;
     auto value = std::make_shared<const Value>(build());
     const size_t capacity = primitive_cache_capacity();
     std::unique_lock lock(mutex_);
-    if (auto it = map_.find(key); it != map_.end()) return it->second.value;  // built meanwhile
+    if (auto it = map_.find(owned_key); it != map_.end())
+      return it->second.value;  // built meanwhile
     const uint64_t now = record_cache_miss();
     uint64_t evicted = 0;
     for (; !map_.empty() && map_.size() >= capacity; ++evicted) evict_least_recently_used();
-    if (capacity > 0) map_.try_emplace(key, value, now);
+    if (capacity > 0) map_.try_emplace(std::move(owned_key), value, now);
     record_cache_entries(static_cast<int64_t>(capacity > 0) - static_cast<int64_t>(evicted),
                          evicted);
     return value;
