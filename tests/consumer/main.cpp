@@ -31,7 +31,7 @@ int main() {
 
   // The gradcheck registry with its built-in cases, and a check of the custom function above.
   const gg::gradcheck::CaseReport builtin =
-      gg::gradcheck::run_case(gg::gradcheck::Registry::instance().get("matmul"));
+      gg::gradcheck::run_case(gg::gradcheck::Registry::instance().get("matmul_2d"));
   gg::gradcheck::Registry mine;
   gg::gradcheck::add_case(
       mine, "custom", "square", "Square::apply(x)", false,
