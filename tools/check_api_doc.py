@@ -112,6 +112,11 @@ def declarations(text):
             return None
         depth = 0
         for i, t in enumerate(stmt):
+            if t == "operator" and depth == 0:  # operator<<, operator(), operator-, ...
+                rest = stmt[i + 1:]
+                if rest[:2] == ["(", ")"]:
+                    return "operator()"
+                return "operator" + "".join(rest[:rest.index("(")]) if "(" in rest else None
             if t == "(" and depth == 0 and i > 0:
                 j = i - 1
                 if stmt[j] == ">":  # explicit specialisation: name<args>(
@@ -122,15 +127,6 @@ def declarations(text):
                             break
                         j -= 1
                     j -= 1
-                # operator<<, operator(), operator-, ...
-                k = j
-                while k >= 0 and not re.match(r"\w", stmt[k]):
-                    k -= 1
-                if k >= 0 and stmt[k] == "operator":
-                    symbol = "".join(stmt[k + 1:i])
-                    if symbol == "" and stmt[i + 1:i + 2] == [")"]:
-                        return "operator()"
-                    return "operator" + symbol
                 name = stmt[j] if j >= 0 else ""
                 if re.match(r"[A-Za-z_]\w*$", name) and name not in KEYWORDS:
                     if j > 0 and stmt[j - 1] in ("~", "::"):
