@@ -151,7 +151,8 @@ def declarations(text):
             statement.append(t)
             i += 1
             continue
-        if kind == "class" and t in ("public", "private", "protected") and toks[i + 1:i + 2] == [":"]:
+        if (kind == "class" and t in ("public", "private", "protected")
+                and toks[i + 1:i + 2] == [":"]):
             scopes[-1] = (kind, name, t)
             statement = []
             i += 2
@@ -313,7 +314,8 @@ def check_coverage(args):
         rel = os.path.relpath(header, os.path.join(args.prefix, "include"))
         for kind, name in declarations(open(header, encoding="utf-8").read()):
             declared.add(name)
-            if kind in ("namespace", "enum") or "::detail" in name or name in ALLOWED or name in mentioned:
+            if (kind in ("namespace", "enum") or "::detail" in name or name in ALLOWED
+                    or name in mentioned):
                 continue
             if kind == "member" and (name.rsplit("::", 1)[0] not in MEMBERS_CHECKED
                                      or name.endswith("::operator=")):
