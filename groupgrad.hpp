@@ -3,6 +3,7 @@
 // The one header users include: #include <groupgrad/groupgrad.hpp>
 #include "autograd/function.hpp"
 #include "autograd/grad_mode.hpp"
+#include "autograd/gradcheck.hpp"
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"

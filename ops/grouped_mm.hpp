@@ -1,5 +1,5 @@
 #pragma once
-// grouped_mm: the seed's operator (see API.md). output[i] = input[i] @ mat2[i] + bias[i].
+// grouped_mm: the seed's operator (see docs/api.md). output[i] = input[i] @ mat2[i] + bias[i].
 // Defined in gg; nn/functional.hpp re-exports it (and its options) into gg::nn::functional.
 //
 // Which form a call runs (tests/test_grouped_mm_spellings.cpp compiles each spelling):

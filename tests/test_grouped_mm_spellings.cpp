@@ -1,7 +1,7 @@
-// Every way API.md, the seed's examples and the README spell a grouped_mm call compiles, in both
-// namespaces (gg::nn::functional, API.md's, and gg, where the op is defined), and computes what its
-// documentation says: checked against a naive loop on tiny operands holding small integers, so
-// that every product is exact in float32 and compared for equality.
+// Every way docs/api.md, the seed's examples and the README spell a grouped_mm call compiles, in
+// both namespaces (gg::nn::functional, docs/api.md's, and gg, where the op is defined), and
+// computes what its documentation says: checked against a naive loop on tiny operands holding small
+// integers, so that every product is exact in float32 and compared for equality.
 //
 // Compiling this file is half of the test. Before the overloads were arranged for it, g++ 12
 // rejected grouped_mm(xs, ws, {}) and grouped_mm(xs, ws, {.bias = bs}) as ambiguous between the

@@ -34,7 +34,7 @@ struct Case {
   std::vector<int64_t> ends;  // offs values (none for 3D x 3D)
 };
 
-// The packed contract of API.md, one output element at a time.
+// The packed contract of docs/api.md, one output element at a time.
 Tensor naive(const Case& c) {
   const Tensor &x = c.input, &w = c.mat2, &b = c.bias;
   const int64_t groups = static_cast<int64_t>(c.ends.size());

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 MOE_ROWS = [1024, 768, 640, 512, 448, 320, 256, 128]
 
 
-# ---- workloads (DESIGN.md "Benchmarks", as tools/bench) --------------------------------------
+# ---- workloads (those of tools/bench, listed at the head of tools/bench/bench.cpp) -----------
 def workloads():
     out = []
     for dtype in (torch.float32, torch.bfloat16):

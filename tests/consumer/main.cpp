@@ -1,8 +1,7 @@
 // Built against an installed copy of groupgrad: proves the package config and headers are usable,
-// the public autograd API (a custom function, autograd::backward) and the gradcheck header
-// included.
+// the public autograd API (a custom function, autograd::backward) and the C++ gradcheck API, which
+// the umbrella header alone brings in.
 #include <cstdio>
-#include <groupgrad/autograd/gradcheck.hpp>
 #include <groupgrad/groupgrad.hpp>
 
 namespace {
@@ -29,6 +28,22 @@ int main() {
   gg::Tensor x = gg::tensor<float>({1, 2, 3}, {3}).requires_grad_();
   gg::autograd::backward({Square::apply(x).sum()});
   ok = ok && x.grad().to_vector<float>() == std::vector<float>{2, 4, 6};
+
+  // The gradcheck registry with its built-in cases, and a check of the custom function above.
+  const gg::gradcheck::CaseReport builtin =
+      gg::gradcheck::run_case(gg::gradcheck::Registry::instance().get("matmul_2d"));
+  gg::gradcheck::Registry mine;
+  gg::gradcheck::add_case(
+      mine, "custom", "square", "Square::apply(x)", false,
+      [](const gg::gradcheck::CaseOptions& o) {
+        return gg::gradcheck::Inputs{{"x", gg::gradcheck::gen::normal({2, 3}, o.dtype)}};
+      },
+      [](const std::vector<gg::Tensor>& in, const gg::gradcheck::CaseOptions&) {
+        return std::vector<gg::Tensor>{Square::apply(in[0])};
+      });
+  const gg::gradcheck::CaseReport square = gg::gradcheck::run_case(mine.get("square"));
+  ok =
+      ok && builtin.passed && !builtin.inputs.empty() && square.passed && square.inputs.size() == 1;
 
   std::printf("consumer: %s\n", ok ? "ok" : "WRONG");
   return ok ? 0 : 1;

@@ -2,7 +2,7 @@
 // mismatched sizes), dtypes, offs values (negative, decreasing, past the end, wrong dtype/rank),
 // bias patterns and strided operands, then backward when the call succeeded.
 //
-// A small model of API.md's contract classifies every call before it runs:
+// A small model of docs/api.md's contract classifies every call before it runs:
 //   kInvalid      the contract says it must throw gg::Error: it must;
 //   kValid        it must succeed with the contract's output shape, and (float operands, small)
 //                 the output must match a naive double-precision product;

@@ -1,6 +1,17 @@
-// tools/bench: times grouped_mm on the workloads of DESIGN.md ("Benchmarks") and the peers in the
-// same run, and prints medians, GFLOPS, time per group, the ratio to each peer (peer time / our
-// time, so above 1 means we are faster) and peak memory. --json writes the same as JSON.
+// tools/bench: times grouped_mm on the workloads below and the peers in the same run, and prints
+// medians, GFLOPS, time per group, the ratio to each peer (peer time / our time, so above 1 means
+// we are faster) and peak memory. --json writes the same as JSON.
+//
+//   moe    packed 2D x 3D, G=8, M_total=4096 split 1024,768,640,512,448,320,256,128; K=512,
+//          N=1024; f32 and bf16, fwd and fwd+bwd. Peers: one dense oneDNN GEMM of the same FLOPs
+//          (the machine limit), a oneDNN primitive per call, libtorch's loop of mm.
+//   heads  list form, 8 x ([320, 64] @ [64, 64]) (the seed's multi-head example). Peers: libtorch
+//          bmm and loop of mm.
+//   tiny   list form, 64 x ([16, 32] @ [32, 32]). Peers: libtorch loop of mm (with autograd), bmm.
+//   mixed  the seed's grouped-linear example (50/75/30 -> 64/128/32, with bias). Peers: libtorch
+//          addmm and linear loops.
+//   train  one training step of examples/train_multihead's model; peer: the same model in libtorch.
+//   autograd  the engine's overhead per op (64 chained adds on 16 floats).
 //
 //   ./build/tools/bench                      # every workload
 //   ./build/tools/bench -w moe -w train      # some of them
