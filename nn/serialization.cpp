@@ -629,6 +629,28 @@ double parse_double(const std::string& path, const Metadata& m, const std::strin
   }
   fail("[load_optimizer] {}: metadata '{}' = '{}' is not a number", path, key, it->second);
 }
+
+// Per-group learning rates, "0.001,0.0001": absent in checkpoints written before parameter
+// groups existed (an empty result), else one non-negative number per group of the optimizer.
+std::vector<double> parse_group_lrs(const std::string& path, const Metadata& m,
+                                    const std::string& key, size_t groups) {
+  if (m.find(key) == m.end()) return {};
+  std::vector<double> lrs;
+  const std::string& text = m.at(key);
+  for (size_t begin = 0; begin <= text.size();) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    lrs.push_back(parse_double(path, {{key, text.substr(begin, end - begin)}}, key));
+    GG_CHECK(lrs.back() >= 0, "[load_optimizer] {}: negative learning rate in '{}' = '{}'", path,
+             key, text);
+    begin = end + 1;
+  }
+  GG_CHECK(lrs.size() == groups,
+           "[load_optimizer] {}: '{}' holds {} learning rates but the optimizer has {} parameter "
+           "groups",
+           path, key, lrs.size(), groups);
+  return lrs;
+}
 }  // namespace
 
 void save_optimizer(const optim::Optimizer& optimizer, const std::string& path,
@@ -644,6 +666,13 @@ void save_optimizer(const optim::Optimizer& optimizer, const std::string& path,
   meta["gg.lr"] = fmt::format("{}", optimizer.lr());
   meta["gg.initial_lr"] = fmt::format("{}", optimizer.initial_lr());
   meta["gg.num_params"] = fmt::format("{}", optimizer.parameters().size());
+  std::vector<double> lrs, initial_lrs;
+  for (size_t g = 0; g < optimizer.num_param_groups(); ++g) {
+    lrs.push_back(optimizer.group_lr(g));
+    initial_lrs.push_back(optimizer.group_initial_lr(g));
+  }
+  meta["gg.group_lrs"] = fmt::format("{}", fmt::join(lrs, ","));
+  meta["gg.group_initial_lrs"] = fmt::format("{}", fmt::join(initial_lrs, ","));
   safetensors::write_file("save_optimizer", path, optimizer.state_dict(), meta);
 }
 
@@ -668,6 +697,9 @@ Metadata load_optimizer(optim::Optimizer& optimizer, const std::string& path) {
   GG_CHECK(lr >= 0 && initial_lr >= 0,
            "[load_optimizer] {}: negative learning rate in the metadata (lr {}, initial lr {})",
            path, lr, initial_lr);
+  const size_t groups = optimizer.num_param_groups();
+  const std::vector<double> lrs = parse_group_lrs(path, m, "gg.group_lrs", groups);
+  const std::vector<double> initial_lrs = parse_group_lrs(path, m, "gg.group_initial_lrs", groups);
   try {
     optimizer.load_state_dict(file.tensors);
   } catch (const Error& e) {
@@ -675,6 +707,8 @@ Metadata load_optimizer(optim::Optimizer& optimizer, const std::string& path) {
   }
   optimizer.set_lr(lr);
   optimizer.set_initial_lr(initial_lr);
+  for (size_t g = 0; g < lrs.size(); ++g) optimizer.set_group_lr(g, lrs[g]);
+  for (size_t g = 0; g < initial_lrs.size(); ++g) optimizer.set_group_initial_lr(g, initial_lrs[g]);
   Metadata user;
   for (const auto& [k, v] : m)
     if (k.rfind("gg.", 0) != 0) user[k] = v;

@@ -46,12 +46,14 @@ void save(const nn::Module& module, const std::string& path, const Metadata& met
 // safetensors::read_metadata(path) gives the file's metadata.
 void load(nn::Module& module, const std::string& path);
 
-// Optimizer state (optimizer.state_dict()) plus its name, lr, initial lr and parameter count in
-// the metadata; `metadata` adds the caller's own entries (keys must not start with "gg.").
+// Optimizer state (optimizer.state_dict()) plus its name, lr, initial lr, parameter count and
+// each parameter group's lr and initial lr ("gg.group_lrs", "gg.group_initial_lrs") in the
+// metadata; `metadata` adds the caller's own entries (keys must not start with "gg.").
 void save_optimizer(const optim::Optimizer& optimizer, const std::string& path,
                     const Metadata& metadata = {});
-// Restores the state, lr and initial lr. Throws if the file holds another optimizer's state or
-// another number of parameters. Returns the caller's metadata entries.
+// Restores the state, lr and initial lr (per group; a file without per-group entries, written
+// before groups existed, sets every group's from its lr and initial lr). Throws if the file holds
+// another optimizer's state or another number of parameters. Returns the caller's metadata entries.
 Metadata load_optimizer(optim::Optimizer& optimizer, const std::string& path);
 
 }  // namespace gg

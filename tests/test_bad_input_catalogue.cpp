@@ -943,6 +943,69 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          (void)load_optimizer(opt, good);
        },
        {"[load_optimizer]", "not an optimizer checkpoint"}},
+      // ---- optimizer parameter groups and schedulers (issue 18)
+      // ----------------------------------------------------------------------
+      {"AdamW (parameter groups)",
+       "a parameter in two groups",
+       [&] {
+         Tensor other = randn({2}).requires_grad_();
+         optim::AdamW({{{sgd_param}}, {{other, sgd_param}, {.weight_decay = 0.0}}});
+       },
+       {"[AdamW] parameter 1 [3] of parameter group 1 is already in parameter group 0"}},
+      {"SGD (parameter groups)",
+       "an empty group list",
+       [&] { optim::SGD(std::vector<optim::SGDParamGroup>{}, optim::SGDOptions(0.1)); },
+       {"[SGD] got an empty parameter list (no parameter groups)"}},
+      {"Adam::add_param_group",
+       "a negative lr in the new group",
+       [&] {
+         optim::Adam opt({{{sgd_param}}});
+         opt.add_param_group({{randn({2}).requires_grad_()}, {.lr = -1.0}});
+       },
+       {"[Adam] learning rate must be >= 0, got -1 (parameter group 1)"}},
+      {"Optimizer::group_lr",
+       "group index out of range",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         (void)opt.group_lr(1);
+       },
+       {"[SGD] parameter group 1 is out of range (the optimizer has 1)"}},
+      {"StepLR",
+       "step_size 0",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::StepLR schedule(opt, 0);
+       },
+       {"[StepLR] step_size must be > 0, got 0"}},
+      {"MultiStepLR",
+       "negative milestone",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::MultiStepLR schedule(opt, {2, -3});
+       },
+       {"[MultiStepLR] milestones must be >= 0, got [-3, 2]"}},
+      {"ExponentialLR",
+       "negative gamma",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::ExponentialLR schedule(opt, -0.5);
+       },
+       {"[ExponentialLR] gamma must be finite and >= 0, got -0.5"}},
+      {"LambdaLR",
+       "a factor that turns negative",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::LambdaLR schedule(opt, [](int64_t s) { return 1.0 - static_cast<double>(s); });
+         schedule.set_last_step(2);
+       },
+       {"[LambdaLR] the learning rate of parameter group 0 at step 2 is -0.1"}},
+      {"LambdaLR",
+       "an empty function",
+       [&] {
+         optim::SGD opt(std::vector<Tensor>{sgd_param}, optim::SGDOptions(0.1));
+         optim::LambdaLR schedule(opt, std::function<double(int64_t)>());
+       },
+       {"[LambdaLR] lr_lambda 0 is an empty function"}},
   };
 
   check_rows(table);

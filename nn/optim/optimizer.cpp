@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <set>
 
 #include "autograd/grad_mode.hpp"
 #include "core/copy.hpp"
@@ -10,27 +9,103 @@
 
 namespace gg::optim {
 
+namespace {
+// " (parameter group g)" after messages about groups other than the first, so that a
+// single-group optimizer's messages read as before.
+std::string in_group(size_t group) {
+  return group == 0 ? std::string() : fmt::format(" (parameter group {})", group);
+}
+}  // namespace
+
 Optimizer::Optimizer(std::vector<Tensor> params, std::string name, double lr)
-    : params_(std::move(params)), name_(std::move(name)), lr_(lr), initial_lr_(lr) {
-  GG_CHECK(!params_.empty(), "[{}] got an empty parameter list", name_);
-  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}", name_, lr);
-  std::set<const TensorImpl*> seen;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i];
-    GG_CHECK(p.defined(), "[{}] parameter {} is an undefined tensor", name_, i);
+    : name_(std::move(name)) {
+  GG_CHECK(!params.empty(), "[{}] got an empty parameter list", name_);
+  add_group(std::move(params), lr);
+}
+
+Optimizer::Optimizer(std::string name) : name_(std::move(name)) {}
+
+size_t Optimizer::add_group(std::vector<Tensor> params, double lr) {
+  const size_t group = groups_.size();
+  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}{}", name_, lr, in_group(group));
+  std::map<const TensorImpl*, size_t> added;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor& p = params[i];
+    const std::string where = group == 0 ? "" : fmt::format(" of group {}", group);
+    GG_CHECK(p.defined(), "[{}] parameter {}{} is an undefined tensor", name_, i, where);
     GG_CHECK(p.is_floating_point(),
-             "[{}] parameter {} is {} {}: only floating-point tensors can "
-             "be optimized",
-             name_, i, dtype_name(p.dtype()), shape_str(p.shape()));
+             "[{}] parameter {}{} is {} {}: only floating-point tensors can be optimized", name_, i,
+             where, dtype_name(p.dtype()), shape_str(p.shape()));
     GG_CHECK(p.is_leaf(),
-             "[{}] parameter {} {} is not a leaf (it came out of an op); optimize "
-             "the tensor it was computed from",
-             name_, i, shape_str(p.shape()));
-    GG_CHECK(seen.insert(p.impl().get()).second,
-             "[{}] parameter {} {} appears more than once in the parameter list", name_, i,
+             "[{}] parameter {}{} {} is not a leaf (it came out of an op); optimize the tensor it "
+             "was computed from",
+             name_, i, where, shape_str(p.shape()));
+    GG_CHECK(added.emplace(p.impl().get(), i).second,
+             "[{}] parameter {}{} {} appears more than once in the parameter list", name_, i, where,
              shape_str(p.shape()));
+    auto other = group_of_.find(p.impl().get());
+    GG_CHECK(other == group_of_.end(),
+             "[{}] parameter {} {} of parameter group {} is already in parameter group {}: a "
+             "parameter may belong to one group only",
+             name_, i, shape_str(p.shape()), group, other == group_of_.end() ? 0 : other->second);
   }
+  for (const Tensor& p : params) group_of_.emplace(p.impl().get(), group);
+  const size_t begin = params_.size();
+  params_.insert(params_.end(), params.begin(), params.end());
   state_.resize(params_.size());
+  groups_.push_back(Group{begin, params_.size(), lr, lr});
+  return group;
+}
+
+void Optimizer::check_group(size_t group) const {
+  GG_CHECK(group < groups_.size(), "[{}] parameter group {} is out of range (the optimizer has {})",
+           name_, group, groups_.size());
+}
+
+std::pair<size_t, size_t> Optimizer::group_range(size_t group) const {
+  check_group(group);
+  return {groups_[group].begin, groups_[group].end};
+}
+
+size_t Optimizer::group_of_param(size_t i) const {
+  GG_CHECK(i < params_.size(), "[{}] parameter {} is out of range (the optimizer has {})", name_, i,
+           params_.size());
+  for (size_t g = 0; g < groups_.size(); ++g)
+    if (i < groups_[g].end) return g;
+  return groups_.size() - 1;  // unreachable: the groups cover every index
+}
+
+double Optimizer::group_lr(size_t group) const {
+  check_group(group);
+  return stored_lr(group);
+}
+
+void Optimizer::set_group_lr(size_t group, double lr) {
+  check_group(group);
+  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}{}", name_, lr, in_group(group));
+  store_lr(group, lr);
+}
+
+double Optimizer::group_initial_lr(size_t group) const {
+  check_group(group);
+  return groups_[group].initial_lr;
+}
+
+void Optimizer::set_group_initial_lr(size_t group, double lr) {
+  check_group(group);
+  GG_CHECK(lr >= 0, "[{}] initial learning rate must be >= 0, got {}{}", name_, lr,
+           in_group(group));
+  groups_[group].initial_lr = lr;
+}
+
+void Optimizer::set_lr(double lr) {
+  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}", name_, lr);
+  for (size_t g = 0; g < groups_.size(); ++g) store_lr(g, lr);
+}
+
+void Optimizer::set_initial_lr(double lr) {
+  GG_CHECK(lr >= 0, "[{}] initial learning rate must be >= 0, got {}", name_, lr);
+  for (Group& g : groups_) g.initial_lr = lr;
 }
 
 void Optimizer::zero_grad(bool set_to_none) {
@@ -46,16 +121,6 @@ void Optimizer::zero_grad(bool set_to_none) {
   }
 }
 
-void Optimizer::set_lr(double lr) {
-  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}", name_, lr);
-  lr_ = lr;
-}
-
-void Optimizer::set_initial_lr(double lr) {
-  GG_CHECK(lr >= 0, "[{}] initial learning rate must be >= 0, got {}", name_, lr);
-  initial_lr_ = lr;
-}
-
 nn::NamedTensors Optimizer::state_dict() const {
   nn::NamedTensors out;
   for (size_t i = 0; i < state_.size(); ++i)
@@ -64,7 +129,6 @@ nn::NamedTensors Optimizer::state_dict() const {
 }
 
 void Optimizer::load_state_dict(const nn::NamedTensors& state) {
-  const std::vector<std::string> keys = state_keys();
   std::vector<ParamState> loaded(params_.size());
   for (const auto& [name, t] : state) {
     // "state.<index>.<key>"
@@ -86,6 +150,7 @@ void Optimizer::load_state_dict(const nn::NamedTensors& state) {
     GG_CHECK(index < params_.size(),
              "[{}] state entry '{}' is for parameter {} but the optimizer has {} parameters", name_,
              name, index, params_.size());
+    const std::vector<std::string> keys = param_state_keys(index);
     GG_CHECK(std::find(keys.begin(), keys.end(), key) != keys.end(),
              "[{}] state entry '{}' has key '{}', which {} does not use (it uses: {})", name_, name,
              key, name_, fmt::join(keys, ", "));
@@ -111,7 +176,7 @@ void Optimizer::load_state_dict(const nn::NamedTensors& state) {
   }
   for (size_t i = 0; i < loaded.size(); ++i) {
     if (loaded[i].empty()) continue;
-    for (const std::string& key : keys)
+    for (const std::string& key : param_state_keys(i))
       GG_CHECK(loaded[i].count(key) == 1, "[{}] state of parameter {} lacks 'state.{}.{}'", name_,
                i, i, key);
   }
