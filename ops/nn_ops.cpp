@@ -270,9 +270,14 @@ void check_loss_weight(const char* op, const char* what, const Tensor& w, const 
   if (!w.defined()) return;
   w.checked(op);
   check_floating(w, op, what);
-  Shape both = broadcast_shapes(w.shape(), shape, op);
-  GG_CHECK(both == shape, "[{}] {} {} cannot be broadcast to the input's shape {}", op, what,
-           shape_str(w.shape()), shape_str(shape));
+  const Shape& ws = w.shape();
+  bool fits = ws.size() <= shape.size();
+  for (size_t i = 1; fits && i <= ws.size(); ++i) {
+    const int64_t have = ws[ws.size() - i], want = shape[shape.size() - i];
+    fits = have == 1 || have == want;
+  }
+  GG_CHECK(fits, "[{}] {} {} cannot be broadcast to the input's shape {}", op, what, shape_str(ws),
+           shape_str(shape));
   check_not_requiring_grad(w, op, what);
 }
 
