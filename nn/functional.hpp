@@ -22,6 +22,13 @@ using gg::relu;
 using gg::sigmoid;
 using gg::softmax;
 using gg::tanh;
+// Losses added for issue #18.
+using gg::binary_cross_entropy;
+using gg::binary_cross_entropy_with_logits;
+using gg::huber_loss;
+using gg::l1_loss;
+using gg::nll_loss;
+using gg::smooth_l1_loss;
 
 // y = x @ weight^T + bias: x [*, in], weight [out, in], bias [out] or undefined -> [*, out].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});

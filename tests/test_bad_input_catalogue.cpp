@@ -1006,6 +1006,67 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          optim::LambdaLR schedule(opt, std::function<double(int64_t)>());
        },
        {"[LambdaLR] lr_lambda 0 is an empty function"}},
+      // The losses of issue 18.
+      {"nll_loss",
+       "class index out of range",
+       [&] {
+         (void)nll_loss(x23, tensor<int64_t>({0, 3}));
+       },
+       {"[nll_loss]", "target 3", "out of range", "3 classes"}},
+      {"nll_loss",
+       "weight of the wrong length",
+       [&] {
+         (void)nll_loss(x23, tensor<int64_t>({0, 1}), ones({4}));
+       },
+       {"[nll_loss]", "weight", "(3)", "[4]"}},
+      {"nll_loss",
+       "target shape mismatch",
+       [&] {
+         (void)nll_loss(x23, tensor<int64_t>({0, 1, 2}));
+       },
+       {"[nll_loss]", "target has shape [3]", "[2, 3]"}},
+      {"cross_entropy (weight)",
+       "weight of the wrong length",
+       [&] {
+         (void)cross_entropy(x23, tensor<int64_t>({0, 1}), ones({2}));
+       },
+       {"[cross_entropy]", "weight", "(3)", "[2]"}},
+      {"binary_cross_entropy",
+       "input outside [0, 1]",
+       [&] {
+         (void)binary_cross_entropy(x23, full({2, 3}, 0.5));
+       },
+       {"[binary_cross_entropy]", "input values must be probabilities in [0, 1]", "[2, 3]"}},
+      {"binary_cross_entropy",
+       "target of another shape",
+       [&] {
+         (void)binary_cross_entropy(full({2, 3}, 0.5), full({3}, 0.5));
+       },
+       {"[binary_cross_entropy]", "target [3] and input [2, 3]", "same shape"}},
+      {"binary_cross_entropy_with_logits",
+       "pos_weight that does not broadcast",
+       [&] { (void)binary_cross_entropy_with_logits(x23, x23, {}, ones({4})); },
+       {"[binary_cross_entropy_with_logits]", "[4]", "[2, 3]"}},
+      {"binary_cross_entropy_with_logits",
+       "target of another shape",
+       [&] { (void)binary_cross_entropy_with_logits(x23, x34); },
+       {"[binary_cross_entropy_with_logits]", "target [3, 4] and input [2, 3]"}},
+      {"l1_loss",
+       "shapes that do not broadcast",
+       [&] { (void)l1_loss(x23, x34); },
+       {"[l1_loss]", "[2, 3]", "[3, 4]", "broadcast"}},
+      {"smooth_l1_loss",
+       "negative beta",
+       [&] { (void)smooth_l1_loss(x23, x23, Reduction::Mean, -0.5); },
+       {"[smooth_l1_loss]", "beta", "-0.5"}},
+      {"huber_loss",
+       "delta 0",
+       [&] { (void)huber_loss(x23, x23, Reduction::Mean, 0.0); },
+       {"[huber_loss]", "delta", "> 0"}},
+      {"huber_loss",
+       "integer input and target",
+       [&] { (void)huber_loss(i23, i23); },
+       {"[huber_loss]", "floating-point", "int64 [2, 3]"}},
   };
 
   check_rows(table);
@@ -1261,6 +1322,11 @@ TEST_CASE("catalogue: every op on an empty input returns at once (issue 13)",
         {"log_softmax(0)", [&] { return log_softmax(x, 0); }},
         {"layer_norm", [&] { return layer_norm(x, last, ones(last), zeros(last)); }},
         {"mse_loss", [&] { return mse_loss(x, x); }},
+        {"l1_loss", [&] { return l1_loss(x, x); }},
+        {"smooth_l1_loss", [&] { return smooth_l1_loss(x, x, Reduction::Sum); }},
+        {"huber_loss", [&] { return huber_loss(x, x, Reduction::None); }},
+        {"binary_cross_entropy_with_logits",
+         [&] { return binary_cross_entropy_with_logits(x, x); }},
         {"dropout", [&] { return dropout(x, 0.5, true); }},
         {"matmul", [&] { return matmul(x, x.transpose(-2, -1)); }},
         {"cat",

@@ -117,7 +117,7 @@ bool valid_dim(int64_t dim, size_t rank) {
 
 // One op on generated operands; returns its result (undefined if the op has none).
 Tensor run_op(Gen& g) {
-  switch (g.pick(22)) {
+  switch (g.pick(23)) {
     case 0: {  // unary
       const Tensor x = g.tensor();
       Tensor y;
@@ -346,6 +346,33 @@ Tensor run_op(Gen& g) {
     case 20: {
       const Tensor x = g.tensor();
       return x.transpose(g.dim(), g.dim()).contiguous();
+    }
+    case 21: {  // nll_loss, the binary cross-entropies, l1 / smooth_l1 / huber (issue 18)
+      const Tensor x = g.tensor();
+      const Tensor t =
+          g.flag() ? g.tensor(x.shape(), g.flag() ? x.dtype() : g.dtype()) : g.tensor();
+      const Tensor w = g.flag() ? g.tensor(g.shape(2), x.dtype()) : Tensor();
+      const auto reduction = static_cast<Reduction>(g.pick(3));
+      switch (g.pick(6)) {
+        case 0: {
+          Shape ts = x.shape();
+          if (ts.size() >= 2) ts.erase(ts.begin() + 1);
+          if (ts.size() == 1 && x.dim() == 1) ts.clear();
+          const Tensor target = g.tensor(ts, g.flag() ? kInt64 : kInt32);
+          return nll_loss(x, target, w, reduction, g.flag() ? -100 : -1);
+        }
+        case 1:
+          return binary_cross_entropy(g.flag() ? sigmoid(x) : x, t, w, reduction);
+        case 2:
+          return binary_cross_entropy_with_logits(
+              x, t, w, g.flag() ? g.tensor(g.shape(1), x.dtype()) : Tensor(), reduction);
+        case 3:
+          return l1_loss(x, t, reduction);
+        case 4:
+          return smooth_l1_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
+        default:
+          return huber_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
+      }
     }
     default: {
       const Tensor x = g.tensor();
