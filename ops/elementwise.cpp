@@ -327,6 +327,7 @@ Tensor modulo(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   Tensor out = kernels::binary(op, a, b, shape, dtype);
   if (!autograd::needs_grad({a, b})) return out;
   const UnaryOp round = op == BinaryOp::Remainder ? UnaryOp::Floor : UnaryOp::Trunc;
+  // a and b are read only for b's gradient: both are kept only when b requires grad.
   return record(
       std::string(op == BinaryOp::Remainder ? "Remainder" : "Fmod") + "Backward", {a, b}, out,
       [a = saved_for(a, b), b = saved_for(b, b), round, name](const Grads& g, const Needs& needs) {
