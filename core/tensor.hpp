@@ -3,6 +3,7 @@
 // autograd metadata of that view. Copying a Tensor copies the handle, like torch::Tensor.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -119,6 +120,28 @@ class Tensor {
   Tensor pow(double exponent) const;
   Tensor neg() const;
   Tensor operator-() const;
+  // Elementwise and softmax methods, as the free functions of the same names (ops/elementwise.hpp,
+  // ops/nn_ops.hpp); defined in ops/tensor_methods.cpp.
+  Tensor abs() const;
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor clamp(std::optional<double> min, std::optional<double> max = std::nullopt) const;
+  Tensor clamp(const Tensor& min, const Tensor& max) const;  // undefined Tensor = no bound
+  Tensor clamp_min(double min) const;
+  Tensor clamp_max(double max) const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
+  Tensor remainder(const Tensor& other) const;  // sign of the divisor (Python's %)
+  Tensor remainder(double other) const;
+  Tensor fmod(const Tensor& other) const;  // sign of the dividend (C's fmod)
+  Tensor fmod(double other) const;
+  Tensor masked_fill(const Tensor& mask, double value) const;         // mask nonzero = fill
+  Tensor masked_fill(const Tensor& mask, const Tensor& value) const;  // value: 0-d
+  Tensor isclose(const Tensor& other, double rtol = 1e-5, double atol = 1e-8,
+                 bool equal_nan = false) const;  // a Float32 mask
+  bool allclose(const Tensor& other, double rtol = 1e-5, double atol = 1e-8,
+                bool equal_nan = false) const;
+  bool equal(const Tensor& other) const;  // same shape and values (torch.equal)
 
   std::string to_string() const;  // PyTorch style: tensor([[1.0000, 2.0000]], dtype=float32)
 

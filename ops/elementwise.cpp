@@ -2,7 +2,9 @@
 // ops/kernels/elementwise_kernels.cpp (oneDNN for f32/bf16 where it fits, plain loops otherwise).
 #include "ops/elementwise.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "autograd/node.hpp"
 #include "core/accumulate.hpp"
@@ -90,14 +92,16 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 namespace {
-// max/min: the gradient goes to a where it was chosen (ties to a), else to b.
+// max/min: the gradient goes to the operand that was chosen; ties split it in halves, as
+// PyTorch's maximum and minimum do (and so clamp with tensor bounds, which is made of them).
 Tensor extremum(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   Tensor out = binary_op(op, a, b, name);
   if (!autograd::needs_grad({a, b})) return out;
-  Tensor mask = binary_op(op == BinaryOp::Max ? BinaryOp::Ge : BinaryOp::Le, a, b, name);
-  return record(std::string(name) + "Backward", {a, b}, out, [mask](const Grads& g, const Needs&) {
-    Tensor gm = g[0] * mask;
-    return Grads{gm, g[0] - gm};
+  Tensor chosen = binary_op(op == BinaryOp::Max ? BinaryOp::Gt : BinaryOp::Lt, a, b, name);
+  Tensor share = chosen + binary_op(BinaryOp::Eq, a, b, name) * 0.5;  // 1, 1/2 or 0 for a
+  return record(std::string(name) + "Backward", {a, b}, out, [share](const Grads& g, const Needs&) {
+    Tensor ga = g[0] * share;
+    return Grads{ga, g[0] - ga};
   });
 }
 }  // namespace
@@ -116,6 +120,9 @@ Tensor lt(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::Lt, a, 
 namespace {
 // where's broadcast (the errors name it) and promotion, for the op and its backward.
 Tensor where_op(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  cond.checked("where");
+  a.checked("where");
+  b.checked("where");
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
   return kernels::where(cond, a, b, shape, promote_types(a.dtype(), b.dtype()));
@@ -130,6 +137,17 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
     Tensor zero = scalar_like(0.0, g[0]);
     return Grads{where_op(cond, g[0], zero), where_op(cond, zero, g[0])};
   });
+}
+
+// The scalar takes the tensor's dtype (Float32 for a fractional scalar and an integer tensor), as
+// a Python scalar does in torch.where.
+Tensor where(const Tensor& cond, const Tensor& a, double b) {
+  a.checked("where");
+  return where(cond, a, scalar_like(b, a));
+}
+Tensor where(const Tensor& cond, double a, const Tensor& b) {
+  b.checked("where");
+  return where(cond, scalar_like(a, b), b);
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -213,6 +231,214 @@ Tensor abs(const Tensor& x) {
   return record("AbsBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
     return Grads{g[0] * unary_op(UnaryOp::Sign, x, 0, "sign")};
   });
+}
+
+Tensor sin(const Tensor& x) {
+  Tensor out = unary_op(UnaryOp::Sin, x, 0, "sin");
+  return record("SinBackward", {x}, out,
+                [x = x.detach()](const Grads& g, const Needs&) { return Grads{g[0] * cos(x)}; });
+}
+
+Tensor cos(const Tensor& x) {
+  Tensor out = unary_op(UnaryOp::Cos, x, 0, "cos");
+  return record("CosBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
+    return Grads{neg(g[0] * sin(x))};
+  });
+}
+
+// ---- clamp ------------------------------------------------------------------------------------
+
+namespace {
+bool is_integral_value(double v) { return std::isfinite(v) && v == std::trunc(v); }
+
+// The dtype clamp computes in: x's, or Float32 for integer x and a bound that is not an integer
+// (as a Python float scalar promotes an integer tensor). Integer bounds must fit the dtype.
+Dtype clamp_dtype(const Tensor& x, std::optional<double> lo, std::optional<double> hi) {
+  const Dtype dtype = x.dtype();
+  if (is_floating(dtype)) return dtype;
+  if ((lo && !is_integral_value(*lo)) || (hi && !is_integral_value(*hi))) return kFloat32;
+  const DtypeTraits& traits = dtype_traits(dtype);
+  for (auto [name, bound] : {std::pair{"min", lo}, std::pair{"max", hi}}) {
+    GG_CHECK(!bound || (*bound >= static_cast<double>(traits.exact_min) &&
+                        *bound <= static_cast<double>(traits.exact_max)),
+             "[clamp] {} = {} is out of the range of {} (input {})", name, *bound,
+             dtype_name(dtype), describe(x));
+  }
+  return dtype;
+}
+}  // namespace
+
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max) {
+  x.checked("clamp");
+  GG_CHECK(min || max, "[clamp] at least one of min and max must be given (input {})", describe(x));
+  Tensor out = kernels::clamp(x, min, max, clamp_dtype(x, min, max));
+  if (!autograd::needs_grad({x})) return out;
+  // The gradient passes where min < x < max, strictly: PyTorch 2.15 gives 0 at the bounds.
+  return record("ClampBackward", {x}, out,
+                [x = x.detach(), min, max](const Grads& g, const Needs&) {
+                  Tensor pass;
+                  if (min) pass = gt(x, scalar_like(*min, x));
+                  if (max) {
+                    Tensor below = lt(x, scalar_like(*max, x));
+                    pass = pass.defined() ? pass * below : below;
+                  }
+                  return Grads{g[0] * pass.to(g[0].dtype())};
+                });
+}
+
+Tensor clamp_min(const Tensor& x, double min) { return clamp(x, min, std::nullopt); }
+Tensor clamp_max(const Tensor& x, double max) { return clamp(x, std::nullopt, max); }
+
+Tensor clamp(const Tensor& x, const Tensor& min, const Tensor& max) {
+  x.checked("clamp");
+  GG_CHECK(min.defined() || max.defined(),
+           "[clamp] at least one of min and max must be a defined tensor (input {})", describe(x));
+  // Validated here so that the errors name clamp, not maximum or minimum.
+  Shape shape = x.shape();
+  if (min.defined()) shape = broadcast_shapes(shape, min.shape(), "clamp");
+  if (max.defined()) shape = broadcast_shapes(shape, max.shape(), "clamp");
+  // minimum(maximum(x, min), max): PyTorch's result for min > max (max), its dtype promotion of
+  // all three, and its gradients (ties at a bound split between x and the bound).
+  Tensor y = min.defined() ? maximum(x, min) : x;
+  return max.defined() ? minimum(y, max) : y;
+}
+
+// ---- remainder and fmod -------------------------------------------------------------------------
+
+namespace {
+// Whether any element of an integer tensor is 0.
+bool any_zero(const Tensor& t) {
+  const Tensor zero_mask = eq(t, scalar_tensor(0, t.dtype())).contiguous();
+  const float* p = zero_mask.data_ptr<float>();
+  return std::any_of(p, p + zero_mask.numel(), [](float v) { return v != 0; });
+}
+
+// remainder and fmod: the op, its integer division check, and one node; d/da = 1,
+// d/db = -round(a / b) with round = floor (remainder) or trunc (fmod).
+Tensor modulo(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  a.checked(name);
+  b.checked(name);
+  const Shape shape =
+      a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), name);
+  const Dtype dtype = binary_result_dtype(op, a.dtype(), b.dtype());
+  GG_CHECK(is_floating(dtype) || numel_of(shape) == 0 || !any_zero(b),
+           "[{}] integer division by zero: the divisor holds a 0 (a {}, b {})", name, describe(a),
+           describe(b));
+  Tensor out = kernels::binary(op, a, b, shape, dtype);
+  if (!autograd::needs_grad({a, b})) return out;
+  const UnaryOp round = op == BinaryOp::Remainder ? UnaryOp::Floor : UnaryOp::Trunc;
+  // a and b are read only for b's gradient: both are kept only when b requires grad.
+  return record(
+      std::string(op == BinaryOp::Remainder ? "Remainder" : "Fmod") + "Backward", {a, b}, out,
+      [a = saved_for(a, b), b = saved_for(b, b), round, name](const Grads& g, const Needs& needs) {
+        Tensor gb;
+        if (needs[1]) gb = neg(g[0] * unary_op(round, a / b, 0, name));
+        return Grads{needs[0] ? g[0] : Tensor(), gb};
+      });
+}
+}  // namespace
+
+Tensor remainder(const Tensor& a, const Tensor& b) {
+  return modulo(BinaryOp::Remainder, a, b, "remainder");
+}
+Tensor remainder(const Tensor& a, double b) {
+  a.checked("remainder");
+  return remainder(a, scalar_like(b, a));
+}
+Tensor fmod(const Tensor& a, const Tensor& b) { return modulo(BinaryOp::Fmod, a, b, "fmod"); }
+Tensor fmod(const Tensor& a, double b) {
+  a.checked("fmod");
+  return fmod(a, scalar_like(b, a));
+}
+
+// ---- masked_fill --------------------------------------------------------------------------------
+
+namespace {
+void check_mask(const Tensor& x, const Tensor& mask) {
+  x.checked("masked_fill");
+  mask.checked("masked_fill");
+  // Each of the mask's dims, matched from the right, is 1 or the input's size.
+  bool fits = mask.dim() <= x.dim();
+  for (int64_t i = 1; fits && i <= mask.dim(); ++i)
+    fits = mask.size(-i) == 1 || mask.size(-i) == x.size(-i);
+  GG_CHECK(fits, "[masked_fill] the mask must broadcast to the input's shape (input {}, mask {})",
+           describe(x), describe(mask));
+}
+
+// value as a 0-d tensor of x's dtype: truncated toward zero for integers, as PyTorch converts it,
+// and refused when the integer dtype cannot hold it.
+Tensor fill_value(const Tensor& x, double value) {
+  const Dtype dtype = x.dtype();
+  if (!is_floating(dtype)) {
+    const DtypeTraits& traits = dtype_traits(dtype);
+    const double v = std::trunc(value);
+    GG_CHECK(std::isfinite(v) && v >= static_cast<double>(traits.exact_min) &&
+                 v <= static_cast<double>(traits.exact_max),
+             "[masked_fill] value {} cannot be converted to {} without overflow (input {})", value,
+             dtype_name(dtype), describe(x));
+    value = v;
+  }
+  return scalar_tensor(value, dtype);
+}
+}  // namespace
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  check_mask(x, mask);
+  Tensor out = kernels::where(mask, fill_value(x, value), x, x.shape(), x.dtype());
+  return record("MaskedFillBackward", {x}, out,
+                [mask = mask.detach()](const Grads& g, const Needs&) {
+                  return Grads{where(mask, 0.0, g[0])};
+                });
+}
+
+Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value) {
+  check_mask(x, mask);
+  value.checked("masked_fill");
+  GG_CHECK(value.dim() == 0,
+           "[masked_fill] value must be a 0-d tensor, got {} dimension(s) (value {}, input {})",
+           value.dim(), describe(value), describe(x));
+  const Tensor filled = is_floating(x.dtype()) ? value.detach().to(x.dtype())
+                                               : fill_value(x, value.to(kFloat64).item<double>());
+  Tensor out = kernels::where(mask, filled, x, x.shape(), x.dtype());
+  if (!autograd::needs_grad({x, value})) return out;
+  return record("MaskedFillBackward", {x, value}, out,
+                [mask = mask.detach()](const Grads& g, const Needs& needs) {
+                  return Grads{needs[0] ? where(mask, 0.0, g[0]) : Tensor(),
+                               needs[1] ? where(mask, g[0], 0.0).sum() : Tensor()};
+                });
+}
+
+// ---- comparisons of whole tensors ---------------------------------------------------------------
+
+namespace {
+bool all_nonzero(const Tensor& mask) {
+  const Tensor m = mask.contiguous();
+  const float* p = m.data_ptr<float>();
+  return std::all_of(p, p + m.numel(), [](float v) { return v != 0; });
+}
+}  // namespace
+
+Tensor isclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
+  a.checked("isclose");
+  b.checked("isclose");
+  GG_CHECK(a.dtype() == b.dtype(), "[isclose] a and b must have one dtype, got a {} and b {}",
+           describe(a), describe(b));
+  GG_CHECK(rtol >= 0 && atol >= 0,
+           "[isclose] rtol and atol must be non-negative, got rtol = {} and atol = {}", rtol, atol);
+  const Shape shape =
+      a.shape() == b.shape() ? a.shape() : broadcast_shapes(a.shape(), b.shape(), "isclose");
+  return kernels::isclose(a, b, shape, rtol, atol, equal_nan);
+}
+
+bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, bool equal_nan) {
+  return all_nonzero(isclose(a, b, rtol, atol, equal_nan));
+}
+
+bool equal(const Tensor& a, const Tensor& b) {
+  a.checked("equal");
+  b.checked("equal");
+  if (a.shape() != b.shape()) return false;
+  return all_nonzero(eq(a, b));  // eq promotes: equal values of two dtypes are equal, as in torch
 }
 
 Tensor Tensor::exp() const { return gg::exp(*this); }

@@ -230,6 +230,81 @@ void register_elementwise_cases(Registry& r) {
                       {"b", gen::normal({4}, o.dtype)}};
       },
       [](const V& x, const CaseOptions&) { return V{where(x[0], x[1], x[2])}; });
+  add_case(
+      r, fam, "where_scalar", "where(cond, a, 0.5) and where(cond, -1.5, b)", true,
+      [](const CaseOptions& o) {
+        Tensor cond = gt(gen::normal({3, 4}, kFloat64), scalar_tensor(0.0, kFloat64));
+        return Inputs{{"cond", cond, false},
+                      {"a", gen::normal({3, 4}, o.dtype)},
+                      {"b", gen::normal({4}, o.dtype)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{where(x[0], x[1], 0.5), where(x[0], -1.5, x[2])};
+      });
+  unary(
+      r, "sin", "sin(x) and x.sin(), x non-contiguous", false,
+      [](Dtype d) {
+        return gen::noncontiguous(gen::normal({3, 4}, d, 2.0));
+      },
+      [](const Tensor& x) {
+        return V{sin(x), x.sin()};
+      });
+  unary(
+      r, "cos", "cos(x) and x.cos()", false,
+      [](Dtype d) {
+        return gen::normal({3, 4}, d, 2.0);
+      },
+      [](const Tensor& x) {
+        return V{cos(x), x.cos()};
+      });
+  // Values at least 0.1 from the bounds -1, 0 and 1 (clamp has a kink there).
+  unary(
+      r, "clamp", "clamp(x, -1, 1), clamp_min(x, 0), clamp_max(x, 0), x.clamp(-1)", false,
+      [](Dtype d) {
+        return tensor<double>({-2.1, -1.4, -0.6, -0.2, 0.3, 0.7, 1.3, 2.2}, {2, 4}).to(d);
+      },
+      [](const Tensor& x) {
+        return V{clamp(x, -1.0, 1.0), clamp_min(x, 0.0), clamp_max(x, 0.0), x.clamp(-1.0)};
+      });
+  add_case(
+      r, fam, "clamp_tensor", "clamp(x [3, 4], min [4], max [3, 1]) and clamp(x, {}, max)", false,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({3, 4}, o.dtype, 1.5)},
+                      {"min", gen::uniform({4}, o.dtype, -1.5, -0.5)},
+                      {"max", gen::uniform({3, 1}, o.dtype, 0.5, 1.5)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{clamp(x[0], x[1], x[2]), clamp(x[0], Tensor(), x[2])};
+      });
+  // Quotients a / b away from integers (remainder and fmod jump there).
+  add_case(
+      r, fam, "remainder_fmod", "remainder(a, b), fmod(a, b), remainder(a, 2), fmod(a, -2)", false,
+      [](const CaseOptions& o) {
+        return Inputs{{"a", tensor<double>({-3.7, -2.2, -0.6, 0.4, 1.3, 2.9}, {2, 3}).to(o.dtype)},
+                      {"b", tensor<double>({1.5, -1.5, 0.7, -0.7, 2.1, -1.1}, {2, 3}).to(o.dtype)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{remainder(x[0], x[1]), fmod(x[0], x[1]), remainder(x[0], 2.0), x[0].fmod(-2.0)};
+      });
+  add_case(
+      r, fam, "remainder_broadcast", "remainder(a [2, 3], b [3]) and fmod(b, a)", false,
+      [](const CaseOptions& o) {
+        return Inputs{{"a", tensor<double>({-3.7, -2.2, -0.6, 0.4, 1.3, 2.9}, {2, 3}).to(o.dtype)},
+                      {"b", tensor<double>({1.5, -1.7, 0.7}, {3}).to(o.dtype)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{remainder(x[0], x[1]), fmod(x[1], x[0])};
+      });
+  add_case(
+      r, fam, "masked_fill", "masked_fill(x [3, 4], mask [4], 0-d value) and with 2.5", true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({3, 4}, o.dtype)},
+                      {"mask", tensor<float>({1, 0, 0, 1}), false},
+                      {"value", gen::normal({}, o.dtype)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{masked_fill(x[0], x[1], x[2]), x[0].masked_fill(x[1], 2.5)};
+      });
   register_conversion_cases(r);
 }
 

@@ -6,11 +6,31 @@
 
 namespace gg {
 
-enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Eq, Gt, Lt, Ge, Le };
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Pow, Tanh, Sigmoid, Relu, Gelu, GeluGrad, Abs, Sign };
+// Remainder: the sign of the divisor (Python's %); Fmod: the sign of the dividend (C's fmod).
+enum class BinaryOp { Add, Sub, Mul, Div, Max, Min, Eq, Gt, Lt, Ge, Le, Remainder, Fmod };
+// Floor and Trunc serve the backward of remainder and fmod (float dtypes only).
+enum class UnaryOp {
+  Neg,
+  Exp,
+  Log,
+  Sqrt,
+  Pow,
+  Tanh,
+  Sigmoid,
+  Relu,
+  Gelu,
+  GeluGrad,
+  Abs,
+  Sign,
+  Sin,
+  Cos,
+  Floor,
+  Trunc
+};
 
 bool is_comparison(BinaryOp op);
-// Result dtype of a binary op: promoted; Div of integers gives Float32; comparisons give Float32.
+// Result dtype of a binary op: promoted; Div of integers gives Float32; comparisons give Float32;
+// Remainder and Fmod of integers stay integers.
 Dtype binary_result_dtype(BinaryOp op, Dtype a, Dtype b);
 
 }  // namespace gg

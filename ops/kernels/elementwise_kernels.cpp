@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <numbers>
 
 #include "core/copy.hpp"
@@ -46,6 +47,26 @@ Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype) {
     if (onednn::unary(op, x, scalar, out)) return out;
   }
   return reference::unary(op, x, scalar, out_dtype);
+}
+
+Tensor clamp(const Tensor& x, std::optional<double> lo, std::optional<double> hi, Dtype out_dtype) {
+  const bool nan_bound = (lo && std::isnan(*lo)) || (hi && std::isnan(*hi));
+  if (x.dtype() == out_dtype && !nan_bound && x.numel() >= onednn::kMinElements) {
+    // Bounds in the dtype's float (as the loop computes in float), absent ones infinite.
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    const float flo = lo ? static_cast<float>(*lo) : -kInf,
+                fhi = hi ? static_cast<float>(*hi) : kInf;
+    if (onednn::bf16_through_f32(x.dtype()))  // clip is exact: rounding once changes nothing
+      return as_dtype(clamp(through_f32(x), lo, hi, kFloat32), out_dtype);
+    Tensor out = empty(x.shape(), out_dtype);
+    if (onednn::clamp(x, flo, fhi, out)) return out;
+  }
+  return reference::clamp(x, lo, hi, out_dtype);
+}
+
+Tensor isclose(const Tensor& a, const Tensor& b, const Shape& shape, double rtol, double atol,
+               bool equal_nan) {
+  return reference::isclose(a, b, shape, rtol, atol, equal_nan);
 }
 
 Tensor gelu_backward(const Tensor& grad, const Tensor& x) {

@@ -2,6 +2,8 @@
 // Elementwise kernels without autograd: the choice between oneDNN (Float32/BFloat16, where a
 // primitive fits) and the plain loops (every dtype). binary and unary take the shape and dtype
 // that the op (ops/elementwise.cpp) validated and decided.
+#include <optional>
+
 #include "../../core/tensor.hpp"
 #include "../op_kinds.hpp"
 
@@ -20,6 +22,13 @@ using gg::UnaryOp;
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype);
 // `scalar` is the exponent for Pow.
 Tensor unary(UnaryOp op, const Tensor& x, double scalar, Dtype out_dtype);
+// min(max(x, lo), hi), an absent bound being none (PyTorch's clamp: NaN propagates, lo > hi gives
+// hi): oneDNN's clip for f32/bf16 where it fits, else the loop. The op decided out_dtype and
+// checked that integer bounds fit it.
+Tensor clamp(const Tensor& x, std::optional<double> lo, std::optional<double> hi, Dtype out_dtype);
+// isclose's Float32 mask of a and b (one dtype, broadcast to shape): the plain loop.
+Tensor isclose(const Tensor& a, const Tensor& b, const Shape& shape, double rtol, double atol,
+               bool equal_nan);
 // grad * gelu'(x), GeluBackward's gradient: one oneDNN pass for contiguous Float32 operands,
 // else Mul of grad and the GeluGrad loop.
 Tensor gelu_backward(const Tensor& grad, const Tensor& x);

@@ -69,6 +69,8 @@ Form formulate(BinaryOp op, bool swapped) {
       return swapped ? Form{algorithm::binary_le} : Form{algorithm::binary_le, true, true};
     case BinaryOp::Max:
     case BinaryOp::Min:
+    case BinaryOp::Remainder:
+    case BinaryOp::Fmod:
       break;  // not supported
   }
   return {algorithm::undef};
@@ -111,7 +113,7 @@ constexpr int64_t kBinaryTag = 0x42494e41;  // "BINA"
 }  // namespace
 
 bool binary_supported(BinaryOp op, Dtype a, Dtype b) {
-  if (op == BinaryOp::Max || op == BinaryOp::Min) return false;
+  if (formulate(op, false).alg == algorithm::undef) return false;  // max, min, remainder, fmod
   return is_compute_dtype(a) && is_compute_dtype(b);
 }
 

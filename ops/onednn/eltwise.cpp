@@ -113,15 +113,17 @@ bool unary_supported(UnaryOp op, Dtype dtype) {
          to_eltwise(op, 0).alg != algorithm::undef;
 }
 
-bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
-  if (!unary_supported(op, x.dtype())) return false;
+namespace {
+
+// out = e(x) on one cached plan; `nans`: put x's NaNs back afterwards (for algorithms that lose
+// them). False when oneDNN has no fast implementation.
+bool run_eltwise(const Eltwise& e, const Tensor& x, const Tensor& out, bool nans, const char* op) {
   GG_CHECK(out.is_contiguous() && out.dtype() == x.dtype() && out.shape() == x.shape(),
-           "[unary] internal: out must be a contiguous {} tensor of shape {}",
+           "[{}] internal: out must be a contiguous {} tensor of shape {}", op,
            dtype_name(x.dtype()), shape_str(x.shape()));
   const int64_t n = x.numel();
   if (n == 0) return true;
   // Every op is elementwise, so a contiguous tensor is one flat run of n elements.
-  const Eltwise e = to_eltwise(op, scalar);
   KeyBuilder key(kEltwiseTag);
   key.add(static_cast<int64_t>(e.alg))
       .add(std::bit_cast<int32_t>(e.alpha))
@@ -138,8 +140,8 @@ bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
     if (!reorder(out, x)) return false;
     src = out.raw_data();
   }
-  // oneDNN's exp(NaN) is +inf: find the NaNs before they are overwritten, restore them after.
-  const bool nans = op == UnaryOp::Exp && any_nan(src, x.dtype(), n);
+  // Find the NaNs before they are overwritten, restore them after.
+  nans = nans && any_nan(src, x.dtype(), n);
   dnnl::stream& s = stream();
   memory src_mem(plan.md, engine(), const_cast<void*>(src));
   memory dst_mem(plan.md, engine(), out.raw_data());
@@ -149,6 +151,21 @@ bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
   s.wait();
   if (nans) restore_nans(x, out);
   return true;
+}
+
+}  // namespace
+
+bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out) {
+  if (!unary_supported(op, x.dtype())) return false;
+  // oneDNN's exp(NaN) is +inf: the NaNs are put back.
+  return run_eltwise(to_eltwise(op, scalar), x, out, op == UnaryOp::Exp, "unary");
+}
+
+bool clamp(const Tensor& x, float lo, float hi, const Tensor& out) {
+  if (!(x.dtype() == kFloat32 || (x.dtype() == kBFloat16 && native_bf16())) || !(lo <= hi))
+    return false;
+  // clip: lo where x <= lo, hi where x > hi, else x; it loses NaNs, which are put back.
+  return run_eltwise({algorithm::eltwise_clip, lo, hi}, x, out, true, "clamp");
 }
 
 namespace {

@@ -17,6 +17,8 @@
 //   log   oneDNN's is off by up to 3.5e-6 absolute near x = 1 (log(1) = -1.43e-6, not 0) and
 //         treats subnormal inputs as FLT_MIN.
 //   relu  oneDNN's relu (and clip) turn NaN into 0; the loop (and PyTorch) propagate NaN.
+//         (clamp does take clip, with a second pass that puts the NaNs back, as for exp.)
+//   sin, cos: no eltwise algorithm in oneDNN 2.6 (the loop runs them, on all threads).
 //   sign, gelu's derivative: no eltwise algorithm.
 // Edge cases that differ: pow(x, 0.5) runs as sqrt, so pow(-inf, 0.5) is NaN (std::pow: +inf)
 // and pow(-0, 0.5) is -0 (std::pow: +0).
@@ -33,6 +35,11 @@ bool unary_supported(UnaryOp op, Dtype dtype);
 // Returns false, leaving nothing the caller needs, when oneDNN cannot run it (other ops and
 // dtypes, broadcast (stride-0) inputs, whose gather is slower than the loop); zero-size is true.
 bool unary(UnaryOp op, const Tensor& x, double scalar, const Tensor& out);
+
+// out = min(max(x, lo), hi) with eltwise_clip (exact), for Float32 and BFloat16 x, lo <= hi (no
+// NaN bound; an absent bound is an infinite one); NaNs of x are put back after clip. Same
+// contract as unary(); false when the dtype or bounds do not fit.
+bool clamp(const Tensor& x, float lo, float hi, const Tensor& out);
 
 // out = grad * gelu'(x) (erf form) in one pass, for GeluBackward. x, grad: contiguous Float32
 // of one shape (else false, nothing done); out: a new contiguous tensor of that shape.

@@ -1,6 +1,7 @@
 // Fuzzes the tensor/ops API broadly: one random op per input, from every family (unary and binary
 // elementwise with broadcasting and scalars, reductions, softmax, layer_norm, the losses, dropout,
-// matmul/linear, cat/stack/split/chunk/index_select, embedding, conversions, factories,
+// matmul/linear, cat/stack/split/chunk/index_select, embedding, conversions, factories, the
+// everyday elementwise ops (sin, clamp, remainder, masked_fill, isclose, ...),
 // causal_mask, attention and MoE on tiny weights), on random shapes (0, small, 2^20, 2^40, 2^62,
 // INT64_MAX, negative) and random dtypes, then backward when the result is small and requires grad.
 //
@@ -11,6 +12,7 @@
 // cost nothing until an op has to allocate its output, which the allocation rule refuses.
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "core/strided.hpp"
@@ -117,7 +119,7 @@ bool valid_dim(int64_t dim, size_t rank) {
 
 // One op on generated operands; returns its result (undefined if the op has none).
 Tensor run_op(Gen& g) {
-  switch (g.pick(23)) {
+  switch (g.pick(24)) {
     case 0: {  // unary
       const Tensor x = g.tensor();
       Tensor y;
@@ -372,6 +374,54 @@ Tensor run_op(Gen& g) {
           return smooth_l1_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
         default:
           return huber_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
+    case 22: {  // everyday elementwise (issue 18): sin/cos, clamp, remainder/fmod, masked_fill,
+                // isclose/allclose/equal, where with a scalar
+      const Tensor a = g.tensor(), b = g.flag() ? g.tensor() : g.tensor(a.shape(), g.dtype());
+      // (made after the op: an op's own broadcast error is the outcome to see)
+      auto both = [&] { return broadcast_shapes(a.shape(), b.shape(), "fuzz"); };
+      Tensor y;
+      switch (g.pick(10)) {
+        case 0:
+          y = g.flag() ? sin(a) : cos(a);
+          check(y.shape() == a.shape(), "sin/cos changed the shape");
+          return y;
+        case 1: {
+          const bool lo = g.flag(), hi = g.flag();
+          y = clamp(a, lo ? std::optional<double>(g.scalar()) : std::nullopt,
+                    hi ? std::optional<double>(g.scalar()) : std::nullopt);
+          check(lo || hi, "clamp accepted no bounds");
+          check(y.shape() == a.shape(), "clamp changed the shape");
+          return y;
+        }
+        case 2:
+          y = clamp(a, g.flag() ? b : Tensor(), g.flag() ? g.tensor() : Tensor());
+          return y;
+        case 3:
+          y = g.flag() ? remainder(a, b) : fmod(a, b);
+          check(y.shape() == both(), "remainder/fmod's shape is not the broadcast shape");
+          return y;
+        case 4:
+          return g.flag() ? remainder(a, g.scalar()) : fmod(a, g.scalar());
+        case 5:
+          y = masked_fill(a, b, g.scalar());
+          check(y.shape() == a.shape() && y.dtype() == a.dtype(),
+                "masked_fill changed the input's shape or dtype");
+          return y;
+        case 6:
+          y = masked_fill(a, b, g.tensor(Shape{}, g.dtype()));
+          check(y.shape() == a.shape(), "masked_fill changed the input's shape");
+          return y;
+        case 7:
+          y = isclose(a, b, g.flag() ? 1e-5 : g.scalar(), g.flag() ? 1e-8 : g.scalar(), g.flag());
+          check(y.shape() == both() && a.dtype() == b.dtype(), "isclose's shape or dtype rule");
+          return y;
+        case 8:
+          if (g.flag()) return scalar_tensor(allclose(a, b) ? 1.0 : 0.0);
+          return scalar_tensor(equal(a, b) ? 1.0 : 0.0);
+        default:
+          y = g.flag() ? where(b, a, g.scalar()) : where(b, g.scalar(), a);
+          check(y.shape() == both(), "where's shape is not the broadcast shape");
+          return y;
       }
     }
     default: {
