@@ -374,6 +374,8 @@ Tensor run_op(Gen& g) {
           return smooth_l1_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
         default:
           return huber_loss(x, t, reduction, g.flag() ? 1.0 : g.scalar());
+      }
+    }
     case 22: {  // everyday elementwise (issue 18): sin/cos, clamp, remainder/fmod, masked_fill,
                 // isclose/allclose/equal, where with a scalar
       const Tensor a = g.tensor(), b = g.flag() ? g.tensor() : g.tensor(a.shape(), g.dtype());
