@@ -271,3 +271,27 @@ TEST_CASE("everyday indexing: bad input throws with the op, the rule and the sha
                       Catch::Contains("[triu] needs a tensor of at least"));
   REQUIRE_THROWS_WITH(gather(Tensor(), 0, zeros({1}, kInt64)), Catch::Contains("[gather]"));
 }
+
+TEST_CASE("everyday indexing: 16-bit floats and integers", "[everyday_indexing]") {
+  for (Dtype d : {kBFloat16, kFloat16}) {
+    INFO(dtype_name(d));
+    Tensor x = arange(12, kFloat32).reshape({3, 4}).to(d);
+    CHECK(x.max().dtype() == d);
+    CHECK(x.max().to(kFloat32).item<float>() == 11.0f);
+    CHECK(x.min(1).to(kFloat32).to_vector<float>() == std::vector<float>{0, 4, 8});
+    CHECK(x.sum({0, 1}).dtype() == d);
+    CHECK(x.sum({0, 1}).to(kFloat32).item<float>() == 66.0f);
+    CHECK(x.mean({1}).to(kFloat32).to_vector<float>() == std::vector<float>{1.5f, 5.5f, 9.5f});
+    auto [v, i] = x.topk(2, 0);
+    CHECK(v.to(kFloat32).to_vector<float>() == std::vector<float>{8, 9, 10, 11, 4, 5, 6, 7});
+    CHECK(i.to_vector<int64_t>() == std::vector<int64_t>{2, 2, 2, 2, 1, 1, 1, 1});
+    Tensor idx = tensor<int64_t>({3, 0}, {1, 2});
+    CHECK(x.gather(1, idx).to(kFloat32).to_vector<float>() == std::vector<float>{3, 0});
+    CHECK(x.scatter_add(1, idx, ones({1, 2}, d)).to(kFloat32).to_vector<float>()[0] == 1.0f);
+  }
+  // Int64 beyond double's 53 bits: compared exactly.
+  Tensor big = tensor<int64_t>({(int64_t{1} << 60) + 1, (int64_t{1} << 60) + 3, int64_t{1} << 60});
+  CHECK(big.max().item<int64_t>() == (int64_t{1} << 60) + 3);
+  CHECK(big.argmin().item<int64_t>() == 2);
+  CHECK(big.topk(1).second.to_vector<int64_t>() == std::vector<int64_t>{1});
+}
