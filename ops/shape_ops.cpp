@@ -272,14 +272,15 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   GG_CHECK(std::max<int64_t>(src.dim(), 1) == std::max<int64_t>(x.dim(), 1),
            "[scatter_add] src has {} dims but input has {} (src {}, input {})", src.dim(), x.dim(),
            shape_str(src.shape()), shape_str(x.shape()));
-  for (int64_t d = 0; d < index.dim() && src.dim() > 0; ++d) {
-    GG_CHECK(index.size(d) <= src.size(d),
+  const Tensor src1 = at_least_1d(src), index1 = at_least_1d(index);  // 0-d counts as [1]
+  for (int64_t d = 0; d < index1.dim(); ++d) {
+    GG_CHECK(index1.size(d) <= src1.size(d),
              "[scatter_add] index is larger than src in dimension {}: {} > {} (index {}, src {})",
-             d, index.size(d), src.size(d), shape_str(index.shape()), shape_str(src.shape()));
+             d, index1.size(d), src1.size(d), shape_str(index.shape()), shape_str(src.shape()));
   }
   const Tensor base = at_least_1d(x);
   Tensor idx = checked_indices(index, dim, base.size(dim), x, "scatter_add");
-  Tensor out = kernels::scatter_add(base, dim, idx, at_least_1d(src));
+  Tensor out = kernels::scatter_add(base, dim, idx, src1);
   if (x.dim() == 0) out = as_strided_view(out, {}, {}, out.storage_offset());
   return record("ScatterAddBackward", {x, src}, out,
                 [dim, index, src_shape = src.shape()](const Grads& g, const Needs& needs) {

@@ -261,6 +261,13 @@ TEST_CASE("everyday indexing: bad input throws with the op, the rule and the sha
                                       "for dimension 0 of size 2"));
   REQUIRE_THROWS_WITH(scatter_add(x, 0, zeros({1, 1}, kInt64), zeros({1})),
                       Catch::Contains("[scatter_add] src has 1 dims but input has 2"));
+  REQUIRE_THROWS_WITH(
+      scatter_add(zeros({3}), 0, zeros({2}, kInt64), scalar_tensor(1.0)),
+      Catch::Contains("[scatter_add] index is larger than src in dimension 0: 2 > 1 "
+                      "(index [2], src [])"));
+  REQUIRE_THROWS_WITH(
+      scatter_add(zeros({3}), 0, zeros({}, kInt64), zeros({0})),
+      Catch::Contains("[scatter_add] index is larger than src in dimension 0: 1 > 0"));
   REQUIRE_THROWS_WITH(unbind(scalar_tensor(1.0)), Catch::Contains("[unbind] cannot unbind a 0-d"));
   REQUIRE_THROWS_WITH(x.unbind(2), Catch::Contains("[unbind] dimension 2 out of range"));
   REQUIRE_THROWS_WITH(flip(x, {1, -1}),
