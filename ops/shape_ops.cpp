@@ -233,15 +233,18 @@ Tensor checked_indices(const Tensor& index, int64_t dim, int64_t bound, const Te
   return idx;
 }
 
-// t with zeros appended in every dim where it is smaller than shape (differentiable: cat).
+// t with zeros appended in every dim where it is smaller than `shape` (of t's rank once a 0-d t or
+// shape counts as [1]), then given `shape` exactly (differentiable: cat and reshape).
 Tensor pad_with_zeros(Tensor t, const Shape& shape) {
+  const Shape target = shape.empty() ? Shape{1} : shape;
+  if (t.dim() == 0) t = t.reshape({1});
   for (int64_t d = 0; d < t.dim(); ++d) {
-    if (t.size(d) == shape[d]) continue;
+    if (t.size(d) == target[d]) continue;
     Shape zs = t.shape();
-    zs[d] = shape[d] - t.size(d);
+    zs[d] = target[d] - t.size(d);
     t = cat({t, zeros(zs, t.dtype())}, d);
   }
-  return t;
+  return t.reshape(shape);
 }
 
 // x as a tensor of at least one dim (a 0-d x viewed as [1]), for the kernels.
@@ -287,8 +290,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
                   Grads grads(2);
                   if (needs[0]) grads[0] = g[0];
                   if (needs[1]) {
-                    Tensor picked = gather(g[0], dim, index);
-                    grads[1] = pad_with_zeros(picked, src_shape).reshape(src_shape);
+                    grads[1] = pad_with_zeros(gather(g[0], dim, index), src_shape);
                   }
                   return grads;
                 });

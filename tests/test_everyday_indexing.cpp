@@ -214,6 +214,18 @@ TEST_CASE("everyday indexing: non-contiguous and empty inputs", "[everyday_index
   CHECK(topk(zeros({2, 0}), 0).first.shape() == Shape{2, 0});
   CHECK(scatter_add(zeros({2}), 0, zeros({0}, kInt64), zeros({0})).to_vector<float>() ==
         std::vector<float>{0, 0});
+  // 0-d operands count as [1]: a 0-d src under an empty index gets a zero gradient of its shape,
+  // and a 0-d index scatters one element of a larger src.
+  Tensor s0 = scalar_tensor(2.0, kFloat64).requires_grad_();
+  Tensor x5 = zeros({5}, kFloat64).requires_grad_();
+  scatter_add(x5, 0, zeros({0}, kInt32), s0).sum().backward();
+  REQUIRE(s0.grad().shape() == Shape{});
+  CHECK(s0.grad().item<double>() == 0.0);
+  Tensor s3 = tensor<double>({1, 2, 3}).requires_grad_();
+  Tensor y = scatter_add(zeros({5}, kFloat64), 0, tensor<int64_t>({4}, {}), s3);
+  CHECK(y.to_vector<double>() == std::vector<double>{0, 0, 0, 0, 1});
+  (y * arange(1, 6, 1, kFloat64)).sum().backward();
+  CHECK(s3.grad().to_vector<double>() == std::vector<double>{5, 0, 0});
   // unbind gives views of x's storage.
   std::vector<Tensor> rows = base.unbind();
   REQUIRE(rows.size() == 3);
