@@ -111,6 +111,27 @@ class Tensor {
   Tensor sum(int64_t dim, bool keepdim = false) const;
   Tensor mean(int64_t dim, bool keepdim = false) const;
   Tensor max(int64_t dim, bool keepdim = false) const;  // values only; see gg::max_with_indices
+  // Whole-tensor and multi-dim reductions, topk and indexing (ops/reduce.hpp, ops/shape_ops.hpp).
+  Tensor max() const;                                   // 0-d max of all elements
+  Tensor min() const;                                   // 0-d min of all elements
+  Tensor min(int64_t dim, bool keepdim = false) const;  // values only; see gg::min_with_indices
+  Tensor argmax() const;                                // flattened index of the max, Int64
+  Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor argmin() const;  // flattened index of the min, Int64
+  Tensor argmin(int64_t dim, bool keepdim = false) const;
+  Tensor sum(const Shape& dims, bool keepdim = false) const;  // over several dims ({}: all)
+  Tensor sum(std::initializer_list<int64_t> dims, bool keepdim = false) const;
+  Tensor mean(const Shape& dims, bool keepdim = false) const;
+  Tensor mean(std::initializer_list<int64_t> dims, bool keepdim = false) const;
+  // (values, Int64 indices) of the k largest/smallest along dim; see gg::topk
+  std::pair<Tensor, Tensor> topk(int64_t k, int64_t dim = -1, bool largest = true,
+                                 bool sorted = true) const;
+  Tensor gather(int64_t dim, const Tensor& index) const;                          // see gg::gather
+  Tensor scatter_add(int64_t dim, const Tensor& index, const Tensor& src) const;  // out-of-place
+  std::vector<Tensor> unbind(int64_t dim = 0) const;  // the slices along dim, as views
+  Tensor flip(const Shape& dims) const;               // a copy reversed along dims
+  Tensor tril(int64_t diagonal = 0) const;            // zeros above the diagonal (last two dims)
+  Tensor triu(int64_t diagonal = 0) const;            // zeros below the diagonal (last two dims)
   Tensor exp() const;
   Tensor log() const;
   Tensor sqrt() const;

@@ -1,5 +1,6 @@
-// Ops that assemble tensors from pieces or pick pieces out: cat/stack copy, split/chunk are
-// narrow views, index_select gathers rows (kernels in ops/kernels/index_kernels.cpp).
+// Ops that assemble tensors from pieces or pick pieces out: cat/stack copy, split/chunk/unbind are
+// views, index_select gathers rows, gather/scatter_add elements, flip/tril/triu copy (kernels in
+// ops/kernels/index_kernels.cpp).
 #include "ops/shape_ops.hpp"
 
 #include <algorithm>
@@ -186,5 +187,167 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
                   return Grads{kernels::index_add(in_shape, dim, idx, g[0])};
                 });
 }
+
+namespace {
+
+// The checks gather and scatter_add share: an Int64/Int32 index with as many dims as x (a 0-d
+// tensor counts as 1-d, as in PyTorch), no larger than x in any dim but dim. Returns dim wrapped.
+int64_t check_index(const Tensor& x, int64_t dim, const Tensor& index, const char* op) {
+  x.checked(op);
+  index.checked(op);
+  GG_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32,
+           "[{}] index must be int64 or int32, got {} (index {})", op, dtype_name(index.dtype()),
+           shape_str(index.shape()));
+  GG_CHECK(std::max<int64_t>(index.dim(), 1) == std::max<int64_t>(x.dim(), 1),
+           "[{}] index has {} dims but input has {} (index {}, input {})", op, index.dim(), x.dim(),
+           shape_str(index.shape()), shape_str(x.shape()));
+  dim = wrap_dim(dim, x.dim(), op);
+  for (int64_t d = 0; d < index.dim(); ++d) {
+    GG_CHECK(d == dim || x.dim() == 0 || index.size(d) <= x.size(d),
+             "[{}] index is larger than input in dimension {}: {} > {} (index {}, input {}; only "
+             "dimension {} may be larger)",
+             op, d, index.size(d), x.size(d), shape_str(index.shape()), shape_str(x.shape()), dim);
+  }
+  return dim;
+}
+
+// index as a contiguous Int64 tensor of at least 1 dim, every value checked to be in [0, bound).
+Tensor checked_indices(const Tensor& index, int64_t dim, int64_t bound, const Tensor& x,
+                       const char* op) {
+  Tensor idx = as_contiguous(as_dtype(index, kInt64));
+  if (idx.dim() == 0) idx = as_strided_view(idx, {1}, {1}, idx.storage_offset());
+  const int64_t* p = static_cast<const int64_t*>(idx.raw_data());
+  for (int64_t i = 0; i < idx.numel(); ++i) {
+    if (p[i] >= 0 && p[i] < bound) [[likely]]
+      continue;
+    Shape position(idx.shape().size());  // i as a multi-index of index
+    for (int64_t d = idx.dim() - 1, rest = i; d >= 0; --d) {
+      position[d] = rest % idx.size(d);
+      rest /= idx.size(d);
+    }
+    fail(
+        "[{}] index {} at position {} is out of range for dimension {} of size {} (input {}, "
+        "index {})",
+        op, p[i], shape_str(position), dim, bound, shape_str(x.shape()), shape_str(index.shape()));
+  }
+  return idx;
+}
+
+// t with zeros appended in every dim where it is smaller than `shape` (of t's rank once a 0-d t or
+// shape counts as [1]), then given `shape` exactly (differentiable: cat and reshape).
+Tensor pad_with_zeros(Tensor t, const Shape& shape) {
+  const Shape target = shape.empty() ? Shape{1} : shape;
+  if (t.dim() == 0) t = t.reshape({1});
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (t.size(d) == target[d]) continue;
+    Shape zs = t.shape();
+    zs[d] = target[d] - t.size(d);
+    t = cat({t, zeros(zs, t.dtype())}, d);
+  }
+  return t.reshape(shape);
+}
+
+// x as a tensor of at least one dim (a 0-d x viewed as [1]), for the kernels.
+Tensor at_least_1d(const Tensor& x) {
+  return x.dim() == 0 ? as_strided_view(x, {1}, {1}, x.storage_offset()) : x;
+}
+
+}  // namespace
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  dim = check_index(x, dim, index, "gather");
+  const Tensor src = at_least_1d(x);
+  Tensor idx = checked_indices(index, dim, src.size(dim), x, "gather");
+  Tensor out = kernels::gather(src, dim, idx);
+  if (index.dim() == 0) out = as_strided_view(out, {}, {}, out.storage_offset());
+  if (!autograd::needs_grad({x})) return out;
+  return record("GatherBackward", {x}, out,
+                [dim, in_shape = x.shape(), index](const Grads& g, const Needs&) {
+                  return Grads{scatter_add(zeros(in_shape, g[0].dtype()), dim, index, g[0])};
+                });
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  dim = check_index(x, dim, index, "scatter_add");
+  src.checked("scatter_add");
+  GG_CHECK(src.dtype() == x.dtype(), "[scatter_add] src has dtype {} but input has {}",
+           dtype_name(src.dtype()), dtype_name(x.dtype()));
+  GG_CHECK(std::max<int64_t>(src.dim(), 1) == std::max<int64_t>(x.dim(), 1),
+           "[scatter_add] src has {} dims but input has {} (src {}, input {})", src.dim(), x.dim(),
+           shape_str(src.shape()), shape_str(x.shape()));
+  const Tensor src1 = at_least_1d(src), index1 = at_least_1d(index);  // 0-d counts as [1]
+  for (int64_t d = 0; d < index1.dim(); ++d) {
+    GG_CHECK(index1.size(d) <= src1.size(d),
+             "[scatter_add] index is larger than src in dimension {}: {} > {} (index {}, src {})",
+             d, index1.size(d), src1.size(d), shape_str(index.shape()), shape_str(src.shape()));
+  }
+  const Tensor base = at_least_1d(x);
+  Tensor idx = checked_indices(index, dim, base.size(dim), x, "scatter_add");
+  Tensor out = kernels::scatter_add(base, dim, idx, src1);
+  if (x.dim() == 0) out = as_strided_view(out, {}, {}, out.storage_offset());
+  return record("ScatterAddBackward", {x, src}, out,
+                [dim, index, src_shape = src.shape()](const Grads& g, const Needs& needs) {
+                  Grads grads(2);
+                  if (needs[0]) grads[0] = g[0];
+                  if (needs[1]) {
+                    grads[1] = pad_with_zeros(gather(g[0], dim, index), src_shape);
+                  }
+                  return grads;
+                });
+}
+
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim) {
+  x.checked("unbind");
+  GG_CHECK(x.dim() > 0, "[unbind] cannot unbind a 0-d tensor");
+  dim = wrap_dim(dim, x.dim(), "unbind");
+  std::vector<Tensor> pieces;
+  reserve_pieces(pieces, static_cast<size_t>(x.size(dim)), "unbind", x);
+  for (int64_t i = 0; i < x.size(dim); ++i) pieces.push_back(x.select(dim, i));
+  return pieces;
+}
+
+Tensor flip(const Tensor& x, const Shape& dims) {
+  x.checked("flip");
+  std::vector<bool> flipped(static_cast<size_t>(x.dim()), false);
+  std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
+  for (int64_t d : dims) {
+    const int64_t w = wrap_dim(d, x.dim(), "flip");
+    GG_CHECK(!seen[w], "[flip] dimension {} appears more than once in dims [{}] (shape {})", w,
+             fmt::join(dims, ", "), shape_str(x.shape()));
+    seen[w] = true;
+    if (x.dim() > 0) flipped[w] = true;
+  }
+  Tensor out = kernels::flip(x, flipped);
+  return record("FlipBackward", {x}, out,
+                [dims](const Grads& g, const Needs&) { return Grads{flip(g[0], dims)}; });
+}
+
+namespace {
+Tensor triangle(const Tensor& x, int64_t diagonal, bool lower) {
+  const char* op = lower ? "tril" : "triu";
+  x.checked(op);
+  GG_CHECK(x.dim() >= 2, "[{}] needs a tensor of at least 2 dims, got shape {}", op,
+           shape_str(x.shape()));
+  Tensor out = kernels::triangle(x, diagonal, lower);
+  return record(lower ? "TrilBackward" : "TriuBackward", {x}, out,
+                [diagonal, lower](const Grads& g, const Needs&) {
+                  return Grads{lower ? tril(g[0], diagonal) : triu(g[0], diagonal)};
+                });
+}
+}  // namespace
+
+Tensor tril(const Tensor& x, int64_t diagonal) { return triangle(x, diagonal, true); }
+Tensor triu(const Tensor& x, int64_t diagonal) { return triangle(x, diagonal, false); }
+
+Tensor Tensor::gather(int64_t dim, const Tensor& index) const {
+  return gg::gather(*this, dim, index);
+}
+Tensor Tensor::scatter_add(int64_t dim, const Tensor& index, const Tensor& src) const {
+  return gg::scatter_add(*this, dim, index, src);
+}
+std::vector<Tensor> Tensor::unbind(int64_t dim) const { return gg::unbind(*this, dim); }
+Tensor Tensor::flip(const Shape& dims) const { return gg::flip(*this, dims); }
+Tensor Tensor::tril(int64_t diagonal) const { return gg::tril(*this, diagonal); }
+Tensor Tensor::triu(int64_t diagonal) const { return gg::triu(*this, diagonal); }
 
 }  // namespace gg

@@ -1,5 +1,6 @@
 // The shape ops' gradcheck cases (autograd/gradcheck.hpp): cat, stack, split and chunk,
-// index_select; and the views (reshape, transpose, narrow, select, expand...), family "views".
+// index_select, gather, scatter_add, unbind, flip, tril/triu; and the views (reshape, transpose,
+// narrow, select, expand...), family "views".
 #include <vector>
 
 #include "ops/elementwise.hpp"
@@ -131,6 +132,66 @@ void register_shape_op_cases(Registry& r) {
       },
       [](const V& x, const CaseOptions&) {
         return V{index_select(x[0], 0, x[1]), index_select(x[0], 1, x[2])};
+      });
+  add_case(
+      r, fam, "gather",
+      "gather of [3, 4] along dim 0 (repeats), along dim 1 (int32, index smaller than x), and of a "
+      "non-contiguous [4, 3]",
+      true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({3, 4}, o.dtype)},
+                      {"y", gen::noncontiguous(gen::normal({4, 3}, o.dtype))},
+                      {"rows", tensor<int64_t>({2, 0, 2, 1, 1, 1, 0, 2}, {2, 4}), false},
+                      {"cols", tensor<int32_t>({3, 3, 0, 1}, {2, 2}), false}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{gather(x[0], 0, x[2]), x[0].gather(1, x[3]), gather(x[1], -1, x[2])};
+      });
+  add_case(
+      r, fam, "scatter_add",
+      "scatter_add into [3, 4] along dim 0 (repeats) from a src [2, 5] larger than its index "
+      "[2, 3], and along dim -1 (int32)",
+      true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({3, 4}, o.dtype)},
+                      {"src", gen::normal({2, 5}, o.dtype)},
+                      {"rows", tensor<int64_t>({2, 0, 2, 2, 1, 0}, {2, 3}), false},
+                      {"cols", tensor<int32_t>({3, 3, 0, 1, 2, 1}, {2, 3}), false}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{scatter_add(x[0], 0, x[2], x[1]), x[0].scatter_add(-1, x[3], x[1])};
+      });
+  add_case(
+      r, fam, "unbind", "unbind of [3, 4] along dims 0 and -1 (views, each scaled)", true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({3, 4}, o.dtype)}};
+      },
+      [](const V& x, const CaseOptions&) {
+        V out;
+        double k = 1.0;
+        for (const Tensor& t : unbind(x[0])) out.push_back(t * (k += 1.0));
+        for (const Tensor& t : x[0].unbind(-1)) out.push_back(t * (k += 1.0));
+        return out;
+      });
+  add_case(
+      r, fam, "flip", "flip of [2, 3, 4] along {0, -1} and {1}; of a non-contiguous [4, 3]", true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({2, 3, 4}, o.dtype)},
+                      {"y", gen::noncontiguous(gen::normal({4, 3}, o.dtype))}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{flip(x[0], {0, -1}), x[0].flip({1}), flip(x[1], {0})};
+      });
+  add_case(
+      r, fam, "tril_triu",
+      "tril and triu(-1) of a batched [2, 3, 4]; tril(1) and triu(2) of a non-contiguous [4, 3]",
+      true,
+      [](const CaseOptions& o) {
+        return Inputs{{"x", gen::normal({2, 3, 4}, o.dtype)},
+                      {"y", gen::noncontiguous(gen::normal({4, 3}, o.dtype))}};
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{tril(x[0]), x[0].triu(-1), x[1].tril(1), triu(x[1], 2)};
       });
   register_view_cases(r);
 }

@@ -936,6 +936,119 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          (void)load_optimizer(two, dir.file("sgd1.safetensors"));
        },
        {"[load_optimizer]", "state for 1 parameters but the optimizer has 2"}},
+      // ---- whole-tensor and multi-dim reductions, topk, gather/scatter_add, flip, tril ----
+      {"max",
+       "empty tensor",
+       [&] {
+         (void)max(zeros({0, 3}));
+       },
+       {"[max] cannot reduce an empty tensor", "[0, 3]"}},
+      {"Tensor::min",
+       "empty tensor",
+       [&] { (void)zeros({0}).min(); },
+       {"[min] cannot reduce an empty tensor"}},
+      {"argmax",
+       "empty tensor",
+       [&] {
+         (void)argmax(zeros({2, 0}));
+       },
+       {"[argmax] cannot reduce an empty tensor", "[2, 0]"}},
+      {"Tensor::argmin",
+       "empty dim",
+       [&] {
+         (void)zeros({2, 0}).argmin(1);
+       },
+       {"[argmin] cannot reduce over dimension 1 of size 0"}},
+      {"min", "dim out of range", [&] { (void)min(x23, 2); }, {"[min] dimension 2 out of range"}},
+      {"min_with_indices",
+       "undefined tensor",
+       [&] { (void)min_with_indices(undef, 0); },
+       {"[min]", "undefined"}},
+      {"sum (dims)",
+       "a dim twice",
+       [&] {
+         (void)x23.sum({1, -1});
+       },
+       {"[sum] dimension 1 appears more than once in dims [1, -1] (shape [2, 3])"}},
+      {"sum (dims)",
+       "dim out of range",
+       [&] {
+         (void)sum(x23, {0, 2});
+       },
+       {"[sum] dimension 2 out of range"}},
+      {"mean (dims)",
+       "integer dtype",
+       [&] { (void)i23.mean({0}); },
+       {"[mean] needs a floating dtype", "int64"}},
+      {"mean (dims)",
+       "a dim twice",
+       [&] {
+         (void)mean(x23, {0, 0});
+       },
+       {"[mean] dimension 0 appears more than once"}},
+      {"topk",
+       "k larger than the dim",
+       [&] { (void)topk(x23, 4); },
+       {"[topk] k = 4 is out of range for dimension 1 of size 3 (shape [2, 3])"}},
+      {"Tensor::topk",
+       "negative k",
+       [&] { (void)x23.topk(-1, 0); },
+       {"[topk] k = -1 is out of range for dimension 0 of size 2"}},
+      {"gather",
+       "index of other rank",
+       [&] {
+         (void)gather(x23, 1, zeros({2, 3, 4}, kInt64));
+       },
+       {"[gather] index has 3 dims but input has 2 (index [2, 3, 4], input [2, 3])"}},
+      {"gather",
+       "index out of range",
+       [&] {
+         (void)gather(x23, 1, tensor<int64_t>({0, 3}, {1, 2}));
+       },
+       {"[gather] index 3 at position [0, 1] is out of range for dimension 1 of size 3"}},
+      {"gather",
+       "float index",
+       [&] { (void)x23.gather(0, x23); },
+       {"[gather] index must be int64 or int32, got float32"}},
+      {"gather",
+       "index larger than input",
+       [&] {
+         (void)gather(x23, 1, zeros({3, 1}, kInt64));
+       },
+       {"[gather] index is larger than input in dimension 0: 3 > 2"}},
+      {"scatter_add",
+       "src of another dtype",
+       [&] {
+         (void)scatter_add(x23, 0, i23, zeros({2, 3}, kFloat64));
+       },
+       {"[scatter_add] src has dtype float64 but input has float32"}},
+      {"scatter_add",
+       "src smaller than index",
+       [&] {
+         (void)x23.scatter_add(0, i23, zeros({2, 2}));
+       },
+       {"[scatter_add] index is larger than src in dimension 1: 3 > 2"}},
+      {"scatter_add",
+       "negative index",
+       [&] {
+         (void)scatter_add(x23, 1, tensor<int32_t>({-1}, {1, 1}), x23);
+       },
+       {"[scatter_add] index -1 at position [0, 0] is out of range for dimension 1 of size 3"}},
+      {"unbind",
+       "0-d tensor",
+       [&] { (void)unbind(scalar_tensor(1)); },
+       {"[unbind] cannot unbind a 0-d tensor"}},
+      {"flip",
+       "a dim twice",
+       [&] {
+         (void)x23.flip({0, -2});
+       },
+       {"[flip] dimension 0 appears more than once"}},
+      {"tril",
+       "1-d tensor",
+       [&] { (void)tril(zeros({3})); },
+       {"[tril] needs a tensor of at least 2 dims, got shape [3]"}},
+      {"Tensor::triu", "undefined tensor", [&] { (void)undef.triu(); }, {"[triu]", "undefined"}},
       {"load_optimizer",
        "a model checkpoint",
        [&] {
@@ -1416,6 +1529,20 @@ TEST_CASE("catalogue: every op on an empty input returns at once (issue 13)",
            return stack({x, x}, 0);
          }},
         {"index_select", [&] { return index_select(x, 0, tensor<int64_t>({})); }},
+        {"sum({0, -1})",
+         [&] {
+           return x.sum({0, -1});
+         }},
+        {"mean({})", [&] { return mean(x, {}, true); }},
+        {"min(0)", [&] { return min(x, 0); }},
+        {"topk(0)", [&] { return topk(x, 0, 0).first; }},
+        {"gather", [&] { return gather(x, 0, zeros(x.shape(), kInt64)); }},
+        {"flip",
+         [&] {
+           return flip(x, {0, -1});
+         }},
+        {"tril", [&] { return x.dim() >= 2 ? tril(x, -1) : x; }},
+        {"unbind", [&] { return unbind(x, 1).empty() ? x : unbind(x, 1).back(); }},
         {"split", [&] { return split(x, x.size(-1) + 1, -1).back(); }},
         {"chunk", [&] { return chunk(x, 3, -1).back(); }},
         {"cross_entropy",

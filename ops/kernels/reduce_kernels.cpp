@@ -2,6 +2,10 @@
 // tensors of onednn::kMinElements or more; the loops accumulate in double.
 #include "ops/kernels/reduce_kernels.hpp"
 
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
 #include "core/copy.hpp"
 #include "core/strided.hpp"
 #include "ops/onednn/context.hpp"
@@ -90,7 +94,35 @@ Tensor sum_dim(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype) {
   return as_strided_view(out, std::move(shape), std::move(strides), 0);
 }
 
-std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim) {
+namespace {
+
+// An element as the comparisons see it: integers exactly (no int64 -> double rounding), floats
+// as double.
+template <class T>
+auto key(T v) {
+  if constexpr (std::is_integral_v<T>)
+    return v;
+  else
+    return convert<double>(v);
+}
+template <class K>
+bool is_nan(K v) {
+  if constexpr (std::is_integral_v<K>)
+    return false;
+  else
+    return v != v;
+}
+// a ranks before b: the larger (or smaller) value first, NaN before every number as in PyTorch.
+template <class K>
+bool ranks_before(K a, K b, bool largest) {
+  if (is_nan(a)) return !is_nan(b);
+  if (is_nan(b)) return false;
+  return largest ? a > b : a < b;
+}
+
+}  // namespace
+
+std::pair<Tensor, Tensor> extreme_dim(const Tensor& src, int64_t dim, bool largest) {
   const int64_t n = src.size(dim), stride = src.stride(dim);
   Shape kept = reduced_shape(src.shape(), dim, true);
   Tensor values = empty(kept, src.dtype()), indices = empty(kept, kInt64);
@@ -99,11 +131,11 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim) {
     T* pv = values.data_ptr<T>();
     int64_t* pi = indices.data_ptr<int64_t>();
     for_each_row(src, dim, [&](int64_t oo, int64_t io) {
-      double best = convert<double>(px[io]);
+      auto best = key(px[io]);
       int64_t arg = 0;
-      for (int64_t i = 1; i < n && best == best; ++i) {
-        double v = convert<double>(px[io + i * stride]);
-        if (v > best || v != v) {  // NaN wins, as in PyTorch
+      for (int64_t i = 1; i < n && !is_nan(best); ++i) {
+        auto v = key(px[io + i * stride]);
+        if (ranks_before(v, best, largest)) {  // strictly: the first of equal values wins
           best = v;
           arg = i;
         }
@@ -115,7 +147,63 @@ std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim) {
   return {values, indices};
 }
 
-Tensor max_backward(const Tensor& g, const Tensor& kept_idx, const Shape& src_shape, int64_t dim) {
+std::pair<Tensor, int64_t> ties_mask(const Tensor& x, const Tensor& value) {
+  Tensor mask = zeros(x.shape(), x.dtype());
+  int64_t count = 0;
+  dispatch(x.dtype(), [&]<class T>() {
+    const auto v = key(as_contiguous(value).data_ptr<T>()[0]);
+    const T* px = static_cast<const T*>(x.raw_data());
+    T* pm = mask.data_ptr<T>();
+    const Shape out_strides = contiguous_strides(x.shape());
+    for_each_strided<2>(x.shape(), {out_strides.data(), x.strides().data()}, {0, 0},
+                        [&](const std::array<int64_t, 2>& o) {
+                          const auto e = key(px[o[1]]);
+                          if (e == v || (is_nan(e) && is_nan(v))) {
+                            pm[o[0]] = convert<T>(1);
+                            ++count;
+                          }
+                        });
+  });
+  return {mask, count};
+}
+
+std::pair<Tensor, Tensor> topk(const Tensor& src, int64_t k, int64_t dim, bool largest) {
+  const int64_t n = src.size(dim), stride = src.stride(dim);
+  Shape shape = src.shape();
+  shape[dim] = k;
+  Tensor values = empty(shape, src.dtype()), indices = empty(shape, kInt64);
+  if (values.numel() == 0) return {values, indices};
+  const int64_t out_stride = values.stride(dim);
+  dispatch(src.dtype(), [&]<class T>() {
+    const T* px = static_cast<const T*>(src.raw_data());
+    T* pv = values.data_ptr<T>();
+    int64_t* pi = indices.data_ptr<int64_t>();
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    Shape outer = src.shape();
+    outer[dim] = 1;
+    for_each_strided<2>(outer, {values.strides().data(), src.strides().data()}, {0, 0},
+                        [&](const std::array<int64_t, 2>& o) {
+                          std::iota(order.begin(), order.end(), int64_t{0});
+                          // Ties: the lower index first (a total order, so the result is
+                          // deterministic).
+                          auto before = [&](int64_t a, int64_t b) {
+                            auto va = key(px[o[1] + a * stride]), vb = key(px[o[1] + b * stride]);
+                            if (ranks_before(va, vb, largest)) return true;
+                            if (ranks_before(vb, va, largest)) return false;
+                            return a < b;
+                          };
+                          std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+                          for (int64_t i = 0; i < k; ++i) {
+                            pv[o[0] + i * out_stride] = px[o[1] + order[i] * stride];
+                            pi[o[0] + i * out_stride] = order[i];
+                          }
+                        });
+  });
+  return {values, indices};
+}
+
+Tensor extreme_backward(const Tensor& g, const Tensor& kept_idx, const Shape& src_shape,
+                        int64_t dim) {
   // Scatter the gradient to the chosen element of each row.
   Tensor grad = zeros(src_shape, g.dtype());
   const Tensor gk = as_contiguous(g);  // (element k: row k of the kept shape)

@@ -14,11 +14,19 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim);
 // (in f32 on oneDNN and on the short-dim path).
 Tensor sum_dim(const Tensor& x, int64_t dim, bool keepdim, Dtype out_dtype);
 
-// The max of src (at least 1-d, size(dim) > 0) over dim, and its index (kInt64), both with dim
-// kept as size 1. The first maximum wins; NaN wins, as in PyTorch.
-std::pair<Tensor, Tensor> max_dim(const Tensor& src, int64_t dim);
-// The gradient of max_dim: zeros of src_shape (g's dtype) with g's elements at the chosen indices
-// (kept_idx, as max_dim returned it; g of kept_idx's number of elements).
-Tensor max_backward(const Tensor& g, const Tensor& kept_idx, const Shape& src_shape, int64_t dim);
+// The max (largest) or min of src (at least 1-d, size(dim) > 0) over dim, and its index (kInt64),
+// both with dim kept as size 1. The first extreme element wins; NaN wins, as in PyTorch.
+std::pair<Tensor, Tensor> extreme_dim(const Tensor& src, int64_t dim, bool largest);
+// The gradient of extreme_dim: zeros of src_shape (g's dtype) with g's elements at the chosen
+// indices (kept_idx, as extreme_dim returned it; g of kept_idx's number of elements).
+Tensor extreme_backward(const Tensor& g, const Tensor& kept_idx, const Shape& src_shape,
+                        int64_t dim);
+// A contiguous tensor of x's shape and dtype: 1 where x equals the one-element `value` (NaN
+// matches NaN), 0 elsewhere; and how many ones. The ties a whole-tensor max/min shares its
+// gradient among.
+std::pair<Tensor, int64_t> ties_mask(const Tensor& x, const Tensor& value);
+// The k largest (or smallest) elements of src along dim (0 <= k <= size(dim)), sorted, and their
+// Int64 indices; NaN ranks above every number. Equal values come in index order.
+std::pair<Tensor, Tensor> topk(const Tensor& src, int64_t k, int64_t dim, bool largest);
 
 }  // namespace gg::kernels

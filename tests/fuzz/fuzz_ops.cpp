@@ -119,7 +119,7 @@ bool valid_dim(int64_t dim, size_t rank) {
 
 // One op on generated operands; returns its result (undefined if the op has none).
 Tensor run_op(Gen& g) {
-  switch (g.pick(24)) {
+  switch (g.pick(25)) {
     case 0: {  // unary
       const Tensor x = g.tensor();
       Tensor y;
@@ -424,6 +424,59 @@ Tensor run_op(Gen& g) {
           y = g.flag() ? where(b, a, g.scalar()) : where(b, g.scalar(), a);
           check(y.shape() == both(), "where's shape is not the broadcast shape");
           return y;
+      }
+    }
+    case 23: {  // whole-tensor and multi-dim reductions, topk, gather/scatter_add, flip, tril
+      const Tensor x = g.tensor();
+      const int64_t dim = g.dim();
+      switch (g.pick(9)) {
+        case 0:
+          return g.flag() ? max(x) : x.min();
+        case 1:
+          return g.flag() ? argmax(x) : x.argmin(dim, g.flag());
+        case 2: {
+          const Shape dims = g.flag() ? Shape{dim} : Shape{dim, g.dim()};
+          const bool keepdim = g.flag();
+          const Tensor y = g.flag() ? sum(x, dims, keepdim) : mean(x, dims, keepdim);
+          if (keepdim) check(y.dim() == x.dim(), "a keepdim reduction changed the rank");
+          return y;
+        }
+        case 3: {
+          const auto [values, indices] = topk(x, g.size(), dim, g.flag());
+          check(values.shape() == indices.shape(), "topk's values and indices differ in shape");
+          return values;
+        }
+        case 4: {
+          const Tensor index = g.tensor(g.shape(), g.flag() ? kInt64 : kInt32);
+          const Tensor y = gather(x, dim, index);
+          check(y.shape() == index.shape(), "gather's output does not have the index's shape");
+          return y;
+        }
+        case 5: {
+          const Tensor index = g.tensor(g.shape(), g.flag() ? kInt64 : kInt32);
+          const Tensor y = scatter_add(x, dim, index, g.tensor(index.shape(), x.dtype()));
+          check(y.shape() == x.shape(), "scatter_add changed the shape");
+          return y;
+        }
+        case 6: {
+          // (2^20 views of a stride-0 expansion are legitimate work, not a finding: see kWorkCap.)
+          if (x.dim() > 0 && valid_dim(dim, x.shape().size()) && x.size(dim) > kMaterializeCap)
+            return Tensor();
+          const std::vector<Tensor> pieces = unbind(x, dim);
+          check(static_cast<int64_t>(pieces.size()) == x.size(dim),
+                "unbind's pieces do not match the dim");
+          return pieces.empty() ? Tensor() : pieces.back();
+        }
+        case 7: {
+          const Tensor y = flip(x, g.flag() ? Shape{dim} : Shape{dim, g.dim()});
+          check(y.shape() == x.shape(), "flip changed the shape");
+          return y;
+        }
+        default: {
+          const Tensor y = g.flag() ? tril(x, g.dim()) : triu(x, g.size());
+          check(y.shape() == x.shape(), "tril/triu changed the shape");
+          return y;
+        }
       }
     }
     default: {
