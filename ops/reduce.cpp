@@ -70,10 +70,11 @@ std::pair<Tensor, Tensor> max_with_indices(const Tensor& x, int64_t dim, bool ke
   indices = indices.reshape(out_shape);
   Shape in_shape = x.shape(), src_shape = src.shape();
   Tensor kept_idx = indices.reshape(kept);
-  values = record("MaxBackward", {x}, values, [=](const Grads& g, const Needs&) {
-    Tensor grad = kernels::max_backward(g[0], kept_idx, src_shape, dim);
-    return Grads{grad.reshape(in_shape)};
-  });
+  values = record("MaxBackward", {x}, values,
+                  [=, idx = autograd::SavedTensor(kept_idx)](const Grads& g, const Needs&) {
+                    Tensor grad = kernels::max_backward(g[0], idx.unpack(), src_shape, dim);
+                    return Grads{grad.reshape(in_shape)};
+                  });
   return {values, indices};
 }
 
