@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <iterator>
 #include <span>
+#include <unordered_map>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
@@ -53,6 +54,7 @@ bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
 // the first gradient is adopted when it is a fresh tensor that nothing else holds, else copied;
 // later ones are added in place when nothing but the leaf holds its grad, else out of place (so
 // that a user's handle on grad() keeps its values).
+// With create_graph a gradient that has history keeps it (out of place, recorded).
 void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
   const Tensor leaf(leaf_impl);
   g = conform(std::move(g), {leaf_impl->shape, leaf_impl->dtype}, "leaf");
@@ -61,13 +63,33 @@ void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
     std::shared_ptr<TensorImpl> impl = g.impl();
     g = Tensor();
     leaf.set_grad(sole_owner(impl) ? Tensor(std::move(impl)) : Tensor(impl).clone());
-  } else if (sole_owner(grad)) {
+  } else if (sole_owner(grad) && !g.requires_grad()) {
     accumulate_into(Tensor(grad), g);
   } else {
     leaf.set_grad(add(Tensor(grad), g));
   }
 }
+
+// Runs the tensor hooks of `hooks` that watch output `output_nr` on g, in order.
+Tensor run_hooks(const std::vector<HookEntry>& hooks, uint32_t output_nr, Tensor g) {
+  for (const HookEntry& h : hooks) {
+    if (h.output_nr != output_nr || !g.defined()) continue;
+    Tensor r = h.fn(g);
+    if (!r.defined()) continue;
+    GG_CHECK(r.shape() == g.shape(),
+             "[backward] a tensor hook returned a gradient of shape {} for a gradient of shape {}",
+             shape_str(r.shape()), shape_str(g.shape()));
+    g = std::move(r);
+  }
+  return g;
+}
+
+std::atomic<unsigned> g_next_hook_handle{1};
 }  // namespace
+
+unsigned next_hook_handle() { return g_next_hook_handle.fetch_add(1, std::memory_order_relaxed); }
+
+namespace {}  // namespace
 
 Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
            std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
@@ -135,6 +157,14 @@ void record_node(std::string name, std::span<const Tensor> inputs, std::span<Ten
     if (!in.defined()) continue;
     input_meta[i] = {in.shape(), in.dtype()};
     const TensorImpl& impl = *in.impl();
+    // A view that requires grad, whose storage was modified in place through another tensor
+    // after the view got its history: that history no longer describes its values.
+    GG_CHECK(!(impl.is_view && impl.grad_fn && impl.storage->version() != impl.view_version),
+             "[{}] a view ({}) that requires grad is used after its base was modified by an "
+             "in-place operation (storage version {}, the view was made at version {}); gg does "
+             "not regenerate the view's history as PyTorch does: take the view again after the "
+             "in-place operation",
+             name, describe(in), impl.storage->version(), impl.view_version);
     if (impl.grad_fn) {
       edges[i].node = impl.grad_fn;
       edges[i].output_nr = impl.output_nr;
@@ -247,9 +277,48 @@ class NodeIndex {
 
 }  // namespace
 
-void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
-                  bool retain_graph) {
-  NoGradGuard no_grad;  // gradients are computed without recording (no double backward)
+std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
+                                 const std::vector<Tensor>& grad_roots, bool retain_graph,
+                                 bool create_graph, const std::vector<Tensor>* inputs) {
+  // Gradients are computed without recording, unless they must be differentiable themselves.
+  const bool previous_mode = GradMode::is_enabled();
+  GradMode::set_enabled(create_graph);
+  struct Restore {
+    bool mode;
+    ~Restore() { GradMode::set_enabled(mode); }
+  } restore{previous_mode};
+
+  // autograd::grad: where each input's gradient is caught, and nothing is accumulated.
+  const bool capture = inputs != nullptr;
+  std::vector<Tensor> captured(capture ? inputs->size() : 0);
+  // The inputs whose gradient flows into output `output_nr` of `node` (non-leaves) ...
+  auto capture_node = [&](const Node* node, uint32_t output_nr, const Tensor& g) {
+    if (!capture) return;
+    for (size_t k = 0; k < inputs->size(); ++k) {
+      const TensorImpl& in = *(*inputs)[k].impl();
+      if (in.grad_fn.get() == node && in.output_nr == output_nr)
+        captured[k] = captured[k].defined() ? add(captured[k], g) : g;
+    }
+  };
+  // ... and the summed gradient for a leaf: run through its hooks, then caught or accumulated.
+  auto to_leaf = [&](const std::shared_ptr<TensorImpl>& leaf, Tensor g) {
+    if (capture) {  // only the inputs' gradients, after their hooks
+      for (size_t k = 0; k < inputs->size(); ++k) {
+        if ((*inputs)[k].impl() != leaf) continue;
+        if (leaf->hooks) g = run_hooks(leaf->hooks->pre, 0, std::move(g));
+        captured[k] = conform(std::move(g), {leaf->shape, leaf->dtype}, "leaf");
+        return;
+      }
+      return;
+    }
+    if (leaf->hooks) g = run_hooks(leaf->hooks->pre, 0, std::move(g));
+    accumulate_leaf(leaf, std::move(g));
+    if (leaf->hooks) {
+      // A copy: a hook may register or remove hooks.
+      const auto post = leaf->hooks->post;
+      for (const auto& [handle, fn] : post) fn(Tensor(leaf));
+    }
+  };
 
   // The nodes reachable from the roots, each once.
   std::vector<std::shared_ptr<Node>> order;
@@ -257,12 +326,34 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   auto discover = [&](const std::shared_ptr<Node>& node) {
     if (index.insert(node.get(), order.size())) order.push_back(node);
   };
+  // Each leaf's gradient is summed over its edges and goes on once, when the last node with an
+  // edge to it has run (PyTorch's AccumulateGrad node): its hooks see the whole gradient, and
+  // its post-accumulate-grad hooks run once per backward.
+  struct LeafState {
+    std::shared_ptr<TensorImpl> leaf;
+    Tensor grad;
+    size_t pending = 0;  // edges from nodes yet to run or be skipped
+  };
+  std::vector<LeafState> leaves;
+  std::unordered_map<const TensorImpl*, size_t> leaf_index;
+  auto leaf_state = [&](const std::shared_ptr<TensorImpl>& leaf) -> LeafState& {
+    auto [it, inserted] = leaf_index.try_emplace(leaf.get(), leaves.size());
+    if (inserted) leaves.push_back({leaf, Tensor(), 0});
+    return leaves[it->second];
+  };
+  auto flush = [&](LeafState& st) {
+    if (!st.grad.defined()) return;
+    Tensor g = std::move(st.grad);
+    st.grad = Tensor();
+    to_leaf(st.leaf, std::move(g));
+  };
+  auto add_to = [](Tensor& sum, Tensor g) { sum = sum.defined() ? add(sum, g) : std::move(g); };
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
     if (root.grad_fn) {
       discover(root.grad_fn);
     } else {
-      accumulate_leaf(roots[r].impl(), grad_roots[r]);
+      add_to(leaf_state(roots[r].impl()).grad, grad_roots[r]);
     }
   }
   for (size_t next = 0; next < order.size(); ++next) {
@@ -281,6 +372,36 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
     index.insert(order[i].get(), i);
     first_slot[i + 1] = first_slot[i] + order[i]->num_outputs();
   }
+  // autograd::grad runs only the nodes that lead to an input (children come later in `order`).
+  std::vector<char> wanted(order.size(), 1);
+  if (capture) {
+    for (size_t n = order.size(); n-- > 0;) {
+      const Node* node = order[n].get();
+      bool w = false;
+      for (const Tensor& in : *inputs) w = w || in.impl()->grad_fn.get() == node;
+      for (const Edge& e : node->next_edges()) {
+        if (e.node) {
+          w = w || wanted[index.find(e.node.get())];
+        } else if (e.is_leaf) {
+          auto leaf = e.leaf.lock();
+          for (const Tensor& in : *inputs) w = w || (leaf && in.impl() == leaf);
+        }
+      }
+      wanted[n] = w;
+    }
+  }
+  for (const auto& node : order)
+    for (const Edge& e : node->next_edges())
+      if (e.is_leaf)
+        if (auto leaf = e.leaf.lock()) ++leaf_state(leaf).pending;
+  // An edge of a node that ran (with gradient g, or none) or was skipped.
+  auto leaf_edge_done = [&](const Edge& e, Tensor g) {
+    auto leaf = e.leaf.lock();
+    if (!leaf) return;
+    LeafState& st = leaf_state(leaf);
+    if (g.defined()) add_to(st.grad, std::move(g));
+    if (--st.pending == 0) flush(st);
+  };
   std::vector<Tensor> slots(first_slot.back());
   std::vector<char> reached(order.size(), 0);
   auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
@@ -297,18 +418,40 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
   std::vector<Tensor> grads;  // one node's output gradients (reused)
   for (size_t n = 0; n < order.size(); ++n) {
     Node* node = order[n].get();
-    if (!reached[n]) {  // reachable, but no gradient flowed into it
+    if (!reached[n] || !wanted[n]) {  // reachable, but no gradient flowed into it (or not needed)
+      for (const Edge& e : node->next_edges())
+        if (e.is_leaf) leaf_edge_done(e, Tensor());
       if (!retain_graph) node->release();
       continue;
     }
     grads.assign(std::make_move_iterator(slots.begin() + static_cast<int64_t>(first_slot[n])),
                  std::make_move_iterator(slots.begin() + static_cast<int64_t>(first_slot[n + 1])));
+    // The gradients flowing into the tensors this node made: their hooks (in registration
+    // order), then retained grads (PyTorch runs retain_grad's hook last), then autograd::grad.
+    if (!node->tensor_hooks().empty() || !node->retained().empty() || capture) {
+      const auto hooks = node->tensor_hooks();  // a copy: a hook may register or remove hooks
+      for (uint32_t o = 0; o < grads.size(); ++o) {
+        grads[o] = run_hooks(hooks, o, std::move(grads[o]));
+        if (!grads[o].defined()) continue;
+        for (const auto& [output_nr, weak] : node->retained()) {
+          auto impl = weak.lock();
+          if (output_nr != o || !impl) continue;
+          impl->grad =
+              impl->grad ? add(Tensor(impl->grad), grads[o]).impl() : grads[o].clone().impl();
+        }
+        capture_node(node, o, grads[o]);
+      }
+    }
     if (!node->accepts_undefined_grads()) {
       for (size_t i = 0; i < grads.size(); ++i)
         if (!grads[i].defined())
           grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
     }
-    std::vector<Tensor> input_grads = node->apply(grads);
+    std::vector<Tensor> input_grads;
+    {
+      RunningNodeScope running(order[n]);
+      input_grads = node->apply(grads);
+    }
     grads.clear();  // let go of the output gradients (an input gradient may be one of them)
     if (!retain_graph) node->release();
     const auto& edges = node->next_edges();
@@ -317,16 +460,22 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& g
              edges.size());
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
-      if (!e.valid() || !input_grads[i].defined()) continue;
+      if (!e.valid()) continue;
+      if (!input_grads[i].defined()) {
+        if (e.is_leaf) leaf_edge_done(e, Tensor());
+        continue;
+      }
       // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
       Tensor g = conform(std::move(input_grads[i]), node->input_meta()[i], node->name());
       if (e.node) {
         receive(e.node.get(), e.output_nr, std::move(g));
-      } else if (auto leaf = e.leaf.lock()) {
-        accumulate_leaf(leaf, std::move(g));
+      } else {
+        leaf_edge_done(e, std::move(g));
       }
     }
   }
+  for (LeafState& st : leaves) flush(st);  // root leaves (and leaves that lost a node)
+  return captured;
 }
 
 }  // namespace gg::autograd
@@ -352,6 +501,76 @@ void Tensor::backward(const Tensor& grad_output, bool retain_graph) const {
            "[backward] grad_output must match the tensor: expected {}, got {}", describe(*this),
            describe(grad_output));
   autograd::run_backward({*this}, {grad_output}, retain_graph);
+}
+
+}  // namespace gg
+
+namespace gg {
+
+// ---- hooks and retained gradients --------------------------------------------------------------
+
+void Tensor::retain_grad() const {
+  const TensorImpl& t = checked("retain_grad");
+  GG_CHECK(requires_grad(),
+           "[retain_grad] cannot retain the grad of a tensor ({}) that does not "
+           "require grad",
+           describe(*this));
+  if (!t.grad_fn || t.retains_grad) return;  // a leaf keeps its grad anyway
+  impl_->retains_grad = true;
+  t.grad_fn->retained().emplace_back(t.output_nr, impl_);
+}
+
+bool Tensor::retains_grad() const { return checked("retains_grad").retains_grad; }
+
+unsigned Tensor::add_hook(std::function<Tensor(const Tensor&)> hook) const {
+  const TensorImpl& t = checked("register_hook");
+  GG_CHECK(requires_grad(),
+           "[register_hook] cannot register a hook on a tensor ({}) that does not require grad",
+           describe(*this));
+  GG_CHECK(hook != nullptr, "[register_hook] the hook is empty");
+  const unsigned handle = autograd::next_hook_handle();
+  if (t.grad_fn) {
+    t.grad_fn->tensor_hooks().push_back({handle, t.output_nr, std::move(hook)});
+  } else {
+    if (!t.hooks) impl_->hooks = std::make_shared<autograd::TensorHooks>();
+    impl_->hooks->pre.push_back({handle, 0, std::move(hook)});
+  }
+  return handle;
+}
+
+unsigned Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const {
+  const TensorImpl& t = checked("register_post_accumulate_grad_hook");
+  GG_CHECK(t.grad_fn == nullptr,
+           "[register_post_accumulate_grad_hook] post-accumulate-grad hooks can only be "
+           "registered on leaf tensors; this one ({}) has grad_fn {}",
+           describe(*this), t.grad_fn ? t.grad_fn->name() : "");
+  GG_CHECK(t.requires_grad,
+           "[register_post_accumulate_grad_hook] cannot register a hook on a tensor ({}) that "
+           "does not require grad",
+           describe(*this));
+  GG_CHECK(hook != nullptr, "[register_post_accumulate_grad_hook] the hook is empty");
+  const unsigned handle = autograd::next_hook_handle();
+  if (!t.hooks) impl_->hooks = std::make_shared<autograd::TensorHooks>();
+  impl_->hooks->post.emplace_back(handle, std::move(hook));
+  return handle;
+}
+
+void Tensor::remove_hook(unsigned handle) const {
+  const TensorImpl& t = checked("remove_hook");
+  auto erase = [handle](auto& entries, auto key) {
+    const auto it = std::find_if(entries.begin(), entries.end(),
+                                 [&](const auto& e) { return key(e) == handle; });
+    if (it == entries.end()) return false;
+    entries.erase(it);
+    return true;
+  };
+  const auto by_handle = [](const autograd::HookEntry& e) { return e.handle; };
+  const auto first = [](const auto& e) { return e.first; };
+  bool removed = false;
+  if (t.grad_fn) removed = erase(t.grad_fn->tensor_hooks(), by_handle);
+  if (!removed && t.hooks) removed = erase(t.hooks->pre, by_handle) || erase(t.hooks->post, first);
+  GG_CHECK(removed, "[remove_hook] the tensor ({}) has no hook with handle {}", describe(*this),
+           handle);
 }
 
 }  // namespace gg

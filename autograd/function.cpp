@@ -6,41 +6,79 @@
 
 namespace gg::autograd {
 
-void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& grad_tensors,
-              bool retain_graph) {
+namespace {
+// The roots' gradients, checked as `op` ("autograd::backward") names them.
+std::vector<Tensor> root_grads(const std::vector<Tensor>& tensors,
+                               const std::vector<Tensor>& grad_tensors, const char* op) {
   GG_CHECK(grad_tensors.empty() || grad_tensors.size() == tensors.size(),
-           "[autograd::backward] got {} tensors but {} grad_tensors: give one gradient per tensor "
+           "[{}] got {} tensors but {} grad_tensors: give one gradient per tensor "
            "(or none, for one-element tensors)",
-           tensors.size(), grad_tensors.size());
+           op, tensors.size(), grad_tensors.size());
   std::vector<Tensor> grads;
   grads.reserve(tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
-    GG_CHECK(t.defined(), "[autograd::backward] tensors[{}] is an undefined tensor", i);
-    GG_CHECK(t.requires_grad(),
-             "[autograd::backward] tensors[{}] ({}) does not require grad and has no grad_fn", i,
-             describe(t));
+    GG_CHECK(t.defined(), "[{}] tensors[{}] is an undefined tensor", op, i);
+    GG_CHECK(t.requires_grad(), "[{}] tensors[{}] ({}) does not require grad and has no grad_fn",
+             op, i, describe(t));
     Tensor g = grad_tensors.empty() ? Tensor() : grad_tensors[i];
     if (!g.defined()) {
       GG_CHECK(t.numel() == 1,
-               "[autograd::backward] grad can be implicitly created only for one-element tensors; "
+               "[{}] grad can be implicitly created only for one-element tensors; "
                "tensors[{}] has shape {}: pass grad_tensors",
-               i, shape_str(t.shape()));
+               op, i, shape_str(t.shape()));
       g = ones(t.shape(), t.dtype());
     }
     GG_CHECK(g.shape() == t.shape() && g.dtype() == t.dtype(),
-             "[autograd::backward] grad_tensors[{}] must match tensors[{}]: expected {}, got {}", i,
-             i, describe(t), describe(g));
+             "[{}] grad_tensors[{}] must match tensors[{}]: expected {}, got {}", op, i, i,
+             describe(t), describe(g));
     grads.push_back(std::move(g));
   }
+  return grads;
+}
+}  // namespace
+
+void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& grad_tensors,
+              bool retain_graph) {
+  std::vector<Tensor> grads = root_grads(tensors, grad_tensors, "autograd::backward");
   if (tensors.empty()) return;
   run_backward(tensors, grads, retain_graph);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, std::optional<bool> retain_graph,
+                         bool create_graph, bool allow_unused) {
+  const char* op = "autograd::grad";
+  GG_CHECK(!outputs.empty(), "[{}] outputs is empty: give at least one tensor", op);
+  GG_CHECK(!inputs.empty(), "[{}] inputs is empty: give at least one tensor", op);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    GG_CHECK(inputs[i].defined(), "[{}] inputs[{}] is an undefined tensor", op, i);
+    GG_CHECK(inputs[i].requires_grad(), "[{}] inputs[{}] ({}) does not require grad", op, i,
+             describe(inputs[i]));
+  }
+  std::vector<Tensor> grads = root_grads(outputs, grad_outputs, op);
+  std::vector<Tensor> result =
+      run_backward(outputs, grads, retain_graph.value_or(create_graph), create_graph, &inputs);
+  for (size_t i = 0; i < result.size(); ++i) {
+    GG_CHECK(result[i].defined() || allow_unused,
+             "[{}] inputs[{}] ({}) was not used in the graph of the outputs; pass "
+             "allow_unused=true to get an undefined tensor for it",
+             op, i, describe(inputs[i]));
+  }
+  return result;
 }
 
 void AutogradContext::save_for_backward(std::vector<Tensor> to_save) {
   saved_.clear();
   saved_.reserve(to_save.size());
-  for (const Tensor& t : to_save) saved_.push_back(t.defined() ? t.detach() : Tensor());
+  for (const Tensor& t : to_save) saved_.emplace_back(t);
+}
+
+const std::vector<Tensor>& AutogradContext::get_saved_variables() const {
+  unpacked_.clear();
+  unpacked_.reserve(saved_.size());
+  for (const SavedTensor& s : saved_) unpacked_.push_back(s.unpack());
+  return unpacked_;
 }
 
 bool AutogradContext::needs_input_grad(size_t index) const {

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -28,6 +29,7 @@
 
 #include "../core/tensor.hpp"
 #include "grad_mode.hpp"
+#include "saved_tensor.hpp"
 
 namespace gg::autograd {
 
@@ -39,20 +41,36 @@ namespace gg::autograd {
 void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& grad_tensors = {},
               bool retain_graph = false);
 
+// The gradients of `outputs` with respect to each of `inputs` (torch::autograd::grad), returned
+// rather than accumulated: no leaf's grad() changes. grad_outputs as for backward's grad_tensors.
+// retain_graph defaults to create_graph; create_graph records the backward's own ops, so that the
+// results can be differentiated again (double backward, e.g. a gradient penalty). An input the
+// outputs do not depend on throws gg::Error unless allow_unused, which gives an undefined tensor
+// for it. Every input must require grad. Not differentiable twice through the backward of ops
+// that compute it with a dedicated kernel (layer_norm, cross_entropy, gelu, max, index_select,
+// grouped_mm, narrow and select's gradients): their gradients carry no history.
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs = {},
+                         std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,
+                         bool allow_unused = false);
+
 // What a custom Function's forward leaves for its backward.
 class AutogradContext {
  public:
-  // Tensors backward needs (inputs or outputs of forward). Kept without their history: backward
-  // runs without recording, and holding an output's history would make the graph own itself.
+  // Tensors backward needs (inputs or outputs of forward), each with the version of its storage:
+  // get_saved_variables() throws gg::Error naming the function when one was modified in place
+  // since it was saved, as PyTorch does. An input is given back with its history while backward
+  // runs with create_graph (double backward); an output of forward without it.
   void save_for_backward(std::vector<Tensor> to_save);
-  const std::vector<Tensor>& get_saved_variables() const { return saved_; }
+  const std::vector<Tensor>& get_saved_variables() const;
   // During backward: whether the gradient of forward's i-th argument is needed at all (false for
   // non-tensor arguments and for inputs that do not require grad); backward may skip those.
   bool needs_input_grad(size_t index) const;
 
  private:
   friend struct FunctionDetail;
-  std::vector<Tensor> saved_;
+  std::vector<SavedTensor> saved_;
+  mutable std::vector<Tensor> unpacked_;  // what get_saved_variables() returned last
   std::vector<bool> needs_input_grad_;
 };
 

@@ -19,4 +19,21 @@ class NoGradGuard {
   bool previous_;
 };
 
+// RAII, libtorch's c10::InferenceMode: for code that only runs forwards. Here it turns grad mode
+// off for its scope, as NoGradGuard does (libtorch also skips version counting; gg does not), and
+// restores both on exit; thread-local, nests. InferenceMode(false) inside one turns it back off
+// for its own scope (and grad mode back on).
+class InferenceMode {
+ public:
+  explicit InferenceMode(bool enabled = true);
+  ~InferenceMode();
+  InferenceMode(const InferenceMode&) = delete;
+  InferenceMode& operator=(const InferenceMode&) = delete;
+  static bool is_enabled();  // whether an InferenceMode(true) is the innermost one here
+
+ private:
+  bool previous_grad_;
+  bool previous_inference_;
+};
+
 }  // namespace gg

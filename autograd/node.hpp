@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../core/tensor.hpp"
+#include "saved_tensor.hpp"
 
 namespace gg::autograd {
 
@@ -31,10 +32,30 @@ struct TensorMeta {
 
 // Backward closure: receives one gradient per output (all defined unless the node accepts
 // undefined ones) and needs_input_grad per input; returns one gradient per input (undefined
-// where none is needed). It runs with grad mode off. Closures must capture saved tensors
-// detached (t.detach()), or the graph would own itself through an output's grad_fn.
+// where none is needed). It runs with grad mode off (on with create_graph, where its ops record).
+// Closures capture every input or output they read as an autograd::SavedTensor
+// (saved_tensor.hpp), never as a Tensor: it checks that the tensor was not modified in place
+// since, does not make the graph own itself through an output's grad_fn, and gives the tensor
+// back with its history for double backward. Tensors the op made for itself (masks, statistics)
+// may be captured as they are.
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& grad_outputs,
                                                      const std::vector<bool>& needs_input_grad)>;
+
+// A tensor hook (Tensor::register_hook): maps the gradient flowing into a tensor to the one that
+// goes on (an undefined result keeps it).
+using TensorHook = std::function<Tensor(const Tensor&)>;
+struct HookEntry {
+  unsigned handle = 0;
+  uint32_t output_nr = 0;  // on a node: which output's gradient it sees
+  TensorHook fn;
+};
+// A leaf's hooks (TensorImpl::hooks): tensor hooks, run before its gradient is accumulated, and
+// post-accumulate-grad hooks, run after.
+struct TensorHooks {
+  std::vector<HookEntry> pre;
+  std::vector<std::pair<unsigned, std::function<void(const Tensor&)>>> post;
+};
+unsigned next_hook_handle();
 
 class Node {
  public:
@@ -61,6 +82,11 @@ class Node {
   // Frees the saved tensors (the closure); later apply() calls fail.
   void release() { backward_ = nullptr; }
 
+  // Hooks of the non-leaf tensors this node made (Tensor::register_hook), in registration order,
+  // and the tensors that retain their gradient (Tensor::retain_grad), per output.
+  std::vector<HookEntry>& tensor_hooks() { return tensor_hooks_; }
+  std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>>& retained() { return retained_; }
+
  private:
   std::string name_;
   uint64_t sequence_nr_;
@@ -70,6 +96,8 @@ class Node {
   std::vector<TensorMeta> output_meta_;
   bool accepts_undefined_grads_;
   std::vector<bool> needs_input_grad_;  // which edges lead somewhere (fixed at construction)
+  std::vector<HookEntry> tensor_hooks_;
+  std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained_;
 };
 
 // True when grad mode is on and some defined input requires grad: only then ops record.
@@ -90,8 +118,13 @@ Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor out
 // Sums a broadcast gradient back to `shape` (over leading dims and dims of size 1).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 
-// Runs backward from `roots` with their gradients.
-void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
-                  bool retain_graph);
+// Runs backward from `roots` with their gradients. create_graph records the backward's own ops
+// (for double backward). With `inputs` (autograd::grad), the gradients flowing into those tensors
+// are returned, one per input (undefined where none flowed), instead of being accumulated into
+// leaves' grad, and only the part of the graph that leads to them runs.
+std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
+                                 const std::vector<Tensor>& grad_roots, bool retain_graph,
+                                 bool create_graph = false,
+                                 const std::vector<Tensor>* inputs = nullptr);
 
 }  // namespace gg::autograd

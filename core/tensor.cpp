@@ -136,12 +136,30 @@ std::vector<T> Tensor::to_vector() const {
   return std::vector<T>(p, p + c.numel());
 }
 
-template <class T>
-T Tensor::item() const {
-  GG_CHECK(numel() == 1, "[item] expected a one-element tensor, got shape {}", shape_str(shape()));
-  GG_CHECK(dtype() == dtype_of<T>(), "[item] requested {} but the tensor is {}",
-           dtype_name(dtype_of<T>()), dtype_name(dtype()));
-  return *data_ptr<T>();
+double Tensor::item_double() const {
+  GG_CHECK(checked("item").shape.empty() || numel() == 1,
+           "[item] expected a one-element tensor, got shape {}", shape_str(shape()));
+  return load_as_double(raw_data(), dtype(), 0);
+}
+
+int64_t Tensor::item_int64(const char* target) const {
+  if (is_floating(dtype())) {
+    const double v = item_double();
+    // Truncation toward zero, as static_cast (and libtorch) convert; only in int64's range.
+    if (!(v >= -0x1p63 && v < 0x1p63)) throw_item_range(target);
+    return static_cast<int64_t>(v);
+  }
+  GG_CHECK(checked("item").shape.empty() || numel() == 1,
+           "[item] expected a one-element tensor, got shape {}", shape_str(shape()));
+  return dispatch(dtype(), [&]<class T>() -> int64_t {
+    if constexpr (std::is_integral_v<T>) return *static_cast<const T*>(raw_data());
+    return 0;  // floating dtypes are handled above
+  });
+}
+
+void Tensor::throw_item_range(const char* target) const {
+  fail("[item] the value {} of the {} tensor cannot be converted to {} without overflow",
+       item_double(), dtype_name(dtype()), target);
 }
 
 // ---- autograd accessors ----------------------------------------------------------------------
@@ -171,6 +189,8 @@ void Tensor::set_gradient_edge(std::shared_ptr<autograd::Node> node, uint32_t ou
   checked("set_gradient_edge");
   impl_->grad_fn = std::move(node);
   impl_->output_nr = output_nr;
+  // A view's history is current as of now (see TensorImpl::view_version).
+  if (impl_->is_view) impl_->view_version = impl_->storage->version();
 }
 
 void Tensor::set_grad(const Tensor& grad) const {
@@ -296,6 +316,8 @@ Tensor as_strided_view(const Tensor& base, Shape shape, Shape strides, int64_t o
   impl->strides = std::move(strides);
   impl->offset = offset;
   impl->dtype = b.dtype;
+  impl->is_view = true;
+  impl->view_version = b.storage->version();
   return Tensor(std::move(impl));
 }
 
@@ -335,7 +357,6 @@ Tensor tensor(const std::vector<T>& values) {
 #define GG_INSTANTIATE(T)                                               \
   template T* Tensor::data_ptr<T>() const;                              \
   template std::vector<T> Tensor::to_vector<T>() const;                 \
-  template T Tensor::item<T>() const;                                   \
   template Tensor tensor<T>(const std::vector<T>& values, Shape shape); \
   template Tensor tensor<T>(const std::vector<T>& values);
 GG_INSTANTIATE(float)

@@ -2,10 +2,13 @@
 // gg::Tensor: a handle (shared_ptr) to a strided view of reference-counted Storage, plus the
 // autograd metadata of that view. Copying a Tensor copies the handle, like torch::Tensor.
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "checked.hpp"
@@ -17,6 +20,7 @@ namespace gg {
 
 namespace autograd {
 class Node;
+struct TensorHooks;  // a leaf's hooks (autograd/node.hpp)
 // The node's name, e.g. "MulBackward", which printing shows as grad_fn=<MulBackward>. Declared
 // here so that core needs no autograd header; defined in autograd/engine.cpp, as Node::name().
 const std::string& node_name(const Node& node);
@@ -35,6 +39,16 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;
   uint32_t output_nr = 0;
   std::shared_ptr<TensorImpl> grad;
+  // Hooks on a leaf (tensor hooks and post-accumulate-grad hooks); a non-leaf's live on its
+  // grad_fn.
+  std::shared_ptr<autograd::TensorHooks> hooks;
+  bool retains_grad = false;  // a non-leaf whose grad backward keeps (retain_grad())
+  // Made by as_strided_view (a view of a storage other tensors may share), and the storage's
+  // version when it was made or got its grad_fn: autograd refuses to use a view that requires
+  // grad once that storage was modified in place through another tensor, as its history would
+  // give a wrong gradient (PyTorch regenerates the view's grad_fn instead).
+  bool is_view = false;
+  uint64_t view_version = 0;
 };
 
 class Tensor {
@@ -82,8 +96,62 @@ class Tensor {
   Tensor clone() const;          // always a new storage
   template <class T>
   std::vector<T> to_vector() const;  // row-major copy; T must match dtype
+  // The one element of a one-element tensor, converted to any arithmetic T (or BFloat16, Half) as
+  // libtorch's item<T>() does: floats to integers truncate toward zero, and a value T cannot hold
+  // (out of range, or NaN to an integer) throws gg::Error.
   template <class T>
-  T item() const;  // one-element tensors
+  T item() const;
+
+  // In-place (PyTorch's autograd rules). Each writes this tensor's storage, bumps the version
+  // counter that all tensors on that storage share, and returns *this. With grad mode on:
+  //  - a leaf that requires grad is refused (gg::Error); do it under NoGradGuard (optimizers,
+  //  init);
+  //  - on a tensor that requires grad (or with an operand that does) the history is rebased: the
+  //    tensor's grad_fn becomes the in-place op's node, so gradients through it stay correct;
+  //  - a tensor saved for backward and modified afterwards makes that backward throw gg::Error;
+  //  - on a VIEW (narrow, select, reshape, ...) when the result would require grad, gg refuses
+  //    with gg::Error (PyTorch rebases the view's base with CopySlices; gg does not), and a
+  //    differentiable view whose base was modified in place afterwards is refused when used.
+  // The result is computed in the promoted dtype and cast to this tensor's dtype; a floating
+  // result cannot be written into an integer tensor, and the result's shape must be this one's.
+  Tensor& zero_();
+  Tensor& fill_(double value);
+  Tensor& add_(const Tensor& other, double alpha = 1);  // this += alpha * other
+  Tensor& add_(double other);
+  Tensor& sub_(const Tensor& other, double alpha = 1);  // this -= alpha * other
+  Tensor& sub_(double other);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(double other);
+  Tensor& div_(const Tensor& other);
+  Tensor& div_(double other);
+  Tensor& copy_(const Tensor& src);  // src broadcast to this shape and cast; gradient flows to src
+
+  // Autograd hooks and retained gradients (PyTorch's semantics).
+  // retain_grad(): a non-leaf keeps its gradient in grad() after backward (no-op on a leaf);
+  // throws if the tensor does not require grad.
+  void retain_grad() const;
+  bool retains_grad() const;  // whether retain_grad() was called on this non-leaf
+  // Calls hook(grad) with the gradient flowing into this tensor, each time one does, before it
+  // goes further (a leaf: before it is accumulated into grad()). Returning a defined tensor (of
+  // the gradient's shape) replaces the gradient; an undefined one, or a void hook, keeps it.
+  // Hooks run in registration order; a retained grad (retain_grad) sees their result. Returns a
+  // handle for remove_hook. Throws if the tensor does not require grad.
+  template <class F>
+  unsigned register_hook(F&& hook) const {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, const Tensor&>>) {
+      return add_hook([f = std::forward<F>(hook)](const Tensor& g) mutable {
+        f(g);
+        return Tensor();
+      });
+    } else {
+      return add_hook(std::function<Tensor(const Tensor&)>(std::forward<F>(hook)));
+    }
+  }
+  // Calls hook(leaf) after backward has accumulated a gradient into this leaf's grad() (PyTorch's
+  // register_post_accumulate_grad_hook). Throws on a non-leaf or a tensor not requiring grad.
+  unsigned register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const;
+  // Removes the hook with this handle from this tensor; throws if it has none such.
+  void remove_hook(unsigned handle) const;
 
   // Raw access for kernels: the address of element 0 of this view. T must match dtype.
   template <class T>
@@ -173,6 +241,12 @@ class Tensor {
  private:
   // The throwing halves of checked(), size() and stride(), out of line.
   [[noreturn]] static void throw_undefined(const char* op);
+  unsigned add_hook(std::function<Tensor(const Tensor&)> hook) const;  // register_hook's body
+  // item<T>'s halves: the element as double, and as int64 (or gg::Error when it is not finite or
+  // out of int64's range, naming `target`).
+  double item_double() const;
+  int64_t item_int64(const char* target) const;
+  [[noreturn]] void throw_item_range(const char* target) const;
   [[noreturn]] void throw_bad_dim(int64_t d, const char* op) const;
   // Element d of shape or strides (negative d counts from the end), or the [op] error.
   int64_t dim_entry(const Shape& v, int64_t d, const char* op) const {
@@ -205,6 +279,40 @@ inline int64_t Tensor::numel() const {
   int64_t n = 1;
   for (int64_t s : checked("numel").shape) n *= s;
   return n;
+}
+
+template <class T>
+T Tensor::item() const {
+  if constexpr (std::is_same_v<T, bool>) {
+    return item_double() != 0;
+  } else if constexpr (std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>) {
+    return T(static_cast<float>(item_double()));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    const double v = item_double();
+    // As libtorch: a finite value beyond T's range is an error, not an infinity.
+    if (v == v && v - v == 0 &&
+        (v > std::numeric_limits<T>::max() || -v > std::numeric_limits<T>::max()))
+      throw_item_range(sizeof(T) == sizeof(float) ? "float" : "double");
+    return static_cast<T>(v);
+  } else {
+    static_assert(std::is_integral_v<T>, "item<T>: T must be arithmetic, BFloat16 or Half");
+    constexpr const char* name = std::is_signed_v<T> ? (sizeof(T) == 1   ? "int8"
+                                                        : sizeof(T) == 2 ? "int16"
+                                                        : sizeof(T) == 4 ? "int32"
+                                                                         : "int64")
+                                                     : (sizeof(T) == 1   ? "uint8"
+                                                        : sizeof(T) == 2 ? "uint16"
+                                                        : sizeof(T) == 4 ? "uint32"
+                                                                         : "uint64");
+    const int64_t v = item_int64(name);
+    if constexpr (std::is_unsigned_v<T>) {
+      if (v < 0 || static_cast<uint64_t>(v) > std::numeric_limits<T>::max()) throw_item_range(name);
+    } else {
+      if (v < std::numeric_limits<T>::min() || v > std::numeric_limits<T>::max())
+        throw_item_range(name);
+    }
+    return static_cast<T>(v);
+  }
 }
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);

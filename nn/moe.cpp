@@ -88,36 +88,37 @@ Tensor combine_slots(const Tensor& per_slot, const Tensor& gates) {
     }
   }
   // per_slot is saved only for the gates' gradient, gates only for per_slot's.
-  return autograd::record("MoECombineBackward", {per_slot, gates}, out,
-                          [y = gates.requires_grad() ? y.detach() : Tensor(),
-                           g = per_slot.requires_grad() ? g.detach() : Tensor(), T, K,
-                           E](const std::vector<Tensor>& grads, const std::vector<bool>& needs) {
-                            const Tensor d = grads[0].contiguous();
-                            const float* pd = d.data_ptr<float>();
-                            Tensor dy, dg;
-                            if (needs[0]) {  // dy[t, j, :] = gates[t, j] * d[t, :]
-                              dy = empty({T, K, E}, kFloat32);
-                              const float* pg = g.data_ptr<float>();
-                              float* p = dy.data_ptr<float>();
-                              for (int64_t t = 0; t < T; ++t)
-                                for (int64_t j = 0; j < K; ++j)
-                                  for (int64_t e = 0; e < E; ++e)
-                                    p[(t * K + j) * E + e] = pg[t * K + j] * pd[t * E + e];
-                            }
-                            if (needs[1]) {  // dg[t, j] = <per_slot[t, j, :], d[t, :]>
-                              dg = empty({T, K}, kFloat32);
-                              const float* py = y.data_ptr<float>();
-                              float* p = dg.data_ptr<float>();
-                              for (int64_t t = 0; t < T; ++t)
-                                for (int64_t j = 0; j < K; ++j) {
-                                  float acc = 0;
-                                  for (int64_t e = 0; e < E; ++e)
-                                    acc += py[(t * K + j) * E + e] * pd[t * E + e];
-                                  p[t * K + j] = acc;
-                                }
-                            }
-                            return std::vector<Tensor>{dy, dg};
-                          });
+  return autograd::record(
+      "MoECombineBackward", {per_slot, gates}, out,
+      [sy = gates.requires_grad() ? autograd::SavedTensor(y) : autograd::SavedTensor(),
+       sg = per_slot.requires_grad() ? autograd::SavedTensor(g) : autograd::SavedTensor(), T, K,
+       E](const std::vector<Tensor>& grads, const std::vector<bool>& needs) {
+        const Tensor y = sy.unpack(), g = sg.unpack();
+        const Tensor d = grads[0].contiguous();
+        const float* pd = d.data_ptr<float>();
+        Tensor dy, dg;
+        if (needs[0]) {  // dy[t, j, :] = gates[t, j] * d[t, :]
+          dy = empty({T, K, E}, kFloat32);
+          const float* pg = g.data_ptr<float>();
+          float* p = dy.data_ptr<float>();
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t j = 0; j < K; ++j)
+              for (int64_t e = 0; e < E; ++e)
+                p[(t * K + j) * E + e] = pg[t * K + j] * pd[t * E + e];
+        }
+        if (needs[1]) {  // dg[t, j] = <per_slot[t, j, :], d[t, :]>
+          dg = empty({T, K}, kFloat32);
+          const float* py = y.data_ptr<float>();
+          float* p = dg.data_ptr<float>();
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t j = 0; j < K; ++j) {
+              float acc = 0;
+              for (int64_t e = 0; e < E; ++e) acc += py[(t * K + j) * E + e] * pd[t * E + e];
+              p[t * K + j] = acc;
+            }
+        }
+        return std::vector<Tensor>{dy, dg};
+      });
 }
 
 }  // namespace

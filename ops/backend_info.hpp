@@ -14,3 +14,14 @@ std::string isa_name();
 bool native_bf16();
 
 }  // namespace gg::backend
+
+namespace gg {
+
+// The number of threads the library's parallel loops and oneDNN (which runs on OpenMP here) use,
+// as torch::set_num_threads / torch::get_num_threads: OpenMP's omp_set_num_threads, so it holds
+// for the parallel regions the calling thread starts (set it from the main thread before
+// training). n must be >= 1 (else gg::Error). The default is OMP_NUM_THREADS, or the CPU count.
+void set_num_threads(int n);
+int get_num_threads();
+
+}  // namespace gg

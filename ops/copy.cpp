@@ -44,6 +44,8 @@ void copy_(const Tensor& dst, const Tensor& src) {
   dst.checked("copy_");
   src.checked("copy_");
   Shape src_strides = broadcast_strides(src, dst.shape());  // the shape error first
+  // A write into dst's storage: tensors saved for backward on it are now stale (autograd checks).
+  dst.impl()->storage->bump_version();
   if (src.dtype() == dst.dtype() && src.shape() == dst.shape() && src.is_contiguous() &&
       dst.is_contiguous()) {
     if (src.raw_data() != dst.raw_data())

@@ -16,6 +16,7 @@ namespace gg {
 
 namespace {
 using autograd::record;
+using autograd::SavedTensor;
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 using kernels::BinaryOp;
@@ -23,8 +24,8 @@ using kernels::UnaryOp;
 
 // `t` for a backward that needs it only for the gradient of `other`: undefined when `other`
 // gets none (the node's needs are fixed when it is recorded).
-Tensor saved_for(const Tensor& t, const Tensor& other) {
-  return other.requires_grad() ? t.detach() : Tensor();
+SavedTensor saved_for(const Tensor& t, const Tensor& other) {
+  return other.requires_grad() ? SavedTensor(t) : SavedTensor();
 }
 
 // Every binary op validates and promotes here, and the kernel trusts what it is given: both
@@ -76,7 +77,8 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   // attention it held the whole q/k/v projection buffer until backward).
   return record("MulBackward", {a, b}, out,
                 [a = saved_for(a, b), b = saved_for(b, a)](const Grads& g, const Needs& needs) {
-                  return Grads{needs[0] ? g[0] * b : Tensor(), needs[1] ? g[0] * a : Tensor()};
+                  return Grads{needs[0] ? g[0] * b.unpack() : Tensor(),
+                               needs[1] ? g[0] * a.unpack() : Tensor()};
                 });
 }
 
@@ -84,9 +86,10 @@ Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_op(BinaryOp::Div, a, b, "div");
   if (!autograd::needs_grad({a, b})) return out;
   return record("DivBackward", {a, b}, out,
-                [a = saved_for(a, b), b = b.detach()](const Grads& g, const Needs& needs) {
+                [a = saved_for(a, b), sb = SavedTensor(b)](const Grads& g, const Needs& needs) {
+                  const Tensor b = sb.unpack();
                   Tensor ga = needs[0] ? g[0] / b : Tensor();
-                  Tensor gb = needs[1] ? neg(g[0] * a / (b * b)) : Tensor();
+                  Tensor gb = needs[1] ? neg(g[0] * a.unpack() / (b * b)) : Tensor();
                   return Grads{ga, gb};
                 });
 }
@@ -133,10 +136,11 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   // cond * a + (1 - cond) * b would turn 0 * inf into nan; select explicitly instead.
   Tensor out = where_op(cond, a, b);
   if (!autograd::needs_grad({a, b})) return out;
-  return record("WhereBackward", {a, b}, out, [cond = cond.detach()](const Grads& g, const Needs&) {
-    Tensor zero = scalar_like(0.0, g[0]);
-    return Grads{where_op(cond, g[0], zero), where_op(cond, zero, g[0])};
-  });
+  return record("WhereBackward", {a, b}, out,
+                [c = SavedTensor(cond)](const Grads& g, const Needs&) {
+                  Tensor zero = scalar_like(0.0, g[0]), cond = c.unpack();
+                  return Grads{where_op(cond, g[0], zero), where_op(cond, zero, g[0])};
+                });
 }
 
 // The scalar takes the tensor's dtype (Float32 for a fractional scalar and an integer tensor), as
@@ -174,62 +178,73 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Exp, x, 0, "exp");
   return record("ExpBackward", {x}, out,
-                [y = out.detach()](const Grads& g, const Needs&) { return Grads{g[0] * y}; });
+                [y = SavedTensor::output(out)](const Grads& g, const Needs&) {
+                  return Grads{g[0] * y.unpack()};
+                });
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Log, x, 0, "log");
-  return record("LogBackward", {x}, out,
-                [x = x.detach()](const Grads& g, const Needs&) { return Grads{g[0] / x}; });
+  return record("LogBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+    return Grads{g[0] / x.unpack()};
+  });
 }
 
 Tensor sqrt(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Sqrt, x, 0, "sqrt");
-  return record("SqrtBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] / (y * 2.0)};
-  });
+  return record("SqrtBackward", {x}, out,
+                [y = SavedTensor::output(out)](const Grads& g, const Needs&) {
+                  return Grads{g[0] / (y.unpack() * 2.0)};
+                });
 }
 
 Tensor pow(const Tensor& x, double exponent) {
   Tensor out = unary_op(UnaryOp::Pow, x, exponent, "pow");
-  return record("PowBackward", {x}, out, [x = x.detach(), exponent](const Grads& g, const Needs&) {
-    if (exponent == 0) return Grads{g[0] * 0.0};
-    return Grads{g[0] * pow(x, exponent - 1) * exponent};
-  });
+  return record("PowBackward", {x}, out,
+                [x = SavedTensor(x), exponent](const Grads& g, const Needs&) {
+                  if (exponent == 0) return Grads{g[0] * 0.0};
+                  return Grads{g[0] * pow(x.unpack(), exponent - 1) * exponent};
+                });
 }
 
 Tensor tanh(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Tanh, x, 0, "tanh");
-  return record("TanhBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * (1.0 - y * y)};
-  });
+  return record("TanhBackward", {x}, out,
+                [sy = SavedTensor::output(out)](const Grads& g, const Needs&) {
+                  const Tensor y = sy.unpack();
+                  return Grads{g[0] * (1.0 - y * y)};
+                });
 }
 
 Tensor sigmoid(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Sigmoid, x, 0, "sigmoid");
-  return record("SigmoidBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * y * (1.0 - y)};
-  });
+  return record("SigmoidBackward", {x}, out,
+                [sy = SavedTensor::output(out)](const Grads& g, const Needs&) {
+                  const Tensor y = sy.unpack();
+                  return Grads{g[0] * y * (1.0 - y)};
+                });
 }
 
 Tensor relu(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Relu, x, 0, "relu");
-  return record("ReluBackward", {x}, out, [y = out.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * gt(y, scalar_like(0.0, y)).to(g[0].dtype())};
-  });
+  return record("ReluBackward", {x}, out,
+                [sy = SavedTensor::output(out)](const Grads& g, const Needs&) {
+                  const Tensor y = sy.unpack();
+                  return Grads{g[0] * gt(y, scalar_like(0.0, y)).to(g[0].dtype())};
+                });
 }
 
 Tensor gelu(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Gelu, x, 0, "gelu");
-  return record("GeluBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
-    return Grads{kernels::gelu_backward(g[0], x)};
+  return record("GeluBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+    return Grads{kernels::gelu_backward(g[0], x.unpack())};
   });
 }
 
 Tensor abs(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Abs, x, 0, "abs");
-  return record("AbsBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
-    return Grads{g[0] * unary_op(UnaryOp::Sign, x, 0, "sign")};
+  return record("AbsBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+    return Grads{g[0] * unary_op(UnaryOp::Sign, x.unpack(), 0, "sign")};
   });
 }
 

@@ -66,8 +66,10 @@ struct SavedOperand {
   Shape shape;
   Dtype dtype = kFloat32;
   Tensor detached;  // instead of storage and mat, when forward did not read it in place
+  autograd::SavedTensor version;  // throws from check() once t was modified in place
 
-  SavedOperand(const Tensor& t, const MatRef& read) : shape(t.shape()), dtype(t.dtype()) {
+  SavedOperand(const Tensor& t, const MatRef& read)
+      : shape(t.shape()), dtype(t.dtype()), version(t) {
     if (read.owner == t.impl()->storage.get()) {
       storage = t.impl()->storage;
       mat = read;
@@ -77,6 +79,7 @@ struct SavedOperand {
   }
   // The [p, k] matrix in the compute dtype (a converted copy goes to `keep`).
   MatRef matrix(std::vector<Tensor>& keep) const {
+    version.check();
     return detached.defined() ? list_operand(detached, keep) : mat;
   }
 };

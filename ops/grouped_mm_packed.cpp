@@ -263,8 +263,9 @@ Tensor grouped_mm(const Input& input, const Mat2& mat2, const PackedGroupedMMOpt
                              : autograd::TensorMeta{};
   return autograd::record(
       "GroupedMmBackward", {input, mat2, options.bias}, out,  // in Operand order
-      [plan, x = input.detach(), w = mat2.detach(), bias_meta](const Grads& g, const Needs& needs) {
-        return packed_backward(plan, x, w, bias_meta, g[0], needs);
+      [plan, x = autograd::SavedTensor(input), w = autograd::SavedTensor(mat2), bias_meta](
+          const Grads& g, const Needs& needs) {
+        return packed_backward(plan, x.unpack(), w.unpack(), bias_meta, g[0], needs);
       });
 }
 

@@ -45,14 +45,15 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   out_shape.push_back(N);
   out = out.reshape(out_shape);
   if (!autograd::needs_grad({a, b})) return out;
-  return autograd::record("MatmulBackward", {a, b}, out,
-                          [a = a.detach(), b = b.detach()](const std::vector<Tensor>& g,
-                                                           const std::vector<bool>& needs) {
-                            // Batch dims that were broadcast are summed back by the engine.
-                            Tensor ga = needs[0] ? matmul(g[0], b.transpose(-1, -2)) : Tensor();
-                            Tensor gb = needs[1] ? matmul(a.transpose(-1, -2), g[0]) : Tensor();
-                            return std::vector<Tensor>{ga, gb};
-                          });
+  return autograd::record(
+      "MatmulBackward", {a, b}, out,
+      [a = autograd::SavedTensor(a), b = autograd::SavedTensor(b)](const std::vector<Tensor>& g,
+                                                                   const std::vector<bool>& needs) {
+        // Batch dims that were broadcast are summed back by the engine.
+        Tensor ga = needs[0] ? matmul(g[0], b.unpack().transpose(-1, -2)) : Tensor();
+        Tensor gb = needs[1] ? matmul(a.unpack().transpose(-1, -2), g[0]) : Tensor();
+        return std::vector<Tensor>{ga, gb};
+      });
 }
 
 Tensor Tensor::matmul(const Tensor& other) const { return gg::matmul(*this, other); }

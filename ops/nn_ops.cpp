@@ -40,15 +40,18 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   if (log) {
     // d/dx log_softmax: g - softmax(x) * sum(g)
     return record("LogSoftmaxBackward", {x}, out,
-                  [y = out.detach(), dim](const Grads& g, const Needs&) {
+                  [sy = autograd::SavedTensor::output(out), dim](const Grads& g, const Needs&) {
+                    const Tensor y = sy.unpack();
                     if (y.numel() == 0) return Grads{g[0]};  // (sum() would size [2^40, 1])
                     return Grads{g[0] - exp(y) * sum(g[0], dim, true)};
                   });
   }
-  return record("SoftmaxBackward", {x}, out, [y = out.detach(), dim](const Grads& g, const Needs&) {
-    if (y.numel() == 0) return Grads{g[0]};
-    return Grads{y * (g[0] - sum(g[0] * y, dim, true))};
-  });
+  return record("SoftmaxBackward", {x}, out,
+                [sy = autograd::SavedTensor::output(out), dim](const Grads& g, const Needs&) {
+                  const Tensor y = sy.unpack();
+                  if (y.numel() == 0) return Grads{g[0]};
+                  return Grads{y * (g[0] - sum(g[0] * y, dim, true))};
+                });
 }
 }  // namespace
 
@@ -80,10 +83,10 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   kernels::LayerNormOutput r = kernels::layer_norm(x, cols, weight, bias, eps, grad);
   if (!grad) return r.y;
   return record("LayerNormBackward", {x, weight, bias}, r.y,
-                [x = x.detach(), w = weight.defined() ? weight.detach() : Tensor(), mean = r.mean,
+                [x = autograd::SavedTensor(x), w = autograd::SavedTensor(weight), mean = r.mean,
                  rstd = r.rstd, normalized_shape, cols](const Grads& g, const Needs& needs) {
                   kernels::LayerNormGrads d = kernels::layer_norm_backward(
-                      g[0], x, mean, rstd, w, cols, needs[0], needs[1], needs[2]);
+                      g[0], x.unpack(), mean, rstd, w.unpack(), cols, needs[0], needs[1], needs[2]);
                   if (d.dweight.defined()) d.dweight = d.dweight.reshape(normalized_shape);
                   if (d.dbias.defined()) d.dbias = d.dbias.reshape(normalized_shape);
                   return Grads{d.dx, d.dweight, d.dbias};

@@ -100,8 +100,8 @@ std::pair<Tensor, Tensor> extreme_with_indices(const Tensor& x, int64_t dim, boo
   Shape in_shape = x.shape(), src_shape = src.shape();
   Tensor kept_idx = indices.reshape(kept);
   values = record(largest ? "MaxBackward" : "MinBackward", {x}, values,
-                  [=](const Grads& g, const Needs&) {
-                    Tensor grad = kernels::extreme_backward(g[0], kept_idx, src_shape, dim);
+                  [=, idx = autograd::SavedTensor(kept_idx)](const Grads& g, const Needs&) {
+                    Tensor grad = kernels::extreme_backward(g[0], idx.unpack(), src_shape, dim);
                     return Grads{grad.reshape(in_shape)};
                   });
   return {values, indices};

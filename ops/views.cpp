@@ -178,7 +178,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   Tensor out = as_strided_view(*this, shape, t.strides, t.offset + start * t.strides[d], "narrow");
   return record("NarrowBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
-    copy_(grad.narrow(d, start, length), g[0]);
+    gg::copy_(grad.narrow(d, start, length), g[0]);
     return Grads{grad};
   });
 }
@@ -199,7 +199,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   Tensor out = as_strided_view(*this, shape, strides, t.offset + index * t.strides[d], "select");
   return record("SelectBackward", {*this}, out, [=](const Grads& g, const Needs&) {
     Tensor grad = zeros(in_shape, g[0].dtype());
-    copy_(grad.select(d, index), g[0]);
+    gg::copy_(grad.select(d, index), g[0]);
     return Grads{grad};
   });
 }

@@ -188,9 +188,9 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        [&] { (void)x23.item<float>(); },
        {"[item]", "one-element", "[2, 3]"}},
       {"Tensor::item",
-       "wrong element type",
-       [&] { (void)scalar_tensor(1).item<double>(); },
-       {"[item]", "float64", "float32"}},
+       "another element type: converted as libtorch does, not an error",
+       [&] { GG_CHECK(scalar_tensor(1.5).item<int>() == 1, "item<int> of 1.5"); },
+       {}},
       {"Tensor::to_vector",
        "wrong element type",
        [&] { (void)x23.to_vector<int64_t>(); },
@@ -1253,6 +1253,107 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "condition that does not broadcast",
        [&] { (void)where(ones({4}), 1.0, x23); },
        {"[where] shapes [4] and [2, 3] cannot be broadcast"}},
+      // ---- everyday autograd (issue 18): in-place ops, item, hooks, autograd::grad ----
+      {"Tensor::add_",
+       "a leaf that requires grad, grad mode on",
+       [&] {
+         Tensor w = ones({2}).requires_grad_();
+         w.add_(1);
+       },
+       {"[add_]", "leaf tensor that requires grad", "float32 [2]"}},
+      {"Tensor::mul_",
+       "an undefined operand",
+       [&] {
+         Tensor t = ones({2});
+         t.mul_(undef);
+       },
+       {"[mul_]", "undefined"}},
+      {"Tensor::add_",
+       "an operand that broadcasts the tensor to a bigger shape",
+       [&] {
+         Tensor t = ones({3});
+         t.add_(x23);
+       },
+       {"[add_]", "[2, 3]", "[3]"}},
+      {"Tensor::div_",
+       "an integer tensor (the result is float)",
+       [&] {
+         Tensor t = ones({2}, kInt64);
+         t.div_(2);
+       },
+       {"[div_]", "float32", "int64"}},
+      {"Tensor::copy_",
+       "a source that does not broadcast",
+       [&] {
+         Tensor t = ones({2, 3});
+         t.copy_(x34);
+       },
+       {"[copy_]", "[3, 4]", "[2, 3]"}},
+      {"Tensor::mul_",
+       "a view that shares storage, result requires grad",
+       [&] {
+         Tensor y = ones({2, 3}).requires_grad_() * 2.0;
+         y.narrow(0, 0, 1).mul_(2);
+       },
+       {"[mul_]", "view", "float32 [1, 3]"}},
+      {"Tensor::backward",
+       "a saved tensor modified in place",
+       [&] {
+         Tensor x = ones({2}).requires_grad_();
+         Tensor y = x.exp();
+         y.add_(1);
+         y.sum().backward();
+       },
+       {"[backward]", "ExpBackward", "at version 1; expected version 0"}},
+      {"Tensor::item",
+       "a two-element tensor",
+       [&] { (void)ones({2}).item<double>(); },
+       {"[item]", "one-element", "[2]"}},
+      {"Tensor::item",
+       "a value out of the target's range",
+       [&] { (void)scalar_tensor(1e10).item<int32_t>(); },
+       {"[item]", "int32", "overflow"}},
+      {"Tensor::register_hook",
+       "a tensor that does not require grad",
+       [&] { (void)x23.register_hook([](const Tensor&) {}); },
+       {"[register_hook]", "does not require grad"}},
+      {"Tensor::register_post_accumulate_grad_hook",
+       "a non-leaf",
+       [&] {
+         Tensor y = ones({2}).requires_grad_() * 2.0;
+         (void)y.register_post_accumulate_grad_hook([](const Tensor&) {});
+       },
+       {"[register_post_accumulate_grad_hook]", "leaf", "MulBackward"}},
+      {"Tensor::remove_hook",
+       "a handle the tensor does not have",
+       [&] { ones({2}).requires_grad_().remove_hook(12345); },
+       {"[remove_hook]", "12345"}},
+      {"Tensor::retain_grad",
+       "a tensor that does not require grad",
+       [&] { x23.retain_grad(); },
+       {"[retain_grad]", "does not require grad"}},
+      {"autograd::grad",
+       "an input the outputs do not use",
+       [&] {
+         Tensor a = ones({2}).requires_grad_(), b = ones({2}).requires_grad_();
+         (void)autograd::grad({(a * 2.0).sum()}, {b});
+       },
+       {"[autograd::grad]", "inputs[0]", "allow_unused"}},
+      {"autograd::grad",
+       "an undefined input",
+       [&] { (void)autograd::grad({(ones({2}).requires_grad_() * 2.0).sum()}, {undef}); },
+       {"[autograd::grad]", "inputs[0]", "undefined"}},
+      {"autograd::grad",
+       "grad_outputs of the wrong shape",
+       [&] {
+         Tensor a = ones({2}).requires_grad_();
+         (void)autograd::grad({a * 2.0}, {a}, {ones({3})});
+       },
+       {"[autograd::grad]", "grad_tensors[0]", "[3]", "[2]"}},
+      {"set_num_threads",
+       "zero threads",
+       [&] { set_num_threads(0); },
+       {"[set_num_threads]", "at least 1"}},
   };
 
   check_rows(table);

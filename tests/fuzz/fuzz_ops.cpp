@@ -119,7 +119,7 @@ bool valid_dim(int64_t dim, size_t rank) {
 
 // One op on generated operands; returns its result (undefined if the op has none).
 Tensor run_op(Gen& g) {
-  switch (g.pick(25)) {
+  switch (g.pick(26)) {
     case 0: {  // unary
       const Tensor x = g.tensor();
       Tensor y;
@@ -478,6 +478,33 @@ Tensor run_op(Gen& g) {
           return y;
         }
       }
+    }
+    case 24: {  // in-place ops (issue 18): the result is written into x itself
+      Tensor x = g.tensor().clone();
+      const Tensor other = g.flag() ? g.tensor() : g.tensor(x.shape(), g.dtype());
+      const Shape before = x.shape();
+      switch (g.pick(6)) {
+        case 0:
+          x.add_(other, g.scalar());
+          break;
+        case 1:
+          x.sub_(other);
+          break;
+        case 2:
+          x.mul_(other);
+          break;
+        case 3:
+          x.div_(other);
+          break;
+        case 4:
+          x.copy_(other);
+          break;
+        default:
+          x.fill_(g.scalar());
+          break;
+      }
+      check(x.shape() == before, "an in-place op changed the tensor's shape");
+      return x;
     }
     default: {
       const Tensor x = g.tensor();
