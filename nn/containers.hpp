@@ -88,7 +88,7 @@ class ModuleDict : public Module {
   explicit ModuleDict(const std::vector<Item>& items);
 
   // Adds `module` under a new `key` (gg::Error naming the key if it is already present: use
-  // update() to replace).
+  // update() to replace). libtorch keeps its insert private and replacing; update() is that.
   void insert(const std::string& key, std::shared_ptr<Module> module);
   // libtorch's/PyTorch's update: each (key, module) replaces the module under an existing key
   // (in its place) or is added at the end.

@@ -8,8 +8,11 @@
 // reset(), as in libtorch:
 //   struct Net : gg::nn::Cloneable<Net> {
 //     explicit Net(int64_t hidden) : hidden(hidden) { reset(); }
-//     void reset() override { fc = register_module("fc", std::make_shared<gg::nn::Linear>(4,
-//     hidden)); } int64_t hidden; std::shared_ptr<gg::nn::Linear> fc;
+//     void reset() override {
+//       fc = register_module("fc", std::make_shared<gg::nn::Linear>(4, hidden));
+//     }
+//     int64_t hidden;
+//     std::shared_ptr<gg::nn::Linear> fc;
 //   };
 //   auto copy = std::dynamic_pointer_cast<Net>(net->clone());
 // clone() copies the Net (which must be copy-constructible), calls reset() on the copy to make new
