@@ -9,6 +9,7 @@
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 #include "nn/clip_grad.hpp"
+#include "nn/containers.hpp"
 #include "nn/dropout.hpp"
 #include "nn/embedding.hpp"
 #include "nn/functional.hpp"

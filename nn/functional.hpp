@@ -33,6 +33,13 @@ using gg::smooth_l1_loss;
 // y = x @ weight^T + bias: x [*, in], weight [out, in], bias [out] or undefined -> [*, out].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
 // Rows of weight [num_embeddings, dim] picked by an Int32/Int64 index of any shape -> [*, dim].
+// Every index must be in [0, num_embeddings).
 Tensor embedding(const Tensor& indices, const Tensor& weight);
+
+namespace detail {
+// embedding's checks with `op` named in the errors ("Embedding" for the layer): indices defined
+// and Int32/Int64, weight 2-D, every index in [0, weight.size(0)).
+void check_embedding_input(const Tensor& indices, const Tensor& weight, const char* op);
+}  // namespace detail
 
 }  // namespace gg::nn::functional

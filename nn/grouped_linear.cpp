@@ -24,6 +24,26 @@ Tensor& ParameterList::append(Tensor t) {
   return registered;
 }
 
+void ParameterList::pretty_print(std::ostream& stream) const {
+  std::string runs;
+  for (size_t i = 0; i < tensors_.size();) {
+    const std::string kind = describe(tensors_[i]);
+    size_t j = i + 1;
+    while (j < tensors_.size() && describe(tensors_[j]) == kind) ++j;
+    runs += fmt::format("{}{}{}", runs.empty() ? "" : ", ",
+                        j - i > 1 ? fmt::format("{} x ", j - i) : std::string(), kind);
+    i = j;
+  }
+  stream << "gg::nn::ParameterList(" << runs << ")";
+}
+
+std::shared_ptr<Module> ParameterList::clone() const {
+  auto copy = std::make_shared<ParameterList>();
+  for (const Tensor& t : tensors_) copy->append(empty(t.shape(), t.dtype()));
+  clone_state_into(*copy);
+  return copy;
+}
+
 // ==== stack_groups ===============================================================================
 
 namespace {
@@ -186,6 +206,34 @@ std::vector<Tensor> GroupedLinear::forward(const std::vector<Tensor>& inputs) {
   if (uniform_) pack_parameters();  // (a concurrent packed forward may be packing them)
   return functional::grouped_linear(inputs, weight->tensors(),
                                     bias ? bias->tensors() : std::vector<Tensor>{});
+}
+
+Tensor GroupedLinear::forward_batched(const Tensor& x) {
+  check_uniform("the batched form forward(x [G, N, in])");
+  const int64_t G = num_groups(), in = in_features_[0];
+  const Tensor& w = (*weight)[0];
+  GG_CHECK(x.defined(), "[GroupedLinear] input is an undefined tensor");
+  GG_CHECK(x.dim() == 3 && x.size(0) == G && x.size(2) == in,
+           "[GroupedLinear] the batched input must be 3-D [G={}, N, in_features={}], got {} ({} "
+           "groups of weight {})",
+           G, in, describe(x), G, shape_str(w.shape()));
+  GG_CHECK(x.dtype() == w.dtype(),
+           "[GroupedLinear] input is {} but the weights are {}; convert one of them "
+           "(module.to(dtype) or input.to(dtype)) (input {})",
+           dtype_name(x.dtype()), dtype_name(w.dtype()), describe(x));
+  // [G, out, in] -> [G, in, out]: the transposed view the 3D x 3D layout reads.
+  return grouped_mm(x, stacked_weight().transpose(1, 2), {.bias = stacked_bias()});
+}
+
+void GroupedLinear::pretty_print(std::ostream& stream) const {
+  stream << fmt::format("gg::nn::GroupedLinear(in_features={}, out_features={}, bias={})",
+                        features_str(in_features_), features_str(out_features_), has_bias());
+}
+
+std::shared_ptr<Module> GroupedLinear::clone() const {
+  auto copy = std::make_shared<GroupedLinear>(in_features_, out_features_, has_bias());
+  clone_state_into(*copy);
+  return copy;
 }
 
 void GroupedLinear::check_uniform(const char* what) const {

@@ -18,6 +18,7 @@
 // them together again (in place, the handles stay the same).
 //
 // Initialisation: nn.Linear's, per group: weight and bias ~ U(-1/sqrt(in_i), 1/sqrt(in_i)).
+#include <concepts>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -35,6 +36,9 @@ class ParameterList : public Module {
   size_t size() const { return tensors_.size(); }
   const Tensor& operator[](size_t i) const { return tensors_.at(i); }
   const std::vector<Tensor>& tensors() const { return tensors_; }
+  // One line: "gg::nn::ParameterList(2 x float32 [3, 4])" (runs of equal kinds counted).
+  void pretty_print(std::ostream& stream) const override;
+  std::shared_ptr<Module> clone() const override;
 
  private:
   std::vector<Tensor> tensors_;  // the same handles as the registered parameters
@@ -48,6 +52,13 @@ class GroupedLinear : public Module {
   // List form: inputs[i] is [*, in_features[i]] (any leading dims, may be empty) and gives
   // [*, out_features[i]].
   std::vector<Tensor> forward(const std::vector<Tensor>& inputs);
+  // Batched (ensemble) form: x [G, N, in] -> [G, N, out], group g's rows through group g's
+  // weights: one 3D x 3D grouped_mm. Needs equal in and out features across groups. (A template
+  // only so that forward({x}) keeps meaning the list form; T is Tensor.)
+  template <std::same_as<Tensor> T>
+  Tensor forward(const T& x) {
+    return forward_batched(x);
+  }
   // Packed (MoE) form: packed_input [M_total, in] with rows grouped by `offs` (1-D Int32/Int64,
   // G cumulative end offsets, no leading 0) gives [M_total, out]; rows past offs[-1] are zero.
   // Needs equal in and out features across groups.
@@ -68,10 +79,19 @@ class GroupedLinear : public Module {
   Tensor stacked_weight();
   Tensor stacked_bias();
 
+  // "gg::nn::GroupedLinear(in_features=[4, 4], out_features=[3, 3], bias=true)": one line, the
+  // per-group parameter lists are not listed under it.
+  void pretty_print(std::ostream& stream) const override;
+  std::shared_ptr<Module> clone() const override;
+
   std::shared_ptr<ParameterList> weight;
   std::shared_ptr<ParameterList> bias;  // null when made with bias = false
 
+ protected:
+  bool pretty_print_children() const override { return false; }
+
  private:
+  Tensor forward_batched(const Tensor& x);
   void check_uniform(const char* what) const;
   // Back to back in one allocation again, if Module::to() split them. The only write a forward
   // makes to the module: under pack_mutex_, and every forward of a uniform module passes through

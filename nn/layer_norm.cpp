@@ -1,5 +1,7 @@
 #include "nn/layer_norm.hpp"
 
+#include <algorithm>
+
 #include "nn/init.hpp"
 #include "ops/nn_ops.hpp"
 
@@ -25,7 +27,32 @@ void LayerNorm::reset_parameters() {
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
+  GG_CHECK(x.defined(), "[LayerNorm] input is an undefined tensor");
+  GG_CHECK(x.is_floating_point(), "[LayerNorm] input must be floating-point, got {}", describe(x));
+  const auto k = static_cast<int64_t>(normalized_shape_.size());
+  GG_CHECK(x.dim() >= k &&
+               std::equal(normalized_shape_.begin(), normalized_shape_.end(), x.shape().end() - k),
+           "[LayerNorm] input must end in normalized_shape {} ([*, {}), got {}",
+           shape_str(normalized_shape_),
+           shape_str(normalized_shape_).substr(1),  // "2, 3]": the sizes after "[*, "
+           describe(x));
+  GG_CHECK(!weight.defined() || x.dtype() == weight.dtype(),
+           "[LayerNorm] input is {} but the weight is {} (input {}, weight {}); convert one of "
+           "them (module.to(dtype) or input.to(dtype))",
+           dtype_name(x.dtype()), dtype_name(weight.dtype()), describe(x), describe(weight));
   return layer_norm(x, normalized_shape_, weight, bias, eps_);
+}
+
+void LayerNorm::pretty_print(std::ostream& stream) const {
+  // eps in the stream's default format, as libtorch prints it (1e-05).
+  stream << "gg::nn::LayerNorm(" << shape_str(normalized_shape_) << ", eps=" << eps_
+         << ", elementwise_affine=" << (weight.defined() ? "true" : "false") << ")";
+}
+
+std::shared_ptr<Module> LayerNorm::clone() const {
+  auto copy = std::make_shared<LayerNorm>(normalized_shape_, eps_, weight.defined());
+  clone_state_into(*copy);
+  return copy;
 }
 
 }  // namespace gg::nn

@@ -27,6 +27,29 @@ void Linear::reset_parameters() {
   if (bias.defined()) init::uniform_(bias, -bound, bound);
 }
 
-Tensor Linear::forward(const Tensor& x) { return functional::linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) {
+  GG_CHECK(x.defined(), "[Linear] input is an undefined tensor");
+  GG_CHECK(x.dim() >= 1 && x.size(-1) == in_features_,
+           "[Linear] input must be [*, in_features={}], got {} (input {}, weight {})", in_features_,
+           x.dim() == 0 ? std::string("a 0-dim tensor")
+                        : fmt::format("{} features in its last dim", x.size(-1)),
+           describe(x), describe(weight));
+  GG_CHECK(x.dtype() == weight.dtype(),
+           "[Linear] input is {} but the weight is {} (input {}, weight {}); convert one of them "
+           "(module.to(dtype) or input.to(dtype))",
+           dtype_name(x.dtype()), dtype_name(weight.dtype()), describe(x), describe(weight));
+  return functional::linear(x, weight, bias);
+}
+
+void Linear::pretty_print(std::ostream& stream) const {
+  stream << fmt::format("gg::nn::Linear(in_features={}, out_features={}, bias={})", in_features_,
+                        out_features_, bias.defined());
+}
+
+std::shared_ptr<Module> Linear::clone() const {
+  auto copy = std::make_shared<Linear>(in_features_, out_features_, bias.defined());
+  clone_state_into(*copy);
+  return copy;
+}
 
 }  // namespace gg::nn

@@ -9,8 +9,12 @@ namespace gg::nn {
 class Linear : public Module {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  // Checks the input against the layer (rank, last dim, dtype) and names Linear in the error.
   Tensor forward(const Tensor& x);
   void reset_parameters();
+  // "gg::nn::Linear(in_features=4, out_features=3, bias=true)", as libtorch prints it.
+  void pretty_print(std::ostream& stream) const override;
+  std::shared_ptr<Module> clone() const override;
 
   int64_t in_features() const { return in_features_; }
   int64_t out_features() const { return out_features_; }

@@ -128,6 +128,24 @@ void register_grouped_layer_cases(Registry& r) {
         return V{F::grouped_linear(x[0], x[1], F::stack_groups({x[2], x[3]}))};
       });
   add(
+      r, "nn.GroupedLinear_batched",
+      "GroupedLinear batched form as its forward(x [G, N, in]) computes it: x [2, 3, 4] through "
+      "per-group weights [3, 4] and biases [3] stacked (stack_groups), one 3D x 3D grouped_mm",
+      true,
+      [](const CaseOptions& o) {
+        nn::GroupedLinear gl({4, 4}, {3, 3});
+        gl.to(o.dtype);
+        // Clones: the module's groups share one storage, the checker's inputs must not.
+        Inputs in{{"x", gen::normal({2, 3, 4}, o.dtype)}};
+        for (const auto& [name, p] : gl.named_parameters())
+          in.push_back({name, p.detach().clone()});  // weight.0, weight.1, bias.0, bias.1
+        return in;
+      },
+      [](const V& x, const CaseOptions&) {
+        return V{grouped_mm(x[0], F::stack_groups({x[1], x[2]}).transpose(1, 2),
+                            {.bias = F::stack_groups({x[3], x[4]})})};
+      });
+  add(
       r, "nn.MultiheadAttention",
       "MultiheadAttention(4, 2) self-attention on x [2, 3, 4]: output and head-averaged weights",
       false,

@@ -238,6 +238,20 @@ Tensor MoEFeedForward::forward(const Tensor& x) {
   return r.output;
 }
 
+void MoEFeedForward::pretty_print(std::ostream& stream) const {
+  stream << fmt::format(
+      "gg::nn::MoEFeedForward(embed_dim={}, hidden_dim={}, num_experts={}, top_k={}, "
+      "normalize_top_k={}, bias={})",
+      embed_dim_, hidden_dim_, num_experts_, top_k_, options_.normalize_top_k, options_.bias);
+}
+
+std::shared_ptr<Module> MoEFeedForward::clone() const {
+  auto copy =
+      std::make_shared<MoEFeedForward>(embed_dim_, hidden_dim_, num_experts_, top_k_, options_);
+  clone_state_into(*copy);
+  return copy;
+}
+
 Tensor MoEFeedForward::last_aux_loss() const {
   const std::lock_guard<std::mutex> lock(last_mutex_);
   return last_aux_loss_;

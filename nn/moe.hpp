@@ -58,6 +58,12 @@ class MoEFeedForward : public Module {
   int64_t top_k() const { return top_k_; }
   const MoEOptions& options() const { return options_; }
 
+  // "gg::nn::MoEFeedForward(embed_dim=8, hidden_dim=16, num_experts=4, top_k=2,
+  // normalize_top_k=true, bias=true)"; router, up and down follow under operator<<.
+  void pretty_print(std::ostream& stream) const override;
+  // A deep copy (the last forward's aux loss and counts are not copied).
+  std::shared_ptr<Module> clone() const override;
+
   std::shared_ptr<Linear> router;
   std::shared_ptr<GroupedLinear> up;
   std::shared_ptr<GroupedLinear> down;

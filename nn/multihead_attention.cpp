@@ -209,6 +209,19 @@ std::tuple<Tensor, Tensor> MultiheadAttention::forward(
                                                   options, dropout_, is_training());
 }
 
+void MultiheadAttention::pretty_print(std::ostream& stream) const {
+  stream << "gg::nn::MultiheadAttention(embed_dim=" << embed_dim_ << ", num_heads=" << num_heads_
+         << ", dropout=" << dropout_ << ", bias=" << (in_proj_bias.defined() ? "true" : "false")
+         << ")";
+}
+
+std::shared_ptr<Module> MultiheadAttention::clone() const {
+  auto copy = std::make_shared<MultiheadAttention>(embed_dim_, num_heads_, dropout_,
+                                                   in_proj_bias.defined());
+  clone_state_into(*copy);
+  return copy;
+}
+
 Tensor MultiheadAttention::causal_mask(int64_t L, int64_t S, Dtype dtype) {
   if (S < 0) S = L;
   GG_CHECK(L >= 0, "{} causal_mask needs L >= 0, got L={} S={}", kOp, L, S);

@@ -56,6 +56,10 @@ class MultiheadAttention : public Module {
   static Tensor causal_mask(int64_t L, int64_t S = -1, Dtype dtype = kFloat32);
 
   void reset_parameters();
+  // "gg::nn::MultiheadAttention(embed_dim=8, num_heads=2, dropout=0, bias=true)"; out_proj
+  // follows under operator<<.
+  void pretty_print(std::ostream& stream) const override;
+  std::shared_ptr<Module> clone() const override;
 
   int64_t embed_dim() const { return embed_dim_; }
   int64_t num_heads() const { return num_heads_; }

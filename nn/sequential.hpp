@@ -15,6 +15,10 @@ class Functional : public Module {
   using Fn = std::function<Tensor(const Tensor&)>;
   explicit Functional(Fn fn);
   Tensor forward(const Tensor& x) { return fn_(x); }
+  // "gg::nn::Functional()", as libtorch prints its Functional.
+  void pretty_print(std::ostream& stream) const override;
+  // A Functional holding a copy of the function.
+  std::shared_ptr<Module> clone() const override;
 
  private:
   Fn fn_;
@@ -29,6 +33,8 @@ concept TensorModule = std::derived_from<M, Module> && requires(M& m, const Tens
 // Children are named "0", "1", ... in the order they were added.
 //   auto net = std::make_shared<Sequential>(std::make_shared<Linear>(4, 8), gg::relu,
 //                                           std::make_shared<Linear>(8, 1));
+// A gg::Error thrown by module i is rethrown with "[Sequential] module i (<its class>): " in
+// front of its message, so a failure deep in a stack says where it happened.
 class Sequential : public Module {
  public:
   Sequential() = default;
@@ -39,10 +45,10 @@ class Sequential : public Module {
 
   template <TensorModule M>
   void push_back(std::shared_ptr<M> module) {
-    M* raw = module.get();  // owned by children_ through register_module
-    GG_CHECK(raw != nullptr, "[Sequential] cannot add a null module");
-    register_module(std::to_string(steps_.size()), std::move(module));
-    steps_.push_back([raw](const Tensor& x) { return raw->forward(x); });
+    GG_CHECK(module != nullptr, "[Sequential] cannot add a null module");
+    add(std::move(module), [](Module& m, const Tensor& x) -> Tensor {
+      return static_cast<M&>(m).forward(x);  // add() keeps m next to this step: it is an M
+    });
   }
   void push_back(Functional::Fn fn) { push_back(std::make_shared<Functional>(std::move(fn))); }
 
@@ -52,6 +58,10 @@ class Sequential : public Module {
   size_t size() const { return steps_.size(); }
   bool empty() const { return steps_.empty(); }
   std::shared_ptr<Module> operator[](size_t index) const;
+  // "gg::nn::Sequential"; the children follow under operator<<.
+  void pretty_print(std::ostream& stream) const override;
+  // A Sequential of clones of every module.
+  std::shared_ptr<Module> clone() const override;
   template <class M>
   std::shared_ptr<M> at(size_t index) const {
     auto m = std::dynamic_pointer_cast<M>((*this)[index]);
@@ -60,7 +70,12 @@ class Sequential : public Module {
   }
 
  private:
-  std::vector<std::function<Tensor(const Tensor&)>> steps_;
+  // Calls the forward of a module known to be of the type the step was made for.
+  using Step = Tensor (*)(Module&, const Tensor&);
+  void add(std::shared_ptr<Module> module, Step step);
+
+  std::vector<std::shared_ptr<Module>> modules_;  // the children, in order
+  std::vector<Step> steps_;                       // steps_[i] runs modules_[i]
 };
 
 }  // namespace gg::nn

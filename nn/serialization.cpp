@@ -580,6 +580,17 @@ void save(const nn::Module& module, const std::string& path, const Metadata& met
   safetensors::write(path, module.named_tensors(), metadata);
 }
 
+void save(const std::shared_ptr<nn::Module>& module, const std::string& path,
+          const Metadata& metadata) {
+  GG_CHECK(module != nullptr, "[save] {}: the module is a null shared_ptr", path);
+  save(*module, path, metadata);
+}
+
+void load(const std::shared_ptr<nn::Module>& module, const std::string& path) {
+  GG_CHECK(module != nullptr, "[load] {}: the module is a null shared_ptr", path);
+  load(*module, path);
+}
+
 void load(nn::Module& module, const std::string& path) {
   safetensors::File file = safetensors::read(path);
   const nn::NamedTensors expected = module.named_tensors();

@@ -11,6 +11,7 @@
 // the target. Reads validate the whole header before any data is used and throw gg::Error naming
 // the file and the problem.
 #include <map>
+#include <memory>
 #include <string>
 
 #include "module.hpp"
@@ -45,6 +46,12 @@ void save(const nn::Module& module, const std::string& path, const Metadata& met
 // mismatches throw before anything is changed. Floating data is converted to the tensor's dtype.
 // safetensors::read_metadata(path) gives the file's metadata.
 void load(nn::Module& module, const std::string& path);
+// The same for a module held by a shared_ptr, in libtorch's torch::save(module, path) /
+// torch::load(module, path) order (a shared_ptr to any Module subclass converts). A null pointer
+// is a gg::Error.
+void save(const std::shared_ptr<nn::Module>& module, const std::string& path,
+          const Metadata& metadata = {});
+void load(const std::shared_ptr<nn::Module>& module, const std::string& path);
 
 // Optimizer state (optimizer.state_dict()) plus its name, lr, initial lr, parameter count and
 // each parameter group's lr and initial lr ("gg.group_lrs", "gg.group_initial_lrs") in the

@@ -465,7 +465,7 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
       {"Linear::forward",
        "wrong feature count",
        [&] { (void)model.fc1->forward(x34); },
-       {"[linear]", "expects in=3"}},
+       {"[Linear]", "in_features=3", "got 4 features"}},
       {"Embedding::forward",
        "index out of range",
        [&] {
@@ -475,7 +475,7 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
       {"LayerNorm::forward",
        "wrong trailing dim",
        [&] { (void)ln.forward(x23); },
-       {"[layer_norm]"}},
+       {"[LayerNorm]", "normalized_shape"}},
       {"GroupedLinear",
        "feature lists of different lengths",
        [&] {
@@ -1354,6 +1354,118 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "zero threads",
        [&] { set_num_threads(0); },
        {"[set_num_threads]", "at least 1"}},
+      // ---- issue 18: containers, clone, batched GroupedLinear, layer-named errors
+      {"Linear::forward",
+       "float64 input, float32 weight",
+       [&] { (void)model.fc1->forward(x23.to(kFloat64)); },
+       {"[Linear] input is float64 but the weight is float32", "float64 [2, 3]"}},
+      {"Linear::forward",
+       "0-dim input",
+       [&] { (void)model.fc1->forward(scalar_tensor(1.0)); },
+       {"[Linear]", "0-dim"}},
+      {"Embedding::forward",
+       "negative index",
+       [&] { (void)emb.forward(tensor<int64_t>({-2}, {1})); },
+       {"[Embedding] index -2 is out of range for num_embeddings="}},
+      {"Embedding::forward",
+       "undefined indices",
+       [&] { (void)emb.forward(undef); },
+       {"[Embedding] indices is an undefined tensor"}},
+      {"F::embedding",
+       "index out of range",
+       [&] { (void)F::embedding(tensor<int64_t>({3}, {1}), x34); },
+       {"[embedding] index 3 is out of range for num_embeddings=3"}},
+      {"F::linear",
+       "dtype mismatch",
+       [&] { (void)F::linear(x23.to(kFloat64), x43); },
+       {"[linear] input is float64 but weight is float32"}},
+      {"LayerNorm::forward",
+       "integer input",
+       [&] { (void)ln.forward(i23); },
+       {"[LayerNorm] input must be floating-point", "int64 [2, 3]"}},
+      {"Dropout::forward",
+       "integer input",
+       [&] { (void)nn::Dropout(0.5).forward(i23); },
+       {"[Dropout] input must be floating-point", "int64 [2, 3]"}},
+      {"Sequential::forward",
+       "a module fails",
+       [&] {
+         nn::Sequential seq(std::make_shared<nn::Linear>(4, 2));
+         (void)seq.forward(x23);
+       },
+       {"[Sequential] module 0 (gg::nn::Linear): [Linear]", "got 3 features"}},
+      {"GroupedLinear::forward(x [G, N, in])",
+       "2-D input",
+       [&] {
+         nn::GroupedLinear uniform({3, 3}, {2, 2});
+         (void)uniform.forward(x23);
+       },
+       {"[GroupedLinear] the batched input must be 3-D [G=2, N, in_features=3]", "[2, 3]"}},
+      {"GroupedLinear::forward(x [G, N, in])",
+       "ragged groups",
+       [&] {
+         (void)glin.forward(randn({2, 2, 3}));
+       },
+       {"[GroupedLinear]", "equal in_features"}},
+      {"ModuleList::ptr",
+       "index out of range",
+       [&] { (void)nn::ModuleList().ptr(0); },
+       {"[ModuleList] index 0 is out of range for 0 modules"}},
+      {"ModuleList::at<T>",
+       "wrong type",
+       [&] {
+         nn::ModuleList list(std::make_shared<nn::Dropout>());
+         (void)list.at<nn::Linear>(0);
+       },
+       {"[ModuleList] module 0 is gg::nn::Dropout, not gg::nn::Linear"}},
+      {"ModuleList::push_back",
+       "null module",
+       [&] { nn::ModuleList().push_back(nullptr); },
+       {"[ModuleList] cannot add a null module"}},
+      {"ModuleList::insert",
+       "index past the end",
+       [&] { nn::ModuleList().insert(1, std::make_shared<nn::Dropout>()); },
+       {"[ModuleList] insert index 1 is out of range for 0 modules"}},
+      {"ModuleDict::insert",
+       "duplicate key",
+       [&] {
+         nn::ModuleDict dict;
+         dict.insert("a", std::make_shared<nn::Dropout>());
+         dict.insert("a", std::make_shared<nn::Dropout>());
+       },
+       {"[ModuleDict] key 'a' is already present"}},
+      {"ModuleDict::operator[]",
+       "missing key",
+       [&] { (void)nn::ModuleDict()["b"]; },
+       {"[ModuleDict] no module under key 'b'"}},
+      {"ModuleDict::pop",
+       "missing key",
+       [&] { (void)nn::ModuleDict().pop("c"); },
+       {"[ModuleDict] pop: no module under key 'c'"}},
+      {"ModuleDict::insert",
+       "key with a dot",
+       [&] { nn::ModuleDict().insert("a.b", std::make_shared<nn::Dropout>()); },
+       {"[ModuleDict] key 'a.b' must not contain a dot"}},
+      {"Module::register_module",
+       "a cycle",
+       [&] {
+         auto a = std::make_shared<nn::Module>();
+         auto b = a->register_module("b", std::make_shared<nn::Module>());
+         b->register_module("a", a);
+       },
+       {"[register_module] 'a'", "cycle"}},
+      {"Module::clone",
+       "a plain Module subclass",
+       [&] { (void)model.clone(); },
+       {"[clone]", "cannot be cloned", "Cloneable<"}},
+      {"save(shared_ptr<Module>)",
+       "null module",
+       [&] { save(std::shared_ptr<nn::Module>(), dir.file("null.safetensors")); },
+       {"[save]", "null shared_ptr"}},
+      {"load(shared_ptr<Module>)",
+       "null module",
+       [&] { load(std::shared_ptr<nn::Module>(), good); },
+       {"[load]", "null shared_ptr"}},
   };
 
   check_rows(table);
