@@ -125,6 +125,11 @@ class Tensor {
   Tensor& div_(const Tensor& other);
   Tensor& div_(double other);
   Tensor& copy_(const Tensor& src);  // src broadcast to this shape and cast; gradient flows to src
+  // Clamps into [min, max] in place (gg::clamp's values, bounds and gradient); one bound may be
+  // nullopt. An integer tensor with a non-integer bound is refused (the result would be floating).
+  Tensor& clamp_(std::optional<double> min, std::optional<double> max = std::nullopt);
+  Tensor& clamp_min_(double min);  // clamp_(min, nullopt)
+  Tensor& clamp_max_(double max);  // clamp_(nullopt, max)
 
   // Autograd hooks and retained gradients (PyTorch's semantics).
   // retain_grad(): a non-leaf keeps its gradient in grad() after backward (no-op on a leaf);

@@ -250,14 +250,15 @@ Tensor abs(const Tensor& x) {
 
 Tensor sin(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Sin, x, 0, "sin");
-  return record("SinBackward", {x}, out,
-                [x = x.detach()](const Grads& g, const Needs&) { return Grads{g[0] * cos(x)}; });
+  return record("SinBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+    return Grads{g[0] * cos(x.unpack())};
+  });
 }
 
 Tensor cos(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Cos, x, 0, "cos");
-  return record("CosBackward", {x}, out, [x = x.detach()](const Grads& g, const Needs&) {
-    return Grads{neg(g[0] * sin(x))};
+  return record("CosBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+    return Grads{neg(g[0] * sin(x.unpack()))};
   });
 }
 
@@ -290,7 +291,8 @@ Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> m
   if (!autograd::needs_grad({x})) return out;
   // The gradient passes where min < x < max, strictly: PyTorch 2.15 gives 0 at the bounds.
   return record("ClampBackward", {x}, out,
-                [x = x.detach(), min, max](const Grads& g, const Needs&) {
+                [sx = SavedTensor(x), min, max](const Grads& g, const Needs&) {
+                  const Tensor x = sx.unpack();
                   Tensor pass;
                   if (min) pass = gt(x, scalar_like(*min, x));
                   if (max) {
@@ -347,7 +349,7 @@ Tensor modulo(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
       std::string(op == BinaryOp::Remainder ? "Remainder" : "Fmod") + "Backward", {a, b}, out,
       [a = saved_for(a, b), b = saved_for(b, b), round, name](const Grads& g, const Needs& needs) {
         Tensor gb;
-        if (needs[1]) gb = neg(g[0] * unary_op(round, a / b, 0, name));
+        if (needs[1]) gb = neg(g[0] * unary_op(round, a.unpack() / b.unpack(), 0, name));
         return Grads{needs[0] ? g[0] : Tensor(), gb};
       });
 }
@@ -401,8 +403,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   check_mask(x, mask);
   Tensor out = kernels::where(mask, fill_value(x, value), x, x.shape(), x.dtype());
   return record("MaskedFillBackward", {x}, out,
-                [mask = mask.detach()](const Grads& g, const Needs&) {
-                  return Grads{where(mask, 0.0, g[0])};
+                [mask = SavedTensor(mask)](const Grads& g, const Needs&) {
+                  return Grads{where(mask.unpack(), 0.0, g[0])};
                 });
 }
 
@@ -417,7 +419,8 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, const Tensor& value) {
   Tensor out = kernels::where(mask, filled, x, x.shape(), x.dtype());
   if (!autograd::needs_grad({x, value})) return out;
   return record("MaskedFillBackward", {x, value}, out,
-                [mask = mask.detach()](const Grads& g, const Needs& needs) {
+                [sm = SavedTensor(mask)](const Grads& g, const Needs& needs) {
+                  const Tensor mask = sm.unpack();
                   return Grads{needs[0] ? where(mask, 0.0, g[0]) : Tensor(),
                                needs[1] ? where(mask, g[0], 0.0).sum() : Tensor()};
                 });

@@ -110,6 +110,14 @@ Tensor& Tensor::div_(const Tensor& other) {
 Tensor& Tensor::div_(double other) {
   return apply_inplace(*this, "div_", {}, [&](const Tensor& s) { return s / other; });
 }
+Tensor& Tensor::clamp_(std::optional<double> min, std::optional<double> max) {
+  GG_CHECK(min || max, "[clamp_] at least one of min and max must be given (input {})",
+           describe(*this));
+  return apply_inplace(*this, "clamp_", {},
+                       [&](const Tensor& s) { return gg::clamp(s, min, max); });
+}
+Tensor& Tensor::clamp_min_(double min) { return clamp_(min, std::nullopt); }
+Tensor& Tensor::clamp_max_(double max) { return clamp_(std::nullopt, max); }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   const TensorImpl& t = checked("copy_");

@@ -129,13 +129,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   kernels::NllOutput nll = kernels::nll_loss(logp, t, reduction, ignore_index, label_smoothing);
   Tensor loss = reduction == Reduction::None ? nll.loss.reshape(target.shape()) : nll.loss;
   if (!autograd::needs_grad({logits})) return loss;
-  return record("CrossEntropyBackward", {logits}, loss,
-                [shape = logits.shape(), logp, t = std::move(t), reduction, ignore_index,
-                 label_smoothing, count = nll.count](const Grads& g, const Needs&) {
-                  return Grads{kernels::cross_entropy_backward(g[0], logp, t, reduction,
-                                                               ignore_index, label_smoothing, count)
-                                   .reshape(shape)};
-                });
+  return record(
+      "CrossEntropyBackward", {logits}, loss,
+      [shape = logits.shape(), logp, t = std::move(t), reduction, ignore_index, label_smoothing,
+       count = nll.count, st = autograd::SavedTensor(target)](const Grads& g, const Needs&) {
+        st.check();  // t is a copy of target: checked, as in PyTorch
+        return Grads{kernels::cross_entropy_backward(g[0], logp, t, reduction, ignore_index,
+                                                     label_smoothing, count)
+                         .reshape(shape)};
+      });
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
@@ -238,18 +240,26 @@ Tensor record_pointwise_loss(const char* name, kernels::PointwiseLossArgs args, 
   Tensor loss = kernels::pointwise_loss(args, x, t, shape, dtype, reduction);
   if (!autograd::needs_grad({input, target})) return loss;
   const double n = static_cast<double>(numel_of(shape));
-  return record(name, {input, target}, loss,
-                [args = std::move(args), x, t, shape, dtype, reduction, n](const Grads& g,
-                                                                           const Needs& needs) {
-                  const Tensor scaled = reduction == Reduction::Mean ? g[0] / n : g[0];
-                  Grads out(2);
-                  for (size_t i = 0; i < 2; ++i) {
-                    if (needs[i])
-                      out[i] =
-                          scaled * kernels::pointwise_loss_grad(args, x, t, shape, dtype, i == 1);
-                  }
-                  return out;
-                });
+  // Every tensor the backward reads is saved (and checked) through a SavedTensor.
+  const autograd::SavedTensor sw(args.weight), spw(args.pos_weight);
+  args.weight = Tensor();
+  args.pos_weight = Tensor();
+  return record(
+      name, {input, target}, loss,
+      [args = std::move(args), sx = autograd::SavedTensor(x), st = autograd::SavedTensor(t), sw,
+       spw, shape, dtype, reduction, n](const Grads& g, const Needs& needs) {
+        kernels::PointwiseLossArgs a = args;
+        a.weight = sw.unpack();
+        a.pos_weight = spw.unpack();
+        const Tensor x = sx.unpack(), t = st.unpack();
+        const Tensor scaled = reduction == Reduction::Mean ? g[0] / n : g[0];
+        Grads out(2);
+        for (size_t i = 0; i < 2; ++i) {
+          if (needs[i])
+            out[i] = scaled * kernels::pointwise_loss_grad(a, x, t, shape, dtype, i == 1);
+        }
+        return out;
+      });
 }
 
 // input - target style losses: shapes broadcast (PyTorch warns), dtypes promote to a float.
@@ -314,7 +324,12 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& wei
   // product of ops (and differentiable again with respect to the incoming gradient).
   return record("NllLossBackward", {log_probs}, loss,
                 [shape = log_probs.shape(), dtype = log_probs.dtype(), c = std::move(c), reduction,
-                 ignore_index, divisor](const Grads& g, const Needs&) {
+                 ignore_index, divisor, st = autograd::SavedTensor(target),
+                 sw = autograd::SavedTensor(weight)](const Grads& g, const Needs&) {
+                  // The backward reads copies of target and weight (in c): checked, as PyTorch
+                  // refuses them modified in place after the forward.
+                  st.check();
+                  sw.check();
                   Tensor factor = kernels::nll_loss_grad_factor(c.shape3, dtype, c.target,
                                                                 ignore_index, c.weight, divisor);
                   Tensor gv = reduction == Reduction::None

@@ -129,8 +129,9 @@ Tensor extreme_all(const Tensor& x, bool largest, const char* op) {
   Tensor out = as_strided_view(values, {}, {}, values.storage_offset());
   if (!autograd::needs_grad({x})) return out;
   return record(largest ? "MaxBackward" : "MinBackward", {x}, out,
-                [x = x.detach(), v = out.detach()](const Grads& g, const Needs&) {
-                  auto [mask, count] = kernels::ties_mask(x, v);
+                [x = autograd::SavedTensor(x), v = autograd::SavedTensor::output(out)](
+                    const Grads& g, const Needs&) {
+                  auto [mask, count] = kernels::ties_mask(x.unpack(), v.unpack());
                   return Grads{mask * (g[0] / static_cast<double>(count))};
                 });
 }
@@ -244,9 +245,10 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool lar
   const Shape kept_shape = values.dim() == 0 ? Shape{1} : values.shape();
   values = record(
       "TopkBackward", {x}, values,
-      [=, idx = indices.reshape(kept_shape)](const Grads& g, const Needs&) {
+      [=, idx = autograd::SavedTensor(indices.reshape(kept_shape))](const Grads& g, const Needs&) {
         Tensor base = zeros(src_shape, g[0].dtype());
-        return Grads{scatter_add(base, dim, idx, g[0].reshape(kept_shape)).reshape(in_shape)};
+        return Grads{
+            scatter_add(base, dim, idx.unpack(), g[0].reshape(kept_shape)).reshape(in_shape)};
       });
   return {values, indices};
 }

@@ -261,10 +261,12 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = kernels::gather(src, dim, idx);
   if (index.dim() == 0) out = as_strided_view(out, {}, {}, out.storage_offset());
   if (!autograd::needs_grad({x})) return out;
-  return record("GatherBackward", {x}, out,
-                [dim, in_shape = x.shape(), index](const Grads& g, const Needs&) {
-                  return Grads{scatter_add(zeros(in_shape, g[0].dtype()), dim, index, g[0])};
-                });
+  return record(
+      "GatherBackward", {x}, out,
+      [dim, in_shape = x.shape(), index = autograd::SavedTensor(index)](const Grads& g,
+                                                                        const Needs&) {
+        return Grads{scatter_add(zeros(in_shape, g[0].dtype()), dim, index.unpack(), g[0])};
+      });
 }
 
 Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
@@ -286,11 +288,12 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   Tensor out = kernels::scatter_add(base, dim, idx, src1);
   if (x.dim() == 0) out = as_strided_view(out, {}, {}, out.storage_offset());
   return record("ScatterAddBackward", {x, src}, out,
-                [dim, index, src_shape = src.shape()](const Grads& g, const Needs& needs) {
+                [dim, index = autograd::SavedTensor(index), src_shape = src.shape()](
+                    const Grads& g, const Needs& needs) {
                   Grads grads(2);
                   if (needs[0]) grads[0] = g[0];
                   if (needs[1]) {
-                    grads[1] = pad_with_zeros(gather(g[0], dim, index), src_shape);
+                    grads[1] = pad_with_zeros(gather(g[0], dim, index.unpack()), src_shape);
                   }
                   return grads;
                 });

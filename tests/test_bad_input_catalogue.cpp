@@ -1289,6 +1289,27 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          t.copy_(x34);
        },
        {"[copy_]", "[3, 4]", "[2, 3]"}},
+      {"Tensor::clamp_",
+       "a leaf that requires grad, grad mode on",
+       [&] {
+         Tensor w = ones({2}).requires_grad_();
+         w.clamp_(0.0, 0.5);
+       },
+       {"[clamp_]", "leaf tensor that requires grad", "float32 [2]"}},
+      {"Tensor::clamp_",
+       "an integer tensor and a non-integer bound (the result is float)",
+       [&] {
+         Tensor t = ones({2}, kInt64);
+         t.clamp_(0.5, std::nullopt);
+       },
+       {"[clamp_]", "float32", "int64"}},
+      {"Tensor::clamp_",
+       "no bound",
+       [&] {
+         Tensor t = ones({2});
+         t.clamp_(std::nullopt, std::nullopt);
+       },
+       {"[clamp_]", "at least one of min and max", "[2]"}},
       {"Tensor::mul_",
        "a view that shares storage, result requires grad",
        [&] {

@@ -7,8 +7,10 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -230,6 +232,191 @@ TEST_CASE("in-place: a tensor saved for backward and modified afterwards makes b
   q.add_(1);
   CHECK_THAT(outcome([&] { out.backward(); }),
              Catch::Contains("SquareBackward") && Catch::Contains("version 1; expected version 0"));
+}
+
+namespace {
+// Runs `backward` and checks that it threw the version error of a saved tensor naming `node`.
+void check_saved_modified(const std::function<void()>& backward, const std::string& node) {
+  INFO(node);
+  CHECK_THAT(outcome(backward), Catch::Contains("[backward]") && Catch::Contains(node) &&
+                                    Catch::Contains("modified by an in-place operation") &&
+                                    Catch::Contains("is at version"));
+}
+}  // namespace
+
+TEST_CASE("in-place: every op's saved inputs, masks and indices are checked",
+          "[everyday_autograd]") {
+  const Tensor leaf = tensor<double>({-0.7, 0.2, 0.9, 1.4, -1.1, 0.4}, {2, 3}).requires_grad_();
+  SECTION("sin / cos: the input") {
+    Tensor y = leaf * 1.0;
+    Tensor loss = sin(y).sum();
+    y.add_(1);
+    check_saved_modified([&] { loss.backward(); }, "SinBackward");
+    Tensor z = leaf * 1.0;
+    Tensor loss2 = cos(z).sum();
+    z.mul_(2);
+    check_saved_modified([&] { loss2.backward(); }, "CosBackward");
+    CHECK_FALSE(leaf.grad().defined());  // never a wrong gradient
+  }
+  SECTION("clamp: the input") {
+    Tensor y = leaf * 1.0;
+    Tensor loss = clamp(y, -0.5, 0.5).sum();
+    y.mul_(2);
+    check_saved_modified([&] { loss.backward(); }, "ClampBackward");
+  }
+  SECTION("masked_fill: the mask (scalar and tensor value)") {
+    Tensor mask = gt(leaf.detach(), scalar_tensor(0.5, kFloat64));
+    Tensor loss = masked_fill(leaf, mask, 0.0).sum();
+    mask.fill_(1);
+    check_saved_modified([&] { loss.backward(); }, "MaskedFillBackward");
+    Tensor mask2 = gt(leaf.detach(), scalar_tensor(0.5, kFloat64));
+    Tensor value = scalar_tensor(3.0, kFloat64).requires_grad_();
+    Tensor loss2 = masked_fill(leaf, mask2, value).sum();
+    mask2.zero_();
+    check_saved_modified([&] { loss2.backward(); }, "MaskedFillBackward");
+  }
+  SECTION("gather and scatter_add: the index") {
+    Tensor index = tensor<int64_t>({2, 0, 1, 1}, {2, 2});
+    Tensor loss = gather(leaf, 1, index).sum();
+    index.zero_();
+    check_saved_modified([&] { loss.backward(); }, "GatherBackward");
+    Tensor index2 = tensor<int64_t>({2, 0, 1, 1}, {2, 2});
+    Tensor src = tensor<double>({1, 2, 3, 4}, {2, 2}).requires_grad_();
+    Tensor loss2 = scatter_add(leaf, 1, index2, src).sum();
+    index2.fill_(1);
+    check_saved_modified([&] { loss2.backward(); }, "ScatterAddBackward");
+  }
+  SECTION("topk and whole-tensor max: indices, input and output") {
+    auto [values_k, indices] = topk(leaf, 2, -1);
+    Tensor loss = values_k.sum();
+    indices.zero_();
+    check_saved_modified([&] { loss.backward(); }, "TopkBackward");
+    Tensor y = leaf * 1.0;
+    Tensor m = y.max();
+    y.add_(1);
+    check_saved_modified([&] { m.backward(); }, "MaxBackward");
+  }
+  SECTION("nll_loss and cross_entropy: the target") {
+    Tensor target = tensor<int64_t>({2, 0});
+    Tensor loss = nll_loss(log_softmax(leaf, 1), target);
+    target.fill_(1);
+    check_saved_modified([&] { loss.backward(); }, "NllLossBackward");
+    Tensor target2 = tensor<int64_t>({2, 0});
+    Tensor loss2 = cross_entropy(leaf, target2);
+    target2.zero_();
+    check_saved_modified([&] { loss2.backward(); }, "CrossEntropyBackward");
+  }
+  SECTION("binary_cross_entropy_with_logits: input, target, weight, pos_weight") {
+    const Tensor t0 = tensor<double>({0, 1, 0.5, 1, 0, 0.25}, {2, 3});
+    Tensor y = leaf * 1.0;
+    Tensor loss = binary_cross_entropy_with_logits(y, t0);
+    y.add_(1);
+    check_saved_modified([&] { loss.backward(); }, "BinaryCrossEntropyWithLogitsBackward");
+    Tensor t = t0.clone();
+    Tensor loss2 = binary_cross_entropy_with_logits(leaf, t);
+    t.mul_(0.5);
+    check_saved_modified([&] { loss2.backward(); }, "BinaryCrossEntropyWithLogitsBackward");
+    Tensor pos_weight = tensor<double>({1, 2, 3});
+    Tensor loss3 = binary_cross_entropy_with_logits(leaf, t0, {}, pos_weight);
+    pos_weight.add_(1);
+    check_saved_modified([&] { loss3.backward(); }, "BinaryCrossEntropyWithLogitsBackward");
+    // binary_cross_entropy's weight
+    Tensor p = sigmoid(leaf);
+    Tensor weight = tensor<double>({1, 2, 3});
+    Tensor loss4 = binary_cross_entropy(p, t0, weight);
+    weight.mul_(2);
+    check_saved_modified([&] { loss4.backward(); }, "BinaryCrossEntropyBackward");
+  }
+  SECTION("GroupedLinear batched 3-D forward: the input") {
+    manual_seed(5);
+    nn::GroupedLinear lin({3, 3}, {2, 2});
+    Tensor x = randn({2, 4, 3});
+    Tensor loss = lin.forward(x).sum();
+    x.add_(1);
+    check_saved_modified([&] { loss.backward(); }, "GroupedMmBackward");
+  }
+  SECTION("unmodified, the same graphs give their gradients") {
+    Tensor index = tensor<int64_t>({2, 0, 1, 1}, {2, 2});
+    Tensor target = tensor<int64_t>({2, 0});
+    Tensor loss = sin(leaf).sum() + gather(leaf, 1, index).sum() +
+                  nll_loss(log_softmax(leaf, 1), target) + clamp(leaf, -0.5, 0.5).sum();
+    loss.backward();
+    REQUIRE(leaf.grad().defined());
+    CHECK(leaf.grad().shape() == Shape{2, 3});
+  }
+}
+
+TEST_CASE("in-place: clamp_, clamp_min_ and clamp_max_ give gg::clamp's values",
+          "[everyday_autograd]") {
+  manual_seed(11);
+  const Tensor x = randn({3, 4});
+  Tensor a = x.clone(), b = x.clone(), c = x.clone();
+  Tensor& r = a.clamp_(-0.3, 0.4);
+  CHECK(&r == &a);
+  CHECK(values(a) == values(clamp(x, -0.3, 0.4)));
+  b.clamp_min_(0.1);
+  CHECK(values(b) == values(clamp(x, 0.1, std::nullopt)));
+  c.clamp_max_(-0.2);
+  CHECK(values(c) == values(clamp(x, std::nullopt, -0.2)));
+  // min > max gives max everywhere, as gg::clamp (and PyTorch)
+  Tensor d = x.clone();
+  d.clamp_(1.0, -1.0);
+  CHECK(values(d) == Vec(12, -1.0));
+  // integers with integer bounds stay integers; a non-integer bound is refused
+  Tensor i = tensor<int64_t>({-5, 0, 7, 2});
+  i.clamp_(-2, 3);
+  CHECK(i.dtype() == kInt64);
+  CHECK(values(i) == Vec{-2, 0, 3, 2});
+  CHECK_THAT(outcome([&] { i.clamp_(0.5, std::nullopt); }),
+             Catch::Contains("[clamp_]") && Catch::Contains("int64"));
+  CHECK(values(i) == Vec{-2, 0, 3, 2});
+  // a view writes through to its base (nothing requires grad)
+  Tensor base = tensor<float>({-3, -1, 1, 3}, {2, 2});
+  base.select(0, 1).clamp_(std::nullopt, 2.0);
+  CHECK(values(base) == Vec{-3, -1, 1, 2});
+  // empty tensors
+  Tensor e = empty({0, 3});
+  e.clamp_(0.0, 1.0);
+  CHECK(e.shape() == Shape{0, 3});
+  CHECK_THAT(outcome([&] { x.clone().clamp_(std::nullopt, std::nullopt); }),
+             Catch::Contains("[clamp_] at least one of min and max"));
+}
+
+TEST_CASE("in-place: clamp_ refuses a leaf that requires grad and rebases history",
+          "[everyday_autograd]") {
+  Tensor w = tensor<double>({-2, 0.5, 3}).requires_grad_();
+  CHECK_THAT(outcome([&] { w.clamp_(-1.0, 1.0); }),
+             Catch::Contains("[clamp_]") && Catch::Contains("leaf tensor that requires grad"));
+  CHECK(values(w) == Vec{-2, 0.5, 3});
+  {
+    NoGradGuard no_grad;
+    w.clamp_min_(0.0);
+  }
+  CHECK(values(w) == Vec{0, 0.5, 3});
+  CHECK(w.is_leaf());
+
+  // By hand: y = clamp(2a, -1.5, 2), loss = sum(y^2): d/da = 8a strictly inside the bounds.
+  Tensor a = tensor<double>({-2, -0.5, 0.3, 1.5, 3}).requires_grad_();
+  Tensor y = a * 2.0;
+  y.clamp_(-1.5, 2.0);
+  CHECK(autograd::node_name(*y.grad_fn()) == "ClampBackward");
+  CHECK(values(y) == Vec{-1.5, -1, 0.6, 2, 2});
+  (y * y).sum().backward();
+  const Vec ga = values(a.grad()), want{0, -4, 2.4, 0, 0};
+  for (size_t k = 0; k < want.size(); ++k) CHECK(ga[k] == Approx(want[k]));
+
+  // Central differences through a chain of in-place ops with clamp_ in it.
+  manual_seed(4);
+  gg::test::check_gradients(
+      [](const std::vector<Tensor>& in) {
+        Tensor z = in[0] * 1.0;
+        z.clamp_(-0.5, 0.7);
+        z.mul_(in[1]);
+        z.clamp_max_(0.3);
+        z.add_(in[0]);
+        return z;
+      },
+      {randn({3, 4}), randn({3, 4})});
 }
 
 TEST_CASE("in-place: views that require grad are refused where the gradient could be wrong",

@@ -483,7 +483,7 @@ Tensor run_op(Gen& g) {
       Tensor x = g.tensor().clone();
       const Tensor other = g.flag() ? g.tensor() : g.tensor(x.shape(), g.dtype());
       const Shape before = x.shape();
-      switch (g.pick(6)) {
+      switch (g.pick(7)) {
         case 0:
           x.add_(other, g.scalar());
           break;
@@ -499,6 +499,13 @@ Tensor run_op(Gen& g) {
         case 4:
           x.copy_(other);
           break;
+        case 5: {  // clamp_: each bound present or not
+          const bool lo = g.flag(), hi = g.flag();
+          x.clamp_(lo ? std::optional<double>(g.scalar()) : std::nullopt,
+                   hi ? std::optional<double>(g.scalar()) : std::nullopt);
+          check(lo || hi, "clamp_ accepted no bounds");
+          break;
+        }
         default:
           x.fill_(g.scalar());
           break;
