@@ -47,7 +47,9 @@ std::shared_ptr<Module> Sequential::clone() const {
   for (size_t i = 0; i < steps_.size(); ++i) {
     std::shared_ptr<Module> c = modules_[i]->clone();
     // The step casts to the original's class: a clone() of another class would break it.
-    GG_CHECK(c != nullptr && typeid(*c) == typeid(*modules_[i]),
+    const Module* original = modules_[i].get();
+    const Module* cloned = c.get();
+    GG_CHECK(cloned != nullptr && typeid(*cloned) == typeid(*original),
              "[Sequential] clone: module {} ({}) returned a clone of another class ({})", i,
              modules_[i]->name(), c ? c->name() : std::string("null"));
     copy->add(std::move(c), steps_[i]);
