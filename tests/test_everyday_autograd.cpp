@@ -6,7 +6,6 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "core/copy.hpp"
+#include "fixture_support.hpp"
 #include "groupgrad.hpp"
 #include "test_support.hpp"
 
@@ -26,10 +26,8 @@ using Vec = std::vector<double>;
 
 namespace {
 
-json fixture(const std::string& name) {
-  std::ifstream in(std::string(GG_FIXTURE_DIR) + "/everyday_autograd.json");
-  REQUIRE(in.good());
-  return json::parse(in).at("cases").at(name);
+const json& fixture(const std::string& name) {
+  return test::fixture("everyday_autograd.json").at("cases").at(name);
 }
 
 // A Float64 leaf of `shape` from the fixture's flat values.

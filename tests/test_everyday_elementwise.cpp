@@ -4,39 +4,22 @@
 // against plain loops, and the error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "fixture_support.hpp"
 #include "groupgrad.hpp"
 #include "test_support.hpp"
 
 using namespace gg;
 using json = nlohmann::json;
+using test::fixture;
+using test::number;
 
 namespace {
-
-const json& fixture() {
-  static const json j = [] {
-    std::ifstream in(std::string(GG_FIXTURE_DIR) + "/elementwise.json");
-    REQUIRE(in.good());
-    return json::parse(in);
-  }();
-  return j;
-}
-
-double number(const json& v) {
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
-    return s == "inf" ? std::numeric_limits<double>::infinity()
-                      : -std::numeric_limits<double>::infinity();
-  }
-  return v.get<double>();
-}
 
 Dtype dtype_named(const std::string& name) {
   for (Dtype d : {kFloat32, kFloat64, kBFloat16, kFloat16, kInt8, kInt32, kInt64})
@@ -131,7 +114,7 @@ Result run(const std::string& op, const std::vector<Tensor>& in, const json& arg
 
 TEST_CASE("everyday elementwise ops match PyTorch's values and gradients",
           "[everyday_elementwise]") {
-  const json& cases = fixture()["cases"];
+  const json& cases = fixture("elementwise.json")["cases"];
   REQUIRE(cases.size() >= 90);
   for (const json& c : cases) {
     const std::string name = c["name"];

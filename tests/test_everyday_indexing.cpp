@@ -5,7 +5,6 @@
 // non-contiguous inputs, and the error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -14,17 +13,12 @@
 #include "ops/elementwise.hpp"
 #include "ops/reduce.hpp"
 #include "ops/shape_ops.hpp"
+#include "tests/fixture_support.hpp"
 
 using namespace gg;
 using nlohmann::json;
 
 namespace {
-
-json load(const std::string& file) {
-  std::ifstream in(std::string(GG_FIXTURE_DIR) + "/" + file);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
 
 // {"shape", "dtype", "data"} -> a tensor; "nan" entries are NaN.
 Tensor tensor_of(const json& j) {
@@ -34,7 +28,7 @@ Tensor tensor_of(const json& j) {
   if (dtype == "int32") return tensor<int32_t>(j.at("data").get<std::vector<int32_t>>(), shape);
   REQUIRE(dtype == "float64");
   std::vector<double> v;
-  for (const json& e : j.at("data")) v.push_back(e.is_string() ? std::nan("") : e.get<double>());
+  for (const json& e : j.at("data")) v.push_back(test::number(e));
   return tensor<double>(v, shape);
 }
 
@@ -151,7 +145,7 @@ void run_case(const json& c, Dtype dtype) {
 
 TEST_CASE("everyday indexing ops match PyTorch: values, indices and gradients",
           "[everyday_indexing]") {
-  const json fixtures = load("indexing.json");
+  const json& fixtures = test::fixture("indexing.json");
   const json& cases = fixtures.at("cases");
   REQUIRE(cases.size() >= 80);
   for (const json& c : cases) {

@@ -4,8 +4,6 @@
 // BFloat16 paths against the Float64 one, extreme logits, empty inputs, and the error messages.
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <fstream>
-#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,31 +13,16 @@
 #include "ops/elementwise.hpp"
 #include "ops/nn_ops.hpp"
 #include "ops/reduce.hpp"
+#include "tests/fixture_support.hpp"
 #include "tests/test_support.hpp"
 
 using namespace gg;
 using json = nlohmann::json;
+using test::fixture;
+using test::number;
 using test::values;
 
 namespace {
-
-const json& fixture() {
-  static const json j = [] {
-    std::ifstream in(std::string(GG_FIXTURE_DIR) + "/losses.json");
-    REQUIRE(in.good());
-    return json::parse(in);
-  }();
-  return j;
-}
-
-double number(const json& v) {
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (s == "nan") return std::numeric_limits<double>::quiet_NaN();
-    return s == "inf" ? INFINITY : -INFINITY;
-  }
-  return v.get<double>();
-}
 
 // A fixture tensor; floating ones are made in `dtype` (from their Float64 values).
 Tensor from_json(const json& t, Dtype dtype = kFloat64) {
@@ -112,7 +95,7 @@ Args inputs_of(const json& c, Dtype dtype) {
 }  // namespace
 
 TEST_CASE("the losses match PyTorch's values and gradients in Float64", "[everyday_losses]") {
-  const json& cases = fixture()["cases"];
+  const json& cases = fixture("losses.json")["cases"];
   REQUIRE(cases.size() >= 80);
   for (const json& c : cases) {
     INFO("case " << c["name"].get<std::string>());
@@ -137,7 +120,7 @@ TEST_CASE("the losses match PyTorch's values and gradients in Float64", "[everyd
 
 TEST_CASE("the losses in Float32 and BFloat16 match the Float64 path on the same values",
           "[everyday_losses]") {
-  for (const json& c : fixture()["cases"]) {
+  for (const json& c : fixture("losses.json")["cases"]) {
     INFO("case " << c["name"].get<std::string>());
     for (Dtype d : {kFloat32, kBFloat16}) {
       INFO("dtype " << dtype_name(d));
@@ -169,7 +152,7 @@ TEST_CASE("the losses in Float32 and BFloat16 match the Float64 path on the same
 }
 
 TEST_CASE("nll_loss and cross_entropy take int32 targets like int64 ones", "[everyday_losses]") {
-  for (const json& c : fixture()["cases"]) {
+  for (const json& c : fixture("losses.json")["cases"]) {
     const std::string op = c["op"].get<std::string>();
     if (op != "nll_loss" && op != "cross_entropy") continue;
     INFO("case " << c["name"].get<std::string>());

@@ -6,12 +6,12 @@
 
 #include <catch2/catch.hpp>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/copy.hpp"
 #include "groupgrad.hpp"
+#include "tests/fixture_support.hpp"
 #include "tests/snippets/module_list_ensemble.hpp"
 #include "tests/test_support.hpp"
 
@@ -143,9 +143,7 @@ struct TempFile {
 // ==== printing ===================================================================================
 
 TEST_CASE("everyday nn: modules print as libtorch prints them", "[everyday_nn][print]") {
-  std::ifstream in(std::string(GG_FIXTURE_DIR) + "/module_print.json");
-  REQUIRE(in.good());
-  const nlohmann::json doc = nlohmann::json::parse(in);
+  const nlohmann::json& doc = test::fixture("module_print.json");
   const auto& cases = doc.at("cases");
   auto expected = [&](const std::string& name) {
     // libtorch's namespace is ours; its Dropout prints an inplace option ours does not have.
@@ -627,23 +625,7 @@ TEST_CASE("everyday nn: GroupedLinear's batched form matches finite differences"
   };
   std::vector<Tensor> checked = gl.parameters();
   checked.push_back(x);
-  const double eps = 1e-6;
-  for (const Tensor& t : checked) {
-    const std::vector<double> analytic = values(t.grad());
-    REQUIRE(t.is_contiguous());
-    double* p = t.data_ptr<double>();  // steps the module's own storage in place
-    for (int64_t j = 0; j < t.numel(); ++j) {
-      const double v = p[j];
-      p[j] = v + eps;
-      const double plus = loss();
-      p[j] = v - eps;
-      const double minus = loss();
-      p[j] = v;
-      const double numeric = (plus - minus) / (2 * eps);
-      CHECK(std::abs(analytic[static_cast<size_t>(j)] - numeric) <=
-            1e-7 + 1e-6 * std::abs(numeric));
-    }
-  }
+  test::check_central_differences(checked, loss);  // steps the module's own storage in place
 }
 
 TEST_CASE("everyday nn: GroupedLinear's batched form rejects bad shapes",

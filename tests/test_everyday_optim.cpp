@@ -4,47 +4,23 @@
 // the parameters after every step, and the final state numbered through the groups. Plus the
 // group API (param_groups(), add_param_group, lr()/set_lr with several groups), per-group
 // checkpoints and the errors.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "groupgrad.hpp"
+#include "tests/fixture_support.hpp"
+#include "tests/optim_support.hpp"
 
 using namespace gg;
 using json = nlohmann::json;
+using namespace gg::test;  // fixture, from_json, fixture_step, require_close, ...
 
 namespace {
-
-const json& fixture() {
-  static const json j = [] {
-    std::ifstream in(std::string(GG_FIXTURE_DIR) + "/param_groups.json");
-    REQUIRE(in.good());
-    return json::parse(in);
-  }();
-  return j;
-}
-
-Tensor from_json(const json& t, Dtype dtype) {
-  return tensor<double>(t["data"].get<std::vector<double>>(), t["shape"].get<Shape>()).to(dtype);
-}
-
-std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
-
-void require_close(const std::vector<double>& got, const std::vector<double>& want, double atol,
-                   double rtol) {
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
-    REQUIRE(std::abs(got[i] - want[i]) <= atol + rtol * std::abs(want[i]));
-  }
-}
 
 // The fixture's LambdaLR functions, as make_param_group_fixtures.py writes them.
 std::function<double(int64_t)> fixture_lambda(const std::string& name) {
@@ -137,34 +113,11 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const json& s, optim::Optimiz
                                               s["gamma"].get<double>());
 }
 
-std::vector<Tensor> initial_params(const json& c, Dtype dtype) {
-  std::vector<Tensor> params;
-  for (const json& p : c["params0"]) params.push_back(from_json(p, dtype).requires_grad_());
-  return params;
-}
-
-void fixture_step(const json& c, size_t s, optim::Optimizer& opt,
-                  const std::vector<Tensor>& params) {
-  opt.zero_grad(/*set_to_none=*/true);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const json& g = c["grads"][s][i];
-    if (!g.is_null()) params[i].set_grad(from_json(g, params[i].dtype()));
-  }
-  opt.step();
-}
-
-std::filesystem::path temp_dir() {
-  auto dir = std::filesystem::temp_directory_path() /
-             fmt::format("gg_test_everyday_optim_{}", static_cast<long>(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
 }  // namespace
 
 TEST_CASE("everyday optim: two parameter groups under a scheduler match PyTorch step by step",
           "[everyday_optim]") {
-  const json& cases = fixture()["cases"];
+  const json& cases = fixture("param_groups.json")["cases"];
   REQUIRE(cases.size() >= 7);
   for (const json& c : cases) {
     for (Dtype dtype : {kFloat64, kFloat32}) {
@@ -298,7 +251,7 @@ TEST_CASE("everyday optim: schedulers scale each group from its own initial lr",
 
 TEST_CASE("everyday optim: a checkpoint keeps every group's lr; old ones set all groups",
           "[everyday_optim][serialization]") {
-  const auto dir = temp_dir();
+  const auto dir = temp_dir("everyday_optim");
   const std::string path = (dir / "opt.safetensors").string();
   Tensor a = ones({2}).requires_grad_(), b = ones({3}).requires_grad_();
   optim::AdamW opt({{{a}}, {{b}, {.lr = 0.02, .weight_decay = 0.0}}}, optim::AdamWOptions(0.1));

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <groupgrad/groupgrad.hpp>
 #include <limits>
 #include <map>
@@ -17,6 +16,7 @@
 
 #include "autograd/gradcheck.hpp"
 #include "core/copy.hpp"
+#include "tests/fixture_support.hpp"
 
 namespace {
 
@@ -26,12 +26,6 @@ using nlohmann::json;
 using Vec = std::vector<double>;
 
 // ==== helpers ====================================================================================
-
-json load(const std::string& file) {
-  std::ifstream in(std::string(GG_FIXTURE_DIR) + "/" + file);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
 
 Tensor tensor_of(const json& j) {
   if (j.is_null()) return Tensor();
@@ -389,7 +383,7 @@ TEST_CASE("GroupedLinear: errors name GroupedLinear", "[grouped_layers][grouped_
 
 TEST_CASE("GroupedLinear: PyTorch parity (a loop of nn.Linear)",
           "[grouped_layers][grouped_linear][fixtures]") {
-  const json doc = load("layers_grouped_linear.json");
+  const json& doc = gg::test::fixture("layers_grouped_linear.json");
   REQUIRE(doc.at("cases").size() == 4);
   for (const json& c : doc.at("cases")) {
     for (gg::Dtype dtype : {gg::kFloat64, gg::kFloat32}) {
@@ -502,7 +496,7 @@ TEST_CASE("MultiheadAttention: forward matches a naive loop, with masks", "[grou
 
 TEST_CASE("MultiheadAttention: PyTorch parity (torch.nn.MultiheadAttention, batch_first)",
           "[grouped_layers][mha][fixtures]") {
-  const json doc = load("layers_multihead_attention.json");
+  const json& doc = gg::test::fixture("layers_multihead_attention.json");
   REQUIRE(doc.at("cases").size() == 7);
   for (const json& c : doc.at("cases")) {
     for (gg::Dtype dtype : {gg::kFloat64, gg::kFloat32}) {
@@ -683,7 +677,7 @@ TEST_CASE("MoEFeedForward: the aux loss is 1 for a balanced router and gets grad
 
 TEST_CASE("MoEFeedForward: PyTorch parity (explicit reference with the same routing)",
           "[grouped_layers][moe][fixtures]") {
-  const json doc = load("layers_moe.json");
+  const json& doc = gg::test::fixture("layers_moe.json");
   REQUIRE(doc.at("cases").size() == 3);
   for (const json& c : doc.at("cases")) {
     for (gg::Dtype dtype : {gg::kFloat64, gg::kFloat32}) {

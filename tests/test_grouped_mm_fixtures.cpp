@@ -4,7 +4,6 @@
 // compares the output and the gradients of sum(output * grad_output).
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <fstream>
 #include <groupgrad/groupgrad.hpp>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -12,18 +11,13 @@
 #include <vector>
 
 #include "autograd/node.hpp"
+#include "tests/fixture_support.hpp"
 
 namespace {
 
 namespace F = gg::nn::functional;
 using gg::Tensor;
 using nlohmann::json;
-
-json load(const std::string& file) {
-  std::ifstream in(std::string(GG_FIXTURE_DIR) + "/" + file);
-  REQUIRE(in.good());
-  return json::parse(in);
-}
 
 // {"shape", "dtype", "data"} -> a tensor; null -> undefined.
 Tensor tensor_of(const json& j) {
@@ -145,7 +139,7 @@ void run_case(const json& c, gg::Dtype dtype) {
 }
 
 void run_file(const std::string& file, size_t expected_cases) {
-  const json fixtures = load(file);
+  const json& fixtures = gg::test::fixture(file);
   const json& cases = fixtures.at("cases");
   REQUIRE(cases.size() == expected_cases);
   for (const json& c : cases) {

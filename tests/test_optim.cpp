@@ -1,13 +1,10 @@
 // gg::optim (SGD, Adam, AdamW), clip_grad_norm_ and CosineWithWarmup against values PyTorch
 // produced (tests/fixtures/make_optim_fixtures.py -> optim.json), plus state save/resume and the
 // option checks.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -18,36 +15,14 @@
 #include "groupgrad.hpp"
 #include "nn/optim/adam_update.hpp"
 #include "ops/onednn/context.hpp"
+#include "tests/fixture_support.hpp"
+#include "tests/optim_support.hpp"
 
 using namespace gg;
 using json = nlohmann::json;
+using namespace gg::test;  // fixture, from_json, fixture_step, require_close, ...
 
 namespace {
-
-const json& fixture() {
-  static const json j = [] {
-    std::ifstream in(std::string(GG_FIXTURE_DIR) + "/optim.json");
-    REQUIRE(in.good());
-    return json::parse(in);
-  }();
-  return j;
-}
-
-Tensor from_json(const json& t, Dtype dtype) {
-  Shape shape = t["shape"].get<Shape>();
-  return tensor<double>(t["data"].get<std::vector<double>>(), shape).to(dtype);
-}
-
-std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
-
-void require_close(const std::vector<double>& got, const std::vector<double>& want, double atol,
-                   double rtol) {
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("element " << i << ": got " << got[i] << ", want " << want[i]);
-    REQUIRE(std::abs(got[i] - want[i]) <= atol + rtol * std::abs(want[i]));
-  }
-}
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const json& c, std::vector<Tensor> params) {
   const json& o = c["options"];
@@ -78,34 +53,10 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const json& c, std::vector<Tens
   return std::make_unique<optim::AdamW>(std::move(params), options);
 }
 
-std::vector<Tensor> initial_params(const json& c, Dtype dtype) {
-  std::vector<Tensor> params;
-  for (const json& p : c["params0"]) params.push_back(from_json(p, dtype).requires_grad_());
-  return params;
-}
-
-// Sets step `s`'s fixture gradients (null: no gradient) and steps.
-void fixture_step(const json& c, size_t s, optim::Optimizer& opt,
-                  const std::vector<Tensor>& params) {
-  opt.zero_grad(/*set_to_none=*/true);
-  for (size_t i = 0; i < params.size(); ++i) {
-    const json& g = c["grads"][s][i];
-    if (!g.is_null()) params[i].set_grad(from_json(g, params[i].dtype()));
-  }
-  opt.step();
-}
-
-std::filesystem::path temp_dir() {
-  auto dir = std::filesystem::temp_directory_path() /
-             fmt::format("gg_test_optim_{}", static_cast<long>(::getpid()));
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
 }  // namespace
 
 TEST_CASE("optim: SGD, Adam and AdamW match PyTorch step by step", "[optim]") {
-  const json& cases = fixture()["optimizers"];
+  const json& cases = fixture("optim.json")["optimizers"];
   REQUIRE(cases.size() >= 14);
   for (const json& c : cases) {
     for (Dtype dtype : {kFloat64, kFloat32}) {
@@ -138,7 +89,7 @@ TEST_CASE("optim: SGD, Adam and AdamW match PyTorch step by step", "[optim]") {
 }
 
 TEST_CASE("optim: clip_grad_norm_ matches PyTorch", "[optim]") {
-  for (const json& c : fixture()["clip_grad_norm"]) {
+  for (const json& c : fixture("optim.json")["clip_grad_norm"]) {
     INFO("case " << c["name"].get<std::string>());
     std::vector<Tensor> params;
     for (const json& g : c["grads"]) {
@@ -166,7 +117,7 @@ TEST_CASE("optim: clip_grad_norm_ matches PyTorch", "[optim]") {
 }
 
 TEST_CASE("optim: CosineWithWarmup matches PyTorch's LinearLR + CosineAnnealingLR", "[optim]") {
-  for (const json& c : fixture()["lr_schedules"]) {
+  for (const json& c : fixture("optim.json")["lr_schedules"]) {
     INFO("case " << c["name"].get<std::string>());
     Tensor p = zeros({1}).requires_grad_();
     optim::AdamW opt({p}, optim::AdamWOptions(c["base_lr"].get<double>()));
@@ -225,8 +176,8 @@ TEST_CASE("optim: a non-contiguous parameter is updated through its strides", "[
 }
 
 TEST_CASE("optim: state_dict and a checkpoint file resume exactly", "[optim][serialization]") {
-  const json& cases = fixture()["optimizers"];
-  const auto dir = temp_dir();
+  const json& cases = fixture("optim.json")["optimizers"];
+  const auto dir = temp_dir("optim");
   for (const char* which : {"sgd_momentum", "adam_amsgrad_weight_decay", "adamw"}) {
     const json* found = nullptr;
     for (const json& c : cases)
@@ -347,7 +298,7 @@ TEST_CASE("optim: bad options and bad state are rejected", "[optim][errors]") {
   CHECK(adam.state_dict().size() == state.size());
   CHECK(adam.state_dict()[2].second.item<int64_t>() == 1);
 
-  const auto dir = temp_dir();
+  const auto dir = temp_dir("optim");
   const std::string path = (dir / "adam.safetensors").string();
   save_optimizer(adam, path);
   optim::SGD sgd({p}, optim::SGDOptions(0.1));

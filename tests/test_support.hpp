@@ -30,28 +30,20 @@ inline std::string outcome(const std::function<void()>& call) {
   return "<no error>";
 }
 
-// Central differences in Float64: for L = sum(f(inputs) * r) with a fixed random r, compares the
-// backward's dL/dinput with (L(x + eps) - L(x - eps)) / (2 eps), element by element.
-inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                            std::vector<Tensor> inputs, double atol = 1e-7, double rtol = 1e-6) {
-  for (Tensor& t : inputs) {
-    t = t.detach().to(kFloat64).clone();
-    t.requires_grad_();
-  }
-  Tensor out = f(inputs);
-  Tensor r = randn(out.shape(), kFloat64);
-  (out * r).sum().backward();
-  auto loss = [&] {
-    NoGradGuard no_grad;
-    return (f(inputs) * r).sum().item<double>();
-  };
+// Central differences in Float64 over tensors whose .grad() a backward of the scalar loss() has
+// already filled: compares each element's gradient with (loss(x + eps) - loss(x - eps)) / (2 eps),
+// stepping the tensors' own (contiguous Float64) storage in place and restoring it.
+inline void check_central_differences(const std::vector<Tensor>& checked,
+                                      const std::function<double()>& loss, double atol = 1e-7,
+                                      double rtol = 1e-6) {
   const double eps = 1e-6;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    REQUIRE(inputs[i].grad().defined());
-    REQUIRE(inputs[i].grad().shape() == inputs[i].shape());
-    std::vector<double> analytic = values(inputs[i].grad());
-    double* p = inputs[i].data_ptr<double>();
-    for (int64_t j = 0; j < inputs[i].numel(); ++j) {
+  for (size_t i = 0; i < checked.size(); ++i) {
+    REQUIRE(checked[i].grad().defined());
+    REQUIRE(checked[i].grad().shape() == checked[i].shape());
+    REQUIRE(checked[i].is_contiguous());
+    std::vector<double> analytic = values(checked[i].grad());
+    double* p = checked[i].data_ptr<double>();
+    for (int64_t j = 0; j < checked[i].numel(); ++j) {
       const double v = p[j];
       p[j] = v + eps;
       const double plus = loss();
@@ -64,6 +56,26 @@ inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>
       REQUIRE(std::abs(analytic[j] - numeric) <= atol + rtol * std::abs(numeric));
     }
   }
+}
+
+// Central differences in Float64: for L = sum(f(inputs) * r) with a fixed random r, compares the
+// backward's dL/dinput with (L(x + eps) - L(x - eps)) / (2 eps), element by element.
+inline void check_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                            std::vector<Tensor> inputs, double atol = 1e-7, double rtol = 1e-6) {
+  for (Tensor& t : inputs) {
+    t = t.detach().to(kFloat64).clone();
+    t.requires_grad_();
+  }
+  Tensor out = f(inputs);
+  Tensor r = randn(out.shape(), kFloat64);
+  (out * r).sum().backward();
+  check_central_differences(
+      inputs,
+      [&] {
+        NoGradGuard no_grad;
+        return (f(inputs) * r).sum().item<double>();
+      },
+      atol, rtol);
 }
 
 }  // namespace gg::test
