@@ -743,9 +743,10 @@ TEST_CASE("autograd::grad: double backward through where matches central differe
   manual_seed(12);
   Tensor x = randn({2, 3}, kFloat64).requires_grad_();
   const Tensor cond = gt(randn({2, 3}, kFloat64), zeros({2, 3}, kFloat64));
-  // penalty(x) = |d/dx sum(where(cond, x^3, sin x))|^2: where's backward must keep g's history.
+  // penalty(x) = |d/dx sum(sin(where(cond, x^3, 2 x)))|^2: the gradient reaching where's backward
+  // (cos of its result) depends on x, and where's backward must keep that history.
   auto penalty = [&](bool create) {
-    Tensor out = where(cond, x * x * x, sin(x)).sum();
+    Tensor out = sin(where(cond, x * x * x, x * 2.0)).sum();
     Tensor g = autograd::grad({out}, {x}, {}, std::nullopt, create)[0];
     return (g * g).sum();
   };
