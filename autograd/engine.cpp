@@ -208,6 +208,15 @@ Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor out
   return output;
 }
 
+Tensor once_differentiable(Tensor output) {
+  if (output.defined() && output.grad_fn()) output.grad_fn()->set_once_differentiable();
+  return output;
+}
+
+void once_differentiable(const std::vector<Tensor>& outputs) {
+  for (const Tensor& out : outputs) once_differentiable(out);
+}
+
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
   if (grad.shape() == shape) return grad;
   const Shape& gs = grad.shape();
@@ -447,6 +456,13 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
         if (!grads[i].defined())
           grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
     }
+    // With create_graph (grad mode on) the gradients must carry their history: a backward that a
+    // kernel computes would silently drop terms of the second derivative.
+    GG_CHECK(!(create_graph && node->once_differentiable()),
+             "[{}] create_graph: the backward of {} is not differentiable, so second derivatives "
+             "through it are not supported (its gradients are computed by a kernel that records "
+             "no history); call it without create_graph for first-order gradients",
+             inputs != nullptr ? "autograd::grad" : "backward", node->name());
     std::vector<Tensor> input_grads;
     {
       RunningNodeScope running(order[n]);

@@ -46,9 +46,11 @@ void backward(const std::vector<Tensor>& tensors, const std::vector<Tensor>& gra
 // retain_graph defaults to create_graph; create_graph records the backward's own ops, so that the
 // results can be differentiated again (double backward, e.g. a gradient penalty). An input the
 // outputs do not depend on throws gg::Error unless allow_unused, which gives an undefined tensor
-// for it. Every input must require grad. Not differentiable twice through the backward of ops
-// that compute it with a dedicated kernel (layer_norm, cross_entropy, gelu, max, index_select,
-// grouped_mm, narrow and select's gradients): their gradients carry no history.
+// for it. Every input must require grad. Backwards computed by a dedicated kernel are
+// differentiable only once (layer_norm, unweighted cross_entropy, gelu, max/min over a dim,
+// index_select, narrow, select, grouped_mm, MoE combine, the pointwise losses but l1_loss): with
+// create_graph, reaching one throws gg::Error naming its node (as PyTorch's @once_differentiable),
+// never a gradient that silently lacks the second derivative's terms.
 std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
                          const std::vector<Tensor>& grad_outputs = {},
                          std::optional<bool> retain_graph = std::nullopt, bool create_graph = false,

@@ -76,6 +76,11 @@ class Node {
   size_t num_outputs() const { return output_meta_.size(); }
   bool accepts_undefined_grads() const { return accepts_undefined_grads_; }
   bool released() const { return !backward_; }
+  // Whether the backward computes its gradients with a kernel that records nothing (PyTorch's
+  // @once_differentiable): a backward with create_graph through it throws gg::Error instead of
+  // giving gradients without history (a wrong second derivative).
+  bool once_differentiable() const { return once_differentiable_; }
+  void set_once_differentiable() { once_differentiable_ = true; }
 
   // Runs the backward closure; throws gg::Error once the node was released.
   std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs);
@@ -95,6 +100,7 @@ class Node {
   std::vector<TensorMeta> input_meta_;
   std::vector<TensorMeta> output_meta_;
   bool accepts_undefined_grads_;
+  bool once_differentiable_ = false;
   std::vector<bool> needs_input_grad_;  // which edges lead somewhere (fixed at construction)
   std::vector<HookEntry> tensor_hooks_;
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained_;
@@ -114,6 +120,12 @@ Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output
 // The same for record("XBackward", {a, b}, ...): nothing is allocated when nothing is recorded.
 Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
               BackwardFn backward);
+
+// Marks the node that made `output` (if one was recorded) as once differentiable (see
+// Node::once_differentiable); for ops whose backward is a kernel. Returns `output`.
+Tensor once_differentiable(Tensor output);
+// The same for the outputs of a multi-output record().
+void once_differentiable(const std::vector<Tensor>& outputs);
 
 // Sums a broadcast gradient back to `shape` (over leading dims and dims of size 1).
 Tensor sum_to(const Tensor& grad, const Shape& shape);

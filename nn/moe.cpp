@@ -88,7 +88,8 @@ Tensor combine_slots(const Tensor& per_slot, const Tensor& gates) {
     }
   }
   // per_slot is saved only for the gates' gradient, gates only for per_slot's.
-  return autograd::record(
+  // The backward is a loop that records nothing: once differentiable.
+  return autograd::once_differentiable(autograd::record(
       "MoECombineBackward", {per_slot, gates}, out,
       [sy = gates.requires_grad() ? autograd::SavedTensor(y) : autograd::SavedTensor(),
        sg = per_slot.requires_grad() ? autograd::SavedTensor(g) : autograd::SavedTensor(), T, K,
@@ -118,7 +119,7 @@ Tensor combine_slots(const Tensor& per_slot, const Tensor& gates) {
             }
         }
         return std::vector<Tensor>{dy, dg};
-      });
+      }));
 }
 
 }  // namespace

@@ -139,7 +139,9 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   return record("WhereBackward", {a, b}, out,
                 [c = SavedTensor(cond)](const Grads& g, const Needs&) {
                   Tensor zero = scalar_like(0.0, g[0]), cond = c.unpack();
-                  return Grads{where_op(cond, g[0], zero), where_op(cond, zero, g[0])};
+                  // Through where itself (not the kernel), so that with create_graph the
+                  // gradients keep g's history.
+                  return Grads{where(cond, g[0], zero), where(cond, zero, g[0])};
                 });
 }
 
@@ -236,9 +238,11 @@ Tensor relu(const Tensor& x) {
 
 Tensor gelu(const Tensor& x) {
   Tensor out = unary_op(UnaryOp::Gelu, x, 0, "gelu");
-  return record("GeluBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
-    return Grads{kernels::gelu_backward(g[0], x.unpack())};
-  });
+  // The derivative is a kernel: not differentiable again.
+  return autograd::once_differentiable(
+      record("GeluBackward", {x}, out, [x = SavedTensor(x)](const Grads& g, const Needs&) {
+        return Grads{kernels::gelu_backward(g[0], x.unpack())};
+      }));
 }
 
 Tensor abs(const Tensor& x) {

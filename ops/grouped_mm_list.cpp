@@ -206,6 +206,7 @@ std::vector<Tensor> grouped_mm(const std::vector<Tensor>& input, const std::vect
         return list_backward(xs, ws, bias_meta, g, needs);
       },
       /*accepts_undefined_grads=*/true);
+  autograd::once_differentiable(outputs);  // the backward is a task-based kernel
   return outputs;
 }
 

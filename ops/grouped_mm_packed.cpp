@@ -261,12 +261,13 @@ Tensor grouped_mm(const Input& input, const Mat2& mat2, const PackedGroupedMMOpt
   const autograd::TensorMeta bias_meta =
       options.bias.defined() ? autograd::TensorMeta{options.bias.shape(), options.bias.dtype()}
                              : autograd::TensorMeta{};
-  return autograd::record(
+  // The backward is a task-based kernel: once differentiable.
+  return autograd::once_differentiable(autograd::record(
       "GroupedMmBackward", {input, mat2, options.bias}, out,  // in Operand order
       [plan, x = autograd::SavedTensor(input), w = autograd::SavedTensor(mat2), bias_meta](
           const Grads& g, const Needs& needs) {
         return packed_backward(plan, x.unpack(), w.unpack(), bias_meta, g[0], needs);
-      });
+      }));
 }
 
 // The one specialization the header's constraint allows.

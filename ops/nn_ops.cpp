@@ -82,15 +82,17 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   const bool grad = autograd::needs_grad({x, weight, bias});
   kernels::LayerNormOutput r = kernels::layer_norm(x, cols, weight, bias, eps, grad);
   if (!grad) return r.y;
-  return record("LayerNormBackward", {x, weight, bias}, r.y,
-                [x = autograd::SavedTensor(x), w = autograd::SavedTensor(weight), mean = r.mean,
-                 rstd = r.rstd, normalized_shape, cols](const Grads& g, const Needs& needs) {
-                  kernels::LayerNormGrads d = kernels::layer_norm_backward(
-                      g[0], x.unpack(), mean, rstd, w.unpack(), cols, needs[0], needs[1], needs[2]);
-                  if (d.dweight.defined()) d.dweight = d.dweight.reshape(normalized_shape);
-                  if (d.dbias.defined()) d.dbias = d.dbias.reshape(normalized_shape);
-                  return Grads{d.dx, d.dweight, d.dbias};
-                });
+  // The backward is a kernel: once differentiable.
+  return autograd::once_differentiable(
+      record("LayerNormBackward", {x, weight, bias}, r.y,
+             [x = autograd::SavedTensor(x), w = autograd::SavedTensor(weight), mean = r.mean,
+              rstd = r.rstd, normalized_shape, cols](const Grads& g, const Needs& needs) {
+               kernels::LayerNormGrads d = kernels::layer_norm_backward(
+                   g[0], x.unpack(), mean, rstd, w.unpack(), cols, needs[0], needs[1], needs[2]);
+               if (d.dweight.defined()) d.dweight = d.dweight.reshape(normalized_shape);
+               if (d.dbias.defined()) d.dbias = d.dbias.reshape(normalized_shape);
+               return Grads{d.dx, d.dweight, d.dbias};
+             }));
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
@@ -129,7 +131,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   kernels::NllOutput nll = kernels::nll_loss(logp, t, reduction, ignore_index, label_smoothing);
   Tensor loss = reduction == Reduction::None ? nll.loss.reshape(target.shape()) : nll.loss;
   if (!autograd::needs_grad({logits})) return loss;
-  return record(
+  // The backward is a kernel: once differentiable.
+  return autograd::once_differentiable(record(
       "CrossEntropyBackward", {logits}, loss,
       [shape = logits.shape(), logp, t = std::move(t), reduction, ignore_index, label_smoothing,
        count = nll.count, st = autograd::SavedTensor(target)](const Grads& g, const Needs&) {
@@ -137,7 +140,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
         return Grads{kernels::cross_entropy_backward(g[0], logp, t, reduction, ignore_index,
                                                      label_smoothing, count)
                          .reshape(shape)};
-      });
+      }));
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
@@ -244,22 +247,26 @@ Tensor record_pointwise_loss(const char* name, kernels::PointwiseLossArgs args, 
   const autograd::SavedTensor sw(args.weight), spw(args.pos_weight);
   args.weight = Tensor();
   args.pos_weight = Tensor();
-  return record(
-      name, {input, target}, loss,
-      [args = std::move(args), sx = autograd::SavedTensor(x), st = autograd::SavedTensor(t), sw,
-       spw, shape, dtype, reduction, n](const Grads& g, const Needs& needs) {
-        kernels::PointwiseLossArgs a = args;
-        a.weight = sw.unpack();
-        a.pos_weight = spw.unpack();
-        const Tensor x = sx.unpack(), t = st.unpack();
-        const Tensor scaled = reduction == Reduction::Mean ? g[0] / n : g[0];
-        Grads out(2);
-        for (size_t i = 0; i < 2; ++i) {
-          if (needs[i])
-            out[i] = scaled * kernels::pointwise_loss_grad(a, x, t, shape, dtype, i == 1);
-        }
-        return out;
-      });
+  // The elementwise derivatives come from a kernel on detached operands: differentiable again
+  // only for L1, whose derivative (a sign) has a zero derivative itself.
+  const bool once = args.kind != kernels::PointwiseLoss::L1;
+  Tensor out =
+      record(name, {input, target}, loss,
+             [args = std::move(args), sx = autograd::SavedTensor(x), st = autograd::SavedTensor(t),
+              sw, spw, shape, dtype, reduction, n](const Grads& g, const Needs& needs) {
+               kernels::PointwiseLossArgs a = args;
+               a.weight = sw.unpack();
+               a.pos_weight = spw.unpack();
+               const Tensor x = sx.unpack(), t = st.unpack();
+               const Tensor scaled = reduction == Reduction::Mean ? g[0] / n : g[0];
+               Grads out(2);
+               for (size_t i = 0; i < 2; ++i) {
+                 if (needs[i])
+                   out[i] = scaled * kernels::pointwise_loss_grad(a, x, t, shape, dtype, i == 1);
+               }
+               return out;
+             });
+  return once ? autograd::once_differentiable(out) : out;
 }
 
 // input - target style losses: shapes broadcast (PyTorch warns), dtypes promote to a float.

@@ -99,11 +99,13 @@ std::pair<Tensor, Tensor> extreme_with_indices(const Tensor& x, int64_t dim, boo
   indices = indices.reshape(out_shape);
   Shape in_shape = x.shape(), src_shape = src.shape();
   Tensor kept_idx = indices.reshape(kept);
-  values = record(largest ? "MaxBackward" : "MinBackward", {x}, values,
-                  [=, idx = autograd::SavedTensor(kept_idx)](const Grads& g, const Needs&) {
-                    Tensor grad = kernels::extreme_backward(g[0], idx.unpack(), src_shape, dim);
-                    return Grads{grad.reshape(in_shape)};
-                  });
+  // The backward is a kernel: once differentiable.
+  values = autograd::once_differentiable(
+      record(largest ? "MaxBackward" : "MinBackward", {x}, values,
+             [=, idx = autograd::SavedTensor(kept_idx)](const Grads& g, const Needs&) {
+               Tensor grad = kernels::extreme_backward(g[0], idx.unpack(), src_shape, dim);
+               return Grads{grad.reshape(in_shape)};
+             }));
   return {values, indices};
 }
 

@@ -182,10 +182,12 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = kernels::index_select(x, dim, idx);
   if (!autograd::needs_grad({x})) return out;
   Shape in_shape = x.shape();
-  return record("IndexSelectBackward", {x}, out,
-                [in_shape, dim, idx = std::move(idx)](const Grads& g, const Needs&) {
-                  return Grads{kernels::index_add(in_shape, dim, idx, g[0])};
-                });
+  // The backward is a kernel: once differentiable.
+  return autograd::once_differentiable(
+      record("IndexSelectBackward", {x}, out,
+             [in_shape, dim, idx = std::move(idx)](const Grads& g, const Needs&) {
+               return Grads{kernels::index_add(in_shape, dim, idx, g[0])};
+             }));
 }
 
 namespace {

@@ -176,11 +176,13 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   shape[d] = length;
   Shape in_shape = t.shape;
   Tensor out = as_strided_view(*this, shape, t.strides, t.offset + start * t.strides[d], "narrow");
-  return record("NarrowBackward", {*this}, out, [=](const Grads& g, const Needs&) {
-    Tensor grad = zeros(in_shape, g[0].dtype());
-    gg::copy_(grad.narrow(d, start, length), g[0]);
-    return Grads{grad};
-  });
+  // The backward copies into zeros with a kernel: once differentiable.
+  return autograd::once_differentiable(
+      record("NarrowBackward", {*this}, out, [=](const Grads& g, const Needs&) {
+        Tensor grad = zeros(in_shape, g[0].dtype());
+        gg::copy_(grad.narrow(d, start, length), g[0]);
+        return Grads{grad};
+      }));
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
@@ -197,11 +199,13 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   strides.erase(strides.begin() + d);
   Shape in_shape = t.shape;
   Tensor out = as_strided_view(*this, shape, strides, t.offset + index * t.strides[d], "select");
-  return record("SelectBackward", {*this}, out, [=](const Grads& g, const Needs&) {
-    Tensor grad = zeros(in_shape, g[0].dtype());
-    gg::copy_(grad.select(d, index), g[0]);
-    return Grads{grad};
-  });
+  // The backward copies into zeros with a kernel: once differentiable.
+  return autograd::once_differentiable(
+      record("SelectBackward", {*this}, out, [=](const Grads& g, const Needs&) {
+        Tensor grad = zeros(in_shape, g[0].dtype());
+        gg::copy_(grad.select(d, index), g[0]);
+        return Grads{grad};
+      }));
 }
 
 Tensor Tensor::squeeze() const {

@@ -1371,6 +1371,13 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          (void)autograd::grad({a * 2.0}, {a}, {ones({3})});
        },
        {"[autograd::grad]", "grad_tensors[0]", "[3]", "[2]"}},
+      {"autograd::grad",
+       "create_graph through a backward that is a kernel (gelu)",
+       [&] {
+         Tensor a = ones({2}).requires_grad_();
+         (void)autograd::grad({gelu(a).sum()}, {a}, {}, std::nullopt, /*create_graph=*/true);
+       },
+       {"[autograd::grad]", "GeluBackward", "not differentiable"}},
       {"set_num_threads",
        "zero threads",
        [&] { set_num_threads(0); },

@@ -589,6 +589,27 @@ TEST_CASE("autograd::grad: gradient penalty and second derivatives (PyTorch fixt
   CHECK_FALSE(g2[0].requires_grad());
 }
 
+namespace {
+// penalty(true) builds a gradient penalty with create_graph; its gradient with respect to the
+// Float64 leaf, by double backward, must match central differences of penalty(false).
+void check_penalty_gradient(const Tensor& leaf, const std::function<Tensor(bool)>& penalty) {
+  penalty(true).backward();
+  const Vec analytic = values(leaf.grad());
+  double* p = leaf.data_ptr<double>();
+  const double eps = 1e-6;
+  for (int64_t j = 0; j < leaf.numel(); ++j) {
+    const double keep = p[j];
+    p[j] = keep + eps;
+    const double plus = penalty(false).item<double>();
+    p[j] = keep - eps;
+    const double minus = penalty(false).item<double>();
+    p[j] = keep;
+    CHECK(analytic[static_cast<size_t>(j)] ==
+          Approx((plus - minus) / (2 * eps)).margin(1e-6).epsilon(1e-5));
+  }
+}
+}  // namespace
+
 TEST_CASE("autograd::grad: the penalty's gradient matches central differences",
           "[everyday_autograd]") {
   manual_seed(11);
@@ -602,20 +623,7 @@ TEST_CASE("autograd::grad: the penalty's gradient matches central differences",
     Tensor g = autograd::grad({out}, {x}, {}, std::nullopt, create)[0];
     return (g * g).sum();
   };
-  penalty(true).backward();
-  const Vec analytic = values(W.grad());
-  double* p = W.data_ptr<double>();
-  const double eps = 1e-6;
-  for (int64_t j = 0; j < W.numel(); ++j) {
-    const double keep = p[j];
-    p[j] = keep + eps;
-    const double plus = penalty(false).item<double>();
-    p[j] = keep - eps;
-    const double minus = penalty(false).item<double>();
-    p[j] = keep;
-    CHECK(analytic[static_cast<size_t>(j)] ==
-          Approx((plus - minus) / (2 * eps)).margin(1e-6).epsilon(1e-5));
-  }
+  check_penalty_gradient(W, penalty);
 }
 
 TEST_CASE("autograd::grad: several inputs, non-leaf inputs, unused inputs, errors",
@@ -651,6 +659,96 @@ TEST_CASE("autograd::grad: several inputs, non-leaf inputs, unused inputs, error
              Catch::Contains("[autograd::grad]") && Catch::Contains("one-element"));
   CHECK_THAT(outcome([&] { (void)autograd::grad({}, {a}); }),
              Catch::Contains("[autograd::grad]") && Catch::Contains("outputs is empty"));
+}
+
+TEST_CASE("autograd::grad: create_graph through a kernel backward throws, naming its node",
+          "[everyday_autograd]") {
+  manual_seed(5);
+  const Tensor x0 = randn({2, 3}, kFloat64);
+  const Tensor w = randn({3}, kFloat64), b = randn({3}, kFloat64);
+  const Tensor target = tensor<int64_t>({2, 0});
+  struct Case {
+    const char* node;
+    std::function<Tensor(const Tensor&)> f;  // a scalar from x, through the node
+  };
+  const std::vector<Case> cases = {
+      {"GeluBackward", [](const Tensor& x) { return gelu(x).sum(); }},
+      {"LayerNormBackward",
+       [&](const Tensor& x) {
+         Tensor y = layer_norm(x, {3}, w, b);
+         return (y * y).sum();
+       }},
+      {"CrossEntropyBackward", [&](const Tensor& x) { return cross_entropy(x, target); }},
+      {"NarrowBackward",
+       [](const Tensor& x) {
+         Tensor n = x.narrow(1, 1, 2);
+         return (n * n).sum();
+       }},
+      {"SelectBackward", [](const Tensor& x) { return exp(x.select(0, 1)).sum(); }},
+      {"MaxBackward", [](const Tensor& x) { return (max(x, 1) * 3.0).sum(); }},
+      {"IndexSelectBackward",
+       [](const Tensor& x) {
+         return pow(index_select(x, 1, tensor<int64_t>({2, 0})), 2).sum();
+       }},
+      {"GroupedMmBackward",
+       [&](const Tensor& x) {
+         return gg::grouped_mm(std::vector<Tensor>{x.to(kFloat32)},
+                               std::vector<Tensor>{w.to(kFloat32).reshape({3, 1})})[0]
+             .sum();
+       }},
+      {"BinaryCrossEntropyWithLogitsBackward",
+       [](const Tensor& x) { return binary_cross_entropy_with_logits(x, sigmoid(x.detach())); }},
+      {"HuberLossBackward",
+       [](const Tensor& x) {
+         return huber_loss(x, zeros({2, 3}, kFloat64));
+       }},
+  };
+  for (const Case& c : cases) {
+    INFO(c.node);
+    Tensor x = x0.clone().requires_grad_();
+    CHECK(c.f(x).grad_fn() != nullptr);
+    // First order is unaffected: grad() and backward() agree, and the gradient is not zero.
+    const Tensor g = autograd::grad({c.f(x)}, {x})[0];
+    CHECK_FALSE(g.requires_grad());
+    c.f(x).backward();
+    CHECK(values(x.grad()) == values(g));
+    CHECK(values(g.abs().sum())[0] > 0);
+    // create_graph reaches the node: a gg::Error naming it, not a gradient without history.
+    CHECK_THAT(outcome([&] {
+                 (void)autograd::grad({c.f(x)}, {x}, {}, std::nullopt, /*create_graph=*/true);
+               }),
+               Catch::Contains("[autograd::grad] create_graph: the backward of " +
+                               std::string(c.node) + " is not differentiable") &&
+                   Catch::Contains("second derivatives"));
+  }
+
+  // The node is refused only when create_graph's backward reaches it: the gradient with respect
+  // to v does not run GeluBackward, and is differentiable again (d/dv sum (2 v)^2 = 8 v).
+  Tensor x = x0.clone().requires_grad_();
+  Tensor v = tensor<double>({1, -2}).requires_grad_();
+  Tensor out = gelu(x).sum() + (v * v).sum();
+  Tensor gv = autograd::grad({out}, {v}, {}, std::nullopt, /*create_graph=*/true)[0];
+  CHECK(values(gv) == Vec{2, -4});
+  CHECK(values(autograd::grad({(gv * gv).sum()}, {v})[0]) == Vec{8, -16});
+  // l1_loss's derivative, a sign, has a zero derivative itself: create_graph is allowed.
+  Tensor gl = autograd::grad({l1_loss(x * x, zeros({2, 3}, kFloat64), Reduction::Sum)}, {x}, {},
+                             std::nullopt, true)[0];
+  CHECK(gl.requires_grad());
+}
+
+TEST_CASE("autograd::grad: double backward through where matches central differences",
+          "[everyday_autograd]") {
+  manual_seed(12);
+  Tensor x = randn({2, 3}, kFloat64).requires_grad_();
+  const Tensor cond = gt(randn({2, 3}, kFloat64), zeros({2, 3}, kFloat64));
+  // penalty(x) = |d/dx sum(sin(where(cond, x^3, 2 x)))|^2: the gradient reaching where's backward
+  // (cos of its result) depends on x, and where's backward must keep that history.
+  auto penalty = [&](bool create) {
+    Tensor out = sin(where(cond, x * x * x, x * 2.0)).sum();
+    Tensor g = autograd::grad({out}, {x}, {}, std::nullopt, create)[0];
+    return (g * g).sum();
+  };
+  check_penalty_gradient(x, penalty);
 }
 
 // ==== InferenceMode and threads =================================================================
