@@ -67,6 +67,12 @@ class Optimizer {
   // Validates `params` (defined, floating, leaves, in no group yet) and appends them as a new
   // group with learning rate `lr`; returns the group's index.
   size_t add_group(std::vector<Tensor> params, double lr);
+  // Throws gg::Error "[<name>] <what> must be >= 0, got <value>" (plus in_group(group)) unless
+  // value >= 0: the option checks the optimizers share (learning rate, weight_decay, eps, ...).
+  void check_nonnegative(const char* what, double value, size_t group) const;
+  // " (parameter group g)", the tail of messages about group g's options; empty for group 0, so
+  // that a single-group optimizer's messages read without it.
+  static std::string in_group(size_t group);
   // Parameter indices [begin, end) of group `group` in parameters().
   std::pair<size_t, size_t> group_range(size_t group) const;
   // Where the learning rate of a group lives: derived optimizers with typed group options
