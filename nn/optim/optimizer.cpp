@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.hpp"
 #include "core/copy.hpp"
 #include "core/error.hpp"
+#include "core/storage.hpp"
 
 namespace gg::optim {
 
@@ -196,7 +197,13 @@ Tensor update_target(const Tensor& p) {
 }
 
 void write_back(const Tensor& p, const Tensor& target) {
-  if (!p.is_contiguous()) copy_(p, target);
+  if (!p.is_contiguous()) {
+    copy_(p, target);  // bumps p's version
+    return;
+  }
+  // The update wrote p's own storage through raw pointers: bump its version as an in-place op
+  // does, so that a graph which saved p refuses to backward after step(), as in PyTorch.
+  p.impl()->storage->bump_version();
 }
 
 }  // namespace detail

@@ -160,6 +160,8 @@ Tensor contiguous_grad(const Tensor& p);
 // The tensor an update writes: p itself when contiguous, else a contiguous copy that
 // write_back() copies into p afterwards.
 Tensor update_target(const Tensor& p);
+// Ends every parameter's update: copies target into p when it is a copy, and bumps p's version
+// counter either way (a backward through a graph that saved p then throws, as in PyTorch).
 void write_back(const Tensor& p, const Tensor& target);
 }  // namespace detail
 
