@@ -313,11 +313,10 @@ void check_probabilities(const char* op, const char* what, const Tensor& t) {
   }
 }
 
-}  // namespace
-
-Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
-                Reduction reduction, int64_t ignore_index) {
-  ClassTargets c = check_class_targets(kNllLoss, log_probs, target, weight, ignore_index);
+// nll_loss on targets already validated (c): the kernel and one node. The weighted cross_entropy
+// calls it with the targets it validated itself, rather than nll_loss validating them again.
+Tensor nll_loss_on(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                   ClassTargets c, Reduction reduction, int64_t ignore_index) {
   kernels::NllOutput r = kernels::nll_loss(log_probs.detach().reshape(c.shape3), c.target,
                                            reduction, ignore_index, 0.0, c.weight);
   Tensor loss = reduction == Reduction::None ? r.loss.reshape(target.shape()) : r.loss;
@@ -341,6 +340,14 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& wei
                   return Grads{(gv * factor).reshape(shape)};
                 });
 }
+}  // namespace
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                Reduction reduction, int64_t ignore_index) {
+  return nll_loss_on(log_probs, target, weight,
+                     check_class_targets(kNllLoss, log_probs, target, weight, ignore_index),
+                     reduction, ignore_index);
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
                      Reduction reduction, int64_t ignore_index, double label_smoothing) {
@@ -353,8 +360,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   // s / C times the weighted smoothing term -sum_c weight[c] * logp[c], reduced like nll_loss.
   const int64_t class_dim = logits.dim() == 1 ? 0 : 1;
   Tensor logp = log_softmax(logits, class_dim);
-  Tensor nll = nll_loss(logp, target, weight, reduction, ignore_index);
-  if (label_smoothing == 0) return nll;
+  if (label_smoothing == 0)
+    return nll_loss_on(logp, target, weight, std::move(c), reduction, ignore_index);
+  Tensor nll = nll_loss_on(logp, target, weight, c, reduction, ignore_index);
   Shape wshape(logits.dim(), 1);
   wshape[class_dim] = c.shape3[1];
   std::vector<double> keep(c.target.size());
