@@ -12,6 +12,12 @@ std::string isa_name() { return onednn::isa_name(onednn::effective_isa()); }
 
 bool native_bf16() { return onednn::native_bf16(); }
 
+size_t primitive_cache_capacity() { return onednn::primitive_cache_capacity(); }
+
+void set_primitive_cache_capacity(size_t capacity) {
+  onednn::set_primitive_cache_capacity(capacity);
+}
+
 }  // namespace gg::backend
 
 namespace gg {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "autograd/node.hpp"
 #include "core/strided.hpp"
@@ -24,6 +25,80 @@ using Needs = std::vector<bool>;
 void check_floating(const Tensor& t, const char* op, const char* what) {
   GG_CHECK(is_floating(t.dtype()), "[{}] {} must be a floating-point tensor, got {} {}", op, what,
            dtype_name(t.dtype()), shape_str(t.shape()));
+}
+
+// A class-index loss viewed as [N, C, D] (D: the product of the trailing dims), its targets, and
+// its class weights (empty when undefined).
+struct ClassTargets {
+  Shape shape3;
+  std::vector<int64_t> target;
+  std::vector<double> weight;
+};
+
+void check_not_requiring_grad(const Tensor& t, const char* op, const char* what) {
+  GG_CHECK(!t.defined() || !autograd::needs_grad({t}),
+           "[{}] {} requires grad, but the loss is not differentiable with respect to its {} (as "
+           "in PyTorch)",
+           op, what, what);
+}
+
+// What the class-index losses' checks say differently: how the first argument is called
+// ("logits" reads as a plural), and whether it must have a class (cross_entropy's softmax over
+// none is undefined; nll_loss reports the out-of-range targets instead).
+struct ClassLoss {
+  const char* op;
+  const char* input_name;
+  bool needs_classes;
+};
+constexpr ClassLoss kCrossEntropy{"cross_entropy", "logits", true};
+constexpr ClassLoss kNllLoss{"nll_loss", "input", false};
+
+// The one validator of cross_entropy and nll_loss: dtypes, the (C) / (N, C) / (N, C, d...) shape
+// rule, the class weight and every target's range.
+ClassTargets check_class_targets(const ClassLoss& loss, const Tensor& input, const Tensor& target,
+                                 const Tensor& weight, int64_t ignore_index) {
+  const char* op = loss.op;
+  const char* name = loss.input_name;
+  input.checked(op);
+  target.checked(op);
+  check_floating(input, op, name);
+  GG_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32,
+           "[{}] target must hold class indices as int64 or int32, got {} {}", op,
+           dtype_name(target.dtype()), shape_str(target.shape()));
+  GG_CHECK(input.dim() >= 1, "[{}] {} must be (C), (N, C) or (N, C, d...), got 0-d", op, name);
+  // (C) with a 0-d target is one sample: (1, C) with (1).
+  const bool unbatched = input.dim() == 1;
+  Shape shape = unbatched ? Shape{1, input.size(0)} : input.shape();
+  Shape expected = shape;
+  expected.erase(expected.begin() + 1);
+  if (unbatched) expected.clear();
+  const bool plural = std::string_view(name) == "logits";
+  GG_CHECK(target.shape() == expected, "[{}] target has shape {} but {} {} {} a target of shape {}",
+           op, shape_str(target.shape()), name, shape_str(input.shape()), plural ? "need" : "needs",
+           shape_str(expected));
+  ClassTargets r;
+  const int64_t C = shape[1];
+  GG_CHECK(!loss.needs_classes || C > 0, "[{}] {} {} {} no classes", op, name,
+           shape_str(input.shape()), plural ? "have" : "has");
+  r.shape3 = {shape[0], C, numel_of(Shape(shape.begin() + 2, shape.end()))};
+  if (weight.defined()) {
+    weight.checked(op);
+    check_floating(weight, op, "weight");
+    GG_CHECK(weight.dim() == 1 && weight.size(0) == C,
+             "[{}] weight must be 1-d with one value per class ({}), got {} ({} {})", op, C,
+             shape_str(weight.shape()), name, shape_str(input.shape()));
+    check_not_requiring_grad(weight, op, "weight");
+    r.weight = weight.detach().to(kFloat64).to_vector<double>();
+  }
+  r.target = target.to(kInt64).to_vector<int64_t>();
+  for (size_t i = 0; i < r.target.size(); ++i) {
+    const int64_t t = r.target[i];
+    GG_CHECK(t == ignore_index || (t >= 0 && t < C),
+             "[{}] target {} at position {} is out of range for {} classes (valid: 0 to {}, or "
+             "ignore_index {})",
+             op, t, i, C, C - 1, ignore_index);
+  }
+  return r;
 }
 
 // softmax and log_softmax: the kernel runs on a >= 1-d detached view; the node is on x itself.
@@ -97,50 +172,26 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction,
                      int64_t ignore_index, double label_smoothing) {
-  logits.checked("cross_entropy");
-  target.checked("cross_entropy");
-  check_floating(logits, "cross_entropy", "logits");
-  GG_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32,
-           "[cross_entropy] target must hold class indices as int64 or int32, got {} {}",
-           dtype_name(target.dtype()), shape_str(target.shape()));
-  GG_CHECK(logits.dim() >= 1,
-           "[cross_entropy] logits must be (C), (N, C) or (N, C, d...), got 0-d");
   GG_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
            "[cross_entropy] label_smoothing must be in [0, 1], got {}", label_smoothing);
-  // (C) with a 0-d target is one sample: (1, C) with (1).
-  const bool unbatched = logits.dim() == 1;
-  Shape lshape = unbatched ? Shape{1, logits.size(0)} : logits.shape();
-  Shape expected = lshape;
-  expected.erase(expected.begin() + 1);
-  if (unbatched) expected.clear();
-  GG_CHECK(target.shape() == expected,
-           "[cross_entropy] target has shape {} but logits {} need a target of shape {}",
-           shape_str(target.shape()), shape_str(logits.shape()), shape_str(expected));
-  const int64_t N = lshape[0], C = lshape[1];
-  const int64_t D = numel_of(Shape(lshape.begin() + 2, lshape.end()));
-  GG_CHECK(C > 0, "[cross_entropy] logits {} have no classes", shape_str(logits.shape()));
-  std::vector<int64_t> t = target.to(kInt64).to_vector<int64_t>();
-  for (size_t i = 0; i < t.size(); ++i) {
-    GG_CHECK(t[i] == ignore_index || (t[i] >= 0 && t[i] < C),
-             "[cross_entropy] target {} at position {} is out of range for {} classes (valid: 0 to "
-             "{}, or ignore_index {})",
-             t[i], i, C, C - 1, ignore_index);
-  }
+  ClassTargets c = check_class_targets(kCrossEntropy, logits, target, Tensor(), ignore_index);
   // One node for log_softmax + nll: its backward is a single pass over the saved logp.
-  Tensor logp = kernels::softmax(logits.detach().reshape({N, C, D}), 1, true);
-  kernels::NllOutput nll = kernels::nll_loss(logp, t, reduction, ignore_index, label_smoothing);
+  Tensor logp = kernels::softmax(logits.detach().reshape(c.shape3), 1, true);
+  kernels::NllOutput nll =
+      kernels::nll_loss(logp, c.target, reduction, ignore_index, label_smoothing);
   Tensor loss = reduction == Reduction::None ? nll.loss.reshape(target.shape()) : nll.loss;
   if (!autograd::needs_grad({logits})) return loss;
   // The backward is a kernel: once differentiable.
-  return autograd::once_differentiable(record(
-      "CrossEntropyBackward", {logits}, loss,
-      [shape = logits.shape(), logp, t = std::move(t), reduction, ignore_index, label_smoothing,
-       count = nll.count, st = autograd::SavedTensor(target)](const Grads& g, const Needs&) {
-        st.check();  // t is a copy of target: checked, as in PyTorch
-        return Grads{kernels::cross_entropy_backward(g[0], logp, t, reduction, ignore_index,
-                                                     label_smoothing, count)
-                         .reshape(shape)};
-      }));
+  return autograd::once_differentiable(
+      record("CrossEntropyBackward", {logits}, loss,
+             [shape = logits.shape(), logp, t = std::move(c.target), reduction, ignore_index,
+              label_smoothing, count = nll.count,
+              st = autograd::SavedTensor(target)](const Grads& g, const Needs&) {
+               st.check();  // t is a copy of target: checked, as in PyTorch
+               return Grads{kernels::cross_entropy_backward(g[0], logp, t, reduction, ignore_index,
+                                                            label_smoothing, count)
+                                .reshape(shape)};
+             }));
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
@@ -176,61 +227,6 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 // ---- more losses -------------------------------------------------------------------------------
 
 namespace {
-
-// A class-index loss viewed as [N, C, D] (D: the product of the trailing dims), its targets, and
-// its class weights (empty when undefined).
-struct ClassTargets {
-  Shape shape3;
-  std::vector<int64_t> target;
-  std::vector<double> weight;
-};
-
-void check_not_requiring_grad(const Tensor& t, const char* op, const char* what) {
-  GG_CHECK(!t.defined() || !autograd::needs_grad({t}),
-           "[{}] {} requires grad, but the loss is not differentiable with respect to its {} (as "
-           "in PyTorch)",
-           op, what, what);
-}
-
-ClassTargets check_class_targets(const char* op, const Tensor& input, const Tensor& target,
-                                 const Tensor& weight, int64_t ignore_index) {
-  input.checked(op);
-  target.checked(op);
-  check_floating(input, op, "input");
-  GG_CHECK(target.dtype() == kInt64 || target.dtype() == kInt32,
-           "[{}] target must hold class indices as int64 or int32, got {} {}", op,
-           dtype_name(target.dtype()), shape_str(target.shape()));
-  GG_CHECK(input.dim() >= 1, "[{}] input must be (C), (N, C) or (N, C, d...), got 0-d", op);
-  const bool unbatched = input.dim() == 1;
-  Shape shape = unbatched ? Shape{1, input.size(0)} : input.shape();
-  Shape expected = shape;
-  expected.erase(expected.begin() + 1);
-  if (unbatched) expected.clear();
-  GG_CHECK(target.shape() == expected,
-           "[{}] target has shape {} but input {} needs a target of shape {}", op,
-           shape_str(target.shape()), shape_str(input.shape()), shape_str(expected));
-  ClassTargets r;
-  const int64_t C = shape[1];
-  r.shape3 = {shape[0], C, numel_of(Shape(shape.begin() + 2, shape.end()))};
-  if (weight.defined()) {
-    weight.checked(op);
-    check_floating(weight, op, "weight");
-    GG_CHECK(weight.dim() == 1 && weight.size(0) == C,
-             "[{}] weight must be 1-d with one value per class ({}), got {} (input {})", op, C,
-             shape_str(weight.shape()), shape_str(input.shape()));
-    check_not_requiring_grad(weight, op, "weight");
-    r.weight = weight.detach().to(kFloat64).to_vector<double>();
-  }
-  r.target = target.to(kInt64).to_vector<int64_t>();
-  for (size_t i = 0; i < r.target.size(); ++i) {
-    const int64_t t = r.target[i];
-    GG_CHECK(t == ignore_index || (t >= 0 && t < C),
-             "[{}] target {} at position {} is out of range for {} classes (valid: 0 to {}, or "
-             "ignore_index {})",
-             op, t, i, C, C - 1, ignore_index);
-  }
-  return r;
-}
 
 // One node for an elementwise loss on {input, target}: the kernel computes the losses (and their
 // reduction), the backward multiplies the incoming gradient by the elementwise derivatives.
@@ -317,11 +313,10 @@ void check_probabilities(const char* op, const char* what, const Tensor& t) {
   }
 }
 
-}  // namespace
-
-Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
-                Reduction reduction, int64_t ignore_index) {
-  ClassTargets c = check_class_targets("nll_loss", log_probs, target, weight, ignore_index);
+// nll_loss on targets already validated (c): the kernel and one node. The weighted cross_entropy
+// calls it with the targets it validated itself, rather than nll_loss validating them again.
+Tensor nll_loss_on(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                   ClassTargets c, Reduction reduction, int64_t ignore_index) {
   kernels::NllOutput r = kernels::nll_loss(log_probs.detach().reshape(c.shape3), c.target,
                                            reduction, ignore_index, 0.0, c.weight);
   Tensor loss = reduction == Reduction::None ? r.loss.reshape(target.shape()) : r.loss;
@@ -345,6 +340,14 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& wei
                   return Grads{(gv * factor).reshape(shape)};
                 });
 }
+}  // namespace
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                Reduction reduction, int64_t ignore_index) {
+  return nll_loss_on(log_probs, target, weight,
+                     check_class_targets(kNllLoss, log_probs, target, weight, ignore_index),
+                     reduction, ignore_index);
+}
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
                      Reduction reduction, int64_t ignore_index, double label_smoothing) {
@@ -352,13 +355,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
     return cross_entropy(logits, target, reduction, ignore_index, label_smoothing);
   GG_CHECK(label_smoothing >= 0 && label_smoothing <= 1,
            "[cross_entropy] label_smoothing must be in [0, 1], got {}", label_smoothing);
-  ClassTargets c = check_class_targets("cross_entropy", logits, target, weight, ignore_index);
+  ClassTargets c = check_class_targets(kCrossEntropy, logits, target, weight, ignore_index);
   // PyTorch's definition, composed of differentiable ops: (1 - s) * nll_loss(log_softmax) plus
   // s / C times the weighted smoothing term -sum_c weight[c] * logp[c], reduced like nll_loss.
   const int64_t class_dim = logits.dim() == 1 ? 0 : 1;
   Tensor logp = log_softmax(logits, class_dim);
-  Tensor nll = nll_loss(logp, target, weight, reduction, ignore_index);
-  if (label_smoothing == 0) return nll;
+  if (label_smoothing == 0)
+    return nll_loss_on(logp, target, weight, std::move(c), reduction, ignore_index);
+  Tensor nll = nll_loss_on(logp, target, weight, c, reduction, ignore_index);
   Shape wshape(logits.dim(), 1);
   wshape[class_dim] = c.shape3[1];
   std::vector<double> keep(c.target.size());

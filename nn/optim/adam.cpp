@@ -68,14 +68,12 @@ void Adam::add_param_group(const AdamParamGroup& group) {
 }
 
 void Adam::check_options(const AdamOptions& o, size_t group) const {
-  const std::string where = group == 0 ? "" : fmt::format(" (parameter group {})", group);
-  GG_CHECK(o.lr() >= 0, "[{}] learning rate must be >= 0, got {}{}", name(), o.lr(), where);
+  check_nonnegative("learning rate", o.lr(), group);
   const auto [beta1, beta2] = o.betas();
   GG_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
-           "[{}] betas must be in [0, 1), got ({}, {}){}", name(), beta1, beta2, where);
-  GG_CHECK(o.eps() >= 0, "[{}] eps must be >= 0, got {}{}", name(), o.eps(), where);
-  GG_CHECK(o.weight_decay() >= 0, "[{}] weight_decay must be >= 0, got {}{}", name(),
-           o.weight_decay(), where);
+           "[{}] betas must be in [0, 1), got ({}, {}){}", name(), beta1, beta2, in_group(group));
+  check_nonnegative("eps", o.eps(), group);
+  check_nonnegative("weight_decay", o.weight_decay(), group);
 }
 
 std::vector<std::string> Adam::state_keys() const {

@@ -6,16 +6,9 @@
 #include "autograd/grad_mode.hpp"
 #include "core/copy.hpp"
 #include "core/error.hpp"
+#include "core/storage.hpp"
 
 namespace gg::optim {
-
-namespace {
-// " (parameter group g)" after messages about groups other than the first, so that a
-// single-group optimizer's messages read as before.
-std::string in_group(size_t group) {
-  return group == 0 ? std::string() : fmt::format(" (parameter group {})", group);
-}
-}  // namespace
 
 Optimizer::Optimizer(std::vector<Tensor> params, std::string name, double lr)
     : name_(std::move(name)) {
@@ -27,7 +20,7 @@ Optimizer::Optimizer(std::string name) : name_(std::move(name)) {}
 
 size_t Optimizer::add_group(std::vector<Tensor> params, double lr) {
   const size_t group = groups_.size();
-  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}{}", name_, lr, in_group(group));
+  check_nonnegative("learning rate", lr, group);
   std::map<const TensorImpl*, size_t> added;
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor& p = params[i];
@@ -57,6 +50,14 @@ size_t Optimizer::add_group(std::vector<Tensor> params, double lr) {
   return group;
 }
 
+std::string Optimizer::in_group(size_t group) {
+  return group == 0 ? std::string() : fmt::format(" (parameter group {})", group);
+}
+
+void Optimizer::check_nonnegative(const char* what, double value, size_t group) const {
+  GG_CHECK(value >= 0, "[{}] {} must be >= 0, got {}{}", name_, what, value, in_group(group));
+}
+
 void Optimizer::check_group(size_t group) const {
   GG_CHECK(group < groups_.size(), "[{}] parameter group {} is out of range (the optimizer has {})",
            name_, group, groups_.size());
@@ -82,7 +83,7 @@ double Optimizer::group_lr(size_t group) const {
 
 void Optimizer::set_group_lr(size_t group, double lr) {
   check_group(group);
-  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}{}", name_, lr, in_group(group));
+  check_nonnegative("learning rate", lr, group);
   store_lr(group, lr);
 }
 
@@ -93,18 +94,17 @@ double Optimizer::group_initial_lr(size_t group) const {
 
 void Optimizer::set_group_initial_lr(size_t group, double lr) {
   check_group(group);
-  GG_CHECK(lr >= 0, "[{}] initial learning rate must be >= 0, got {}{}", name_, lr,
-           in_group(group));
+  check_nonnegative("initial learning rate", lr, group);
   groups_[group].initial_lr = lr;
 }
 
 void Optimizer::set_lr(double lr) {
-  GG_CHECK(lr >= 0, "[{}] learning rate must be >= 0, got {}", name_, lr);
+  check_nonnegative("learning rate", lr, 0);
   for (size_t g = 0; g < groups_.size(); ++g) store_lr(g, lr);
 }
 
 void Optimizer::set_initial_lr(double lr) {
-  GG_CHECK(lr >= 0, "[{}] initial learning rate must be >= 0, got {}", name_, lr);
+  check_nonnegative("initial learning rate", lr, 0);
   for (Group& g : groups_) g.initial_lr = lr;
 }
 
@@ -197,7 +197,13 @@ Tensor update_target(const Tensor& p) {
 }
 
 void write_back(const Tensor& p, const Tensor& target) {
-  if (!p.is_contiguous()) copy_(p, target);
+  if (!p.is_contiguous()) {
+    copy_(p, target);  // bumps p's version
+    return;
+  }
+  // The update wrote p's own storage through raw pointers: bump its version as an in-place op
+  // does, so that a graph which saved p refuses to backward after step(), as in PyTorch.
+  p.impl()->storage->bump_version();
 }
 
 }  // namespace detail

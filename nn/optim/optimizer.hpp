@@ -67,6 +67,12 @@ class Optimizer {
   // Validates `params` (defined, floating, leaves, in no group yet) and appends them as a new
   // group with learning rate `lr`; returns the group's index.
   size_t add_group(std::vector<Tensor> params, double lr);
+  // Throws gg::Error "[<name>] <what> must be >= 0, got <value>" (plus in_group(group)) unless
+  // value >= 0: the option checks the optimizers share (learning rate, weight_decay, eps, ...).
+  void check_nonnegative(const char* what, double value, size_t group) const;
+  // " (parameter group g)", the tail of messages about group g's options; empty for group 0, so
+  // that a single-group optimizer's messages read without it.
+  static std::string in_group(size_t group);
   // Parameter indices [begin, end) of group `group` in parameters().
   std::pair<size_t, size_t> group_range(size_t group) const;
   // Where the learning rate of a group lives: derived optimizers with typed group options
@@ -154,6 +160,8 @@ Tensor contiguous_grad(const Tensor& p);
 // The tensor an update writes: p itself when contiguous, else a contiguous copy that
 // write_back() copies into p afterwards.
 Tensor update_target(const Tensor& p);
+// Ends every parameter's update: copies target into p when it is a copy, and bumps p's version
+// counter either way (a backward through a graph that saved p then throws, as in PyTorch).
 void write_back(const Tensor& p, const Tensor& target);
 }  // namespace detail
 

@@ -39,15 +39,13 @@ void SGD::add_param_group(const SGDParamGroup& group) {
 }
 
 void SGD::check_options(const SGDOptions& o, size_t group) const {
-  const std::string where = group == 0 ? "" : fmt::format(" (parameter group {})", group);
-  GG_CHECK(o.lr() >= 0, "[SGD] learning rate must be >= 0, got {}{}", o.lr(), where);
-  GG_CHECK(o.momentum() >= 0, "[SGD] momentum must be >= 0, got {}{}", o.momentum(), where);
-  GG_CHECK(o.weight_decay() >= 0, "[SGD] weight_decay must be >= 0, got {}{}", o.weight_decay(),
-           where);
+  check_nonnegative("learning rate", o.lr(), group);
+  check_nonnegative("momentum", o.momentum(), group);
+  check_nonnegative("weight_decay", o.weight_decay(), group);
   GG_CHECK(!o.nesterov() || (o.momentum() > 0 && o.dampening() == 0),
-           "[SGD] nesterov momentum needs momentum > 0 and dampening = 0, got momentum={} "
+           "[{}] nesterov momentum needs momentum > 0 and dampening = 0, got momentum={} "
            "dampening={}{}",
-           o.momentum(), o.dampening(), where);
+           name(), o.momentum(), o.dampening(), in_group(group));
 }
 
 std::vector<std::string> SGD::state_keys() const {
