@@ -442,6 +442,11 @@ def main():
         print("peer/gg: median step time over groupgrad's from {} (a separate run; above 1: "
               "groupgrad is faster). groupgrad's tensor peak in that run: {} MiB.".format(
                   args.ours, mib(ours.get("alloc_peak_bytes"))))
+    load = os.getloadavg()[0]
+    if args.threads > 1 and load >= (os.cpu_count() or 1):
+        print("note: the machine was loaded (load {:.1f} on {} hardware threads): a descheduled "
+              "OpenMP thread stalls every parallel region of a step, so multi-threaded times "
+              "swing widely; compare with --threads 1".format(load, os.cpu_count()))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(about=about, workload=workload, groupgrad_initial_loss=gg_loss,
