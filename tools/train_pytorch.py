@@ -5,7 +5,7 @@ parameters, same batch). One step = forward, loss (cross entropy + the MoE load-
 backward, clip_grad_norm_, AdamW step, zero_grad(set_to_none=True), as tools/bench times it.
 
     ./build/tools/bench -w train --train-dump dump --json gg.json
-    python3 tools/train_pytorch.py --ours gg.json            # the dump directory is read from gg.json
+    python3 tools/train_pytorch.py --ours gg.json      # the dump directory is read from gg.json
     python3 tools/train_pytorch.py --dump dump --threads 1 --json pt.json
 
 The model, written with torch.nn as groupgrad's examples/train/model.hpp is:
@@ -211,7 +211,8 @@ def copy_parameters(model, params):
             p.copy_(src)
     unused = set(params) - used
     if unused:
-        raise ValueError("dump parameters with no PyTorch counterpart: " + ", ".join(sorted(unused)))
+        raise ValueError("dump parameters with no PyTorch counterpart: " +
+                         ", ".join(sorted(unused)))
 
 
 class Trainer:
