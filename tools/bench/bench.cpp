@@ -16,11 +16,13 @@
 //   ./build/tools/bench                      # every workload
 //   ./build/tools/bench -w moe -w train      # some of them
 //   ./build/tools/bench --threads 1 --json bench.json
+//   ./build/tools/bench -w train --train-dump dump --json gg.json   # then tools/train_pytorch.py
 #include <omp.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <groupgrad/groupgrad.hpp>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -107,12 +109,20 @@ void run_kernel_workload(const Workload& w, int warmup, int reps, gg::bench::Rep
           report);
 }
 
-void run_train_workload(const std::string& data, int64_t batch_size, int warmup, int reps,
-                        gg::bench::Report& report) {
+void run_train_workload(const std::string& data, int64_t batch_size, const std::string& dump_dir,
+                        int warmup, int reps, gg::bench::Report& report) {
   gg::bench::TrainSetup setup;
   gg::bench::TrainSide ours = gg::bench::groupgrad_train(data, batch_size, &setup);
   std::vector<Variant> variants{ours.step};
-  std::string losses = fmt::format("groupgrad {:.6f}", ours.loss());
+  const double initial_loss = ours.loss();
+  std::string losses = fmt::format("groupgrad {:.6f}", initial_loss);
+  if (!dump_dir.empty()) {
+    gg::bench::write_train_dump(setup, initial_loss, dump_dir);
+    report.notes.push_back(fmt::format(
+        "train: initial parameters, batch and settings written to {} (tools/train_pytorch.py "
+        "--dump {} times the same step in PyTorch)",
+        dump_dir, dump_dir));
+  }
   if (gg::bench::libtorch_available()) {
     gg::bench::TrainSide peer = gg::bench::libtorch_train(setup);
     losses += fmt::format(", libtorch {:.6f}", peer.loss());
@@ -208,6 +218,10 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Also write the results as JSON to this file");
   app.add_option("--data", data, "train: the word list the example trains on (one word a line)")
       ->capture_default_str();
+  std::string train_dump;
+  app.add_option("--train-dump", train_dump,
+                 "train: also write the initial parameters, the batch and the settings to this "
+                 "directory, for tools/train_pytorch.py (created if needed)");
   app.add_option("--batch-size", batch_size, "train: sequences per step (the example's default)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -245,6 +259,9 @@ int main(int argc, char** argv) {
         {"oneDNN ISA", oneDNN_isa(max_isa)},
         {"libtorch", gg::bench::libtorch_version()},
     };
+    if (!train_dump.empty() && selected("train"))
+      report.about.emplace_back("train dump",
+                                std::filesystem::absolute(train_dump).lexically_normal().string());
     if (gg::bench::libtorch_available())
       report.about.emplace_back(
           "libtorch BLAS", fmt::format("{}; OPENBLAS_THREAD_TIMEOUT={}", gg::bench::libtorch_blas(),
@@ -256,7 +273,7 @@ int main(int argc, char** argv) {
 
     for (const auto& w : kernel_workloads())
       if (selected(w.id)) run_kernel_workload(w, warmup, reps, report);
-    if (selected("train")) run_train_workload(data, batch_size, warmup, reps, report);
+    if (selected("train")) run_train_workload(data, batch_size, train_dump, warmup, reps, report);
     // The autograd overhead per op: "us/group" is microseconds per op of the chain.
     if (selected("autograd")) {
       for (const gg::bench::OverheadRow& r : gg::bench::autograd_overhead(warmup, reps))

@@ -41,5 +41,11 @@ struct TrainSide {
 TrainSide groupgrad_train(const std::string& data_path, int64_t batch_size, TrainSetup* setup);
 // The same model, parameters and batch on libtorch (available when libtorch_available()).
 TrainSide libtorch_train(const TrainSetup& setup);
+// Writes the starting point of `setup` for tools/train_pytorch.py to directory `dir` (created if
+// needed): params.safetensors (the initial parameters under groupgrad's names, written by
+// gg::safetensors::write), batch.safetensors ("input" and "target", Int64 [batch, width]) and
+// train.json (the model and optimiser settings, groupgrad's loss on the batch before any step),
+// each written atomically, train.json last.
+void write_train_dump(const TrainSetup& setup, double initial_loss, const std::string& dir);
 
 }  // namespace gg::bench
