@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "core/tensor.hpp"
+#include "../../core/tensor.hpp"
 
 namespace gg {
 

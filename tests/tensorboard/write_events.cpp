@@ -22,7 +22,10 @@ int main(int argc, char** argv) {
     // arange(-50, 50) / 7 in float32, and an int tensor with exact zeros and a 2-D shape.
     w.add_histogram("weights", gg::arange(-50, 50, 1, gg::kFloat32) / 7.0, 3);
     w.add_histogram("counts", gg::arange(0, 12, 1, gg::kInt64).reshape({3, 4}), 4);
-    w.add_text("notes", "groupgrad \xc3\xa9" "crit du texte", 5);
+    w.add_text("notes",
+               "groupgrad \xc3\xa9"
+               "crit du texte",
+               5);
     w.flush();
     // The last record: the test truncates the file inside it.
     w.add_scalar("last", 42.0, 99);
