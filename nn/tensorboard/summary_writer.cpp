@@ -237,6 +237,7 @@ void SummaryWriter::add_scalars(const std::string& main_tag,
 
 void SummaryWriter::add_histogram(const std::string& tag, const Tensor& values,
                                   int64_t global_step) {
+  GG_CHECK(values.defined(), "[add_histogram] '{}': values is an undefined tensor", tag);
   const Tensor flat = as_contiguous(as_dtype(values.detach(), Dtype::Float64));
   const gg::tensorboard::Histogram h =
       gg::tensorboard::make_histogram(flat.numel() ? flat.data_ptr<double>() : nullptr,
