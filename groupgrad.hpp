@@ -26,6 +26,7 @@
 #include "nn/optim/sgd.hpp"
 #include "nn/sequential.hpp"
 #include "nn/serialization.hpp"
+#include "nn/tensorboard/summary_writer.hpp"
 #include "ops/backend_info.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/grouped_mm.hpp"

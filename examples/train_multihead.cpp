@@ -24,6 +24,8 @@
 #include <functional>
 #include <groupgrad/groupgrad.hpp>
 #include <limits>
+#include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -70,8 +72,11 @@ struct Options {
   int threads = 1;  // see --threads
   int64_t samples = 20;
   double temperature = 0.8;
-  bool quiet = false;         // no bar, fewer log lines (the inner runs of --check-resume)
-  std::string dtype = "f32";  // parameters and activations: f32 or bf16
+  bool quiet = false;       // no bar, fewer log lines (the inner runs of --check-resume)
+  std::string tensorboard;  // TensorBoard event files; empty: <out_dir>/tensorboard
+  bool no_tensorboard = false;
+  int64_t histogram_every = 500;  // weight and gradient histograms every this many steps (0: none)
+  std::string dtype = "f32";      // parameters and activations: f32 or bf16
 };
 
 // The settings a checkpoint pins: resuming with any other value would not reproduce the run.
@@ -140,6 +145,7 @@ void validate(const Options& o, const std::string& source) {
   check_range("--aux-coef", o.aux_coef, 0.0, kHuge, source);
   check_range("--eval-every", o.eval_every, int64_t{1}, kMax, source);
   check_range("--checkpoint-every", o.checkpoint_every, int64_t{0}, kMax, source);
+  check_range("--histogram-every", o.histogram_every, int64_t{0}, kMax, source);
   check_range("--stop-after", o.stop_after, int64_t{0}, kMax, source);
   check_range("--threads", o.threads, 0, 1024, source);
   check_range("--samples", o.samples, int64_t{0}, int64_t{1} << 16, source);
@@ -290,19 +296,43 @@ std::vector<std::string> sample(train::CharTransformer& model, const train::Data
   return words;
 }
 
-// Each block's share of token-slots per expert in the last forward, e.g. "25/24/26/25 31/19/27/23".
-std::string expert_shares(const train::CharTransformer& model) {
-  std::string out;
+// Each block's share (0 to 1) of token-slots per expert in the last forward: [layer][expert].
+std::vector<std::vector<double>> expert_loads(const train::CharTransformer& model) {
+  std::vector<std::vector<double>> loads;
   for (const auto& block : model.blocks) {
-    const auto& counts = block->moe->last_expert_counts();
+    const auto counts = block->moe->last_expert_counts();
     int64_t total = 0;
     for (int64_t c : counts) total += c;
+    auto& shares = loads.emplace_back();
+    for (int64_t c : counts) shares.push_back(double(c) / double(std::max<int64_t>(total, 1)));
+  }
+  return loads;
+}
+
+// The same in percent, e.g. "25/24/26/25 31/19/27/23 %".
+std::string expert_shares(const train::CharTransformer& model) {
+  std::string out;
+  for (const auto& shares : expert_loads(model)) {
     if (!out.empty()) out += ' ';
-    for (size_t e = 0; e < counts.size(); ++e)
-      out += fmt::format("{}{:.0f}", e ? "/" : "",
-                         100.0 * double(counts[e]) / double(std::max<int64_t>(total, 1)));
+    for (size_t e = 0; e < shares.size(); ++e)
+      out += fmt::format("{}{:.0f}", e ? "/" : "", 100.0 * shares[e]);
   }
   return out + " %";
+}
+
+// One step's scalars for TensorBoard: losses, learning rate, throughput, and each layer's share
+// of token-slots per expert (one chart per layer, one curve per expert, as add_scalars draws them).
+void log_step(gg::SummaryWriter& board, const std::vector<std::vector<double>>& loads, int64_t step,
+              double train_loss, double lr, double tokens_per_s) {
+  board.add_scalar("loss/train", train_loss, step);
+  board.add_scalar("lr", lr, step);
+  if (tokens_per_s > 0) board.add_scalar("tokens_per_s", tokens_per_s, step);
+  for (size_t layer = 0; layer < loads.size(); ++layer) {
+    std::map<std::string, double> shares;
+    for (size_t e = 0; e < loads[layer].size(); ++e)
+      shares[fmt::format("expert{}", e)] = loads[layer][e];
+    board.add_scalars(fmt::format("expert_load/layer{}", layer), shares, step);
+  }
 }
 
 struct RunResult {
@@ -317,7 +347,10 @@ struct RunResult {
 };
 
 // Keeps metrics.csv rows of steps <= keep_through (a resumed run rewrites what it redoes).
-std::ofstream open_metrics(const fs::path& path, int64_t keep_through) {
+// Columns: step, lr, train_loss, val_loss, tokens_per_s, bigram_val_loss, then each layer's share
+// of token-slots per expert, load_l<layer>_e<expert> (tools/plot_metrics.py draws them).
+std::ofstream open_metrics(const fs::path& path, int64_t keep_through, int64_t layers,
+                           int64_t experts) {
   std::vector<std::string> keep;
   if (keep_through > 0) {
     std::ifstream in(path);
@@ -329,7 +362,10 @@ std::ofstream open_metrics(const fs::path& path, int64_t keep_through) {
   }
   std::ofstream out(path, std::ios::trunc);
   GG_CHECK(out.good(), "[train_multihead] cannot write {}", path.string());
-  out << "step,lr,train_loss,val_loss,tokens_per_s\n";
+  out << "step,lr,train_loss,val_loss,tokens_per_s,bigram_val_loss";
+  for (int64_t l = 0; l < layers; ++l)
+    for (int64_t e = 0; e < experts; ++e) out << fmt::format(",load_l{}_e{}", l, e);
+  out << "\n";
   for (const auto& l : keep) out << l << "\n";
   return out;
 }
@@ -380,7 +416,17 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
   gg::Metadata metadata;
   for (const auto& s : pinned_settings(pinned_copy))
     metadata["train." + s.flag.substr(2)] = s.get();
-  std::ofstream metrics = open_metrics(dir / "metrics.csv", step);
+  std::ofstream metrics = open_metrics(dir / "metrics.csv", step, o.layers, o.experts);
+  // TensorBoard's view of the same numbers; a resumed run adds a new event file beside the old.
+  std::unique_ptr<gg::SummaryWriter> board;
+  if (!o.no_tensorboard) {
+    board = std::make_unique<gg::SummaryWriter>(
+        o.tensorboard.empty() ? (dir / "tensorboard").string() : o.tensorboard,
+        gg::SummaryWriterOptions().flush_secs(10).max_queue(1000));
+    std::string settings;
+    for (const auto& [key, value] : metadata) settings += fmt::format("    {} = {}\n", key, value);
+    board->add_text("settings", settings, step);
+  }
 
   const int64_t end = o.stop_after > 0 ? std::min(o.stop_after, o.steps) : o.steps;
   const int64_t checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : o.eval_every;
@@ -415,6 +461,14 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
     interval_nll += double(train_loss) * batch.tokens;
     interval_tokens += batch.tokens;
     if (!o.quiet) bar.update(step, train_loss, lr, batch.tokens);
+    const auto loads = expert_loads(*model);  // of this step's batch
+    if (board) log_step(*board, loads, step, train_loss, lr, o.quiet ? 0.0 : bar.tokens_per_s());
+    if (board && o.histogram_every > 0 && step % o.histogram_every == 0) {
+      for (const auto& [name, p] : model->named_parameters()) {
+        board->add_histogram("weights/" + name, p, step);
+        if (p.grad().defined()) board->add_histogram("gradients/" + name, p.grad(), step);
+      }
+    }
 
     double val_loss = NAN;
     if (step % o.eval_every == 0 || step == end) {
@@ -422,15 +476,22 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
       val_loss = evaluate(*model, data.val, o.seq_len);
       result.final_train_loss = interval_nll / static_cast<double>(interval_tokens);
       result.final_val_loss = val_loss;
+      if (board) {
+        board->add_scalar("loss/val", val_loss, step);
+        board->add_scalar("loss/bigram_baseline", baseline, step);
+      }
       log(fmt::format("step {:>5}  train {:.4f}  val {:.4f}  bigram {:.4f}  ({:+.4f})  experts {}",
                       step, result.final_train_loss, val_loss, baseline, val_loss - baseline,
                       experts));
       interval_nll = 0;
       interval_tokens = 0;
     }
-    metrics << fmt::format("{},{:.6g},{:.6f},{},{:.1f}\n", step, lr, train_loss,
+    metrics << fmt::format("{},{:.6g},{:.6f},{},{:.1f},{:.6f}", step, lr, train_loss,
                            std::isnan(val_loss) ? "" : fmt::format("{:.6f}", val_loss),
-                           o.quiet ? 0.0 : bar.tokens_per_s());
+                           o.quiet ? 0.0 : bar.tokens_per_s(), baseline);
+    for (const auto& shares : loads)
+      for (double share : shares) metrics << fmt::format(",{:.4f}", share);
+    metrics << "\n";
     if (step % checkpoint_every == 0 || step == end) {
       metrics.flush();
       metadata["train.step"] = std::to_string(step);
@@ -463,6 +524,7 @@ int check_resume(Options o, const train::Dataset& data, double baseline) {
   full.out_dir = (root / "uninterrupted").string();
   first.out_dir = second.out_dir = (root / "interrupted").string();
   first.stop_after = o.steps / 2;
+  full.tensorboard = first.tensorboard = second.tensorboard = "";  // each in its own out-dir
   second.resume = true;
   std::error_code ignored;
   fs::remove_all(full.out_dir, ignored);
@@ -542,6 +604,14 @@ int main(int argc, char** argv) {
                  "the end")
       ->capture_default_str();
   app.add_option("--out-dir", o.out_dir, "Where metrics.csv and the checkpoints go")
+      ->capture_default_str();
+  app.add_option("--tensorboard", o.tensorboard,
+                 "Where the TensorBoard event files go (default: <out-dir>/tensorboard); watch "
+                 "with: tensorboard --logdir DIR");
+  app.add_flag("--no-tensorboard", o.no_tensorboard, "Write no TensorBoard event files");
+  app.add_option("--histogram-every", o.histogram_every,
+                 "Write histograms of the weights and gradients to TensorBoard every this many "
+                 "steps (0: never)")
       ->capture_default_str();
   app.add_flag("--resume", o.resume,
                "Continue from the checkpoint in --out-dir, with its settings, exactly as if the "

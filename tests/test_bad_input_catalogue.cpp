@@ -1494,6 +1494,38 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
        "null module",
        [&] { load(std::shared_ptr<nn::Module>(), good); },
        {"[load]", "null shared_ptr"}},
+      {"SummaryWriter",
+       "a log directory under a regular file",
+       [&] { SummaryWriter w(good + "/logs"); },
+       {"[SummaryWriter] cannot create the log directory '" + good + "/logs'", "Not a directory"}},
+      {"SummaryWriter",
+       "max_queue 0",
+       [&] { SummaryWriter w(dir.file("tb"), SummaryWriterOptions().max_queue(0)); },
+       {"[SummaryWriter] max_queue must be 1 or more, got 0"}},
+      {"SummaryWriter",
+       "flush_secs NaN",
+       [&] { SummaryWriter w(dir.file("tb"), SummaryWriterOptions().flush_secs(std::nan(""))); },
+       {"[SummaryWriter] flush_secs must be positive", "got nan"}},
+      {"SummaryWriter::add_histogram",
+       "undefined tensor",
+       [&] { SummaryWriter(dir.file("tb")).add_histogram("h", undef, 0); },
+       {"[add_histogram]", "undefined"}},
+      {"SummaryWriter::add_histogram",
+       "empty tensor",
+       [&] { SummaryWriter(dir.file("tb")).add_histogram("h", zeros({0, 3}), 0); },
+       {"[add_histogram]", "numel 0"}},
+      {"SummaryWriter::add_histogram",
+       "only infinite values",
+       [&] { SummaryWriter(dir.file("tb")).add_histogram("h", full({2}, kInf), 0); },
+       {"[add_histogram]", "none of the 2 values lies within the bucket edges"}},
+      {"SummaryWriter::add_scalar",
+       "NaN and Inf (not errors: written as such, TensorBoard shows them)",
+       [&] {
+         SummaryWriter w(dir.file("tb"));
+         w.add_scalar("x", std::nan(""), 0);
+         w.add_scalar("x", kInf, 1);
+       },
+       {}},
   };
 
   check_rows(table);

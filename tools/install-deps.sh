@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build
   libdnnl-dev libfmt-dev nlohmann-json3-dev                # the library
+  libprotobuf-dev protobuf-compiler libboost-dev libspdlog-dev  # its SummaryWriter (TensorBoard)
   ocl-icd-opencl-dev  # dnnl-config.cmake requires OpenCL (only a Recommends of libdnnl-dev)
-  catch2 libcli11-dev libspdlog-dev                          # tests, tools and examples
+  catch2 libcli11-dev                                        # tests, tools and examples
   python3-minimal                                            # the layers test (check_layers.py)
   wamerican                                                  # the training example's word list
 )
