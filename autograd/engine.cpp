@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <iterator>
 #include <span>
-#include <unordered_map>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
@@ -237,20 +236,23 @@ namespace {
 
 // The nodes of one backward walk, each with an index, in a flat open-addressing table: the walk
 // looks a node up once per edge, and std::unordered_map/set allocated an entry per node (a third
-// of the engine's time on a chain of small ops).
+// of the engine's time on a chain of small ops). The leaves are indexed the same way (keyed by
+// their TensorImpl).
 class NodeIndex {
  public:
   static constexpr size_t npos = static_cast<size_t>(-1);
   // Inserts node with `index` unless present; returns whether it was inserted.
-  bool insert(const Node* node, size_t index) {
+  bool insert(const void* node, size_t index) { return emplace(node, index) == index; }
+  // The index of node, which gets `index` if it is not present yet.
+  size_t emplace(const void* node, size_t index) {
     if (2 * (size_ + 1) > table_.size()) grow();
     Slot& slot = table_[position(node)];
-    if (slot.node) return false;
+    if (slot.node) return slot.index;
     slot = {node, index};
     ++size_;
-    return true;
+    return index;
   }
-  size_t find(const Node* node) const {
+  size_t find(const void* node) const {
     if (table_.empty()) return npos;
     const Slot& slot = table_[position(node)];
     return slot.node ? slot.index : npos;
@@ -262,11 +264,11 @@ class NodeIndex {
 
  private:
   struct Slot {
-    const Node* node = nullptr;
+    const void* node = nullptr;
     size_t index = 0;
   };
   // Where node is, or the empty slot where it would go (linear probing from a Fibonacci hash).
-  size_t position(const Node* node) const {
+  size_t position(const void* node) const {
     const size_t mask = table_.size() - 1;
     size_t i = (reinterpret_cast<uintptr_t>(node) * 0x9E3779B97F4A7C15ull) >> shift_;
     while (table_[i].node && table_[i].node != node) i = (i + 1) & mask;
@@ -344,11 +346,11 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     size_t pending = 0;  // edges from nodes yet to run or be skipped
   };
   std::vector<LeafState> leaves;
-  std::unordered_map<const TensorImpl*, size_t> leaf_index;
+  NodeIndex leaf_index;
   auto leaf_state = [&](const std::shared_ptr<TensorImpl>& leaf) -> LeafState& {
-    auto [it, inserted] = leaf_index.try_emplace(leaf.get(), leaves.size());
-    if (inserted) leaves.push_back({leaf, Tensor(), 0});
-    return leaves[it->second];
+    const size_t i = leaf_index.emplace(leaf.get(), leaves.size());
+    if (i == leaves.size()) leaves.push_back({leaf, Tensor(), 0});
+    return leaves[i];
   };
   auto flush = [&](LeafState& st) {
     if (!st.grad.defined()) return;
