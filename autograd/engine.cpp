@@ -69,6 +69,22 @@ void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
   }
 }
 
+// Adds the gradient g to the sum of a node's output slot or of a leaf. A sum that nothing else can
+// see (sole_owner) is added to in place, so that a tensor read by many ops (a bias, a residual)
+// does not make a new tensor per edge. Only for Float32 and Float64, whose in-place add gives the
+// bits add gives, and never with create_graph (the sum then records its history).
+void add_gradient(Tensor& sum, Tensor g, bool create_graph) {
+  if (!sum.defined()) {
+    sum = std::move(g);
+  } else if (!create_graph && sum.dtype() == g.dtype() &&
+             (sum.dtype() == kFloat32 || sum.dtype() == kFloat64) && sum.shape() == g.shape() &&
+             !g.requires_grad() && sole_owner(sum.impl())) {
+    accumulate_into(sum, g);
+  } else {
+    sum = add(sum, g);
+  }
+}
+
 // Runs the tensor hooks of `hooks` that watch output `output_nr` on g, in order.
 Tensor run_hooks(const std::vector<HookEntry>& hooks, uint32_t output_nr, Tensor g) {
   for (const HookEntry& h : hooks) {
@@ -358,7 +374,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     st.grad = Tensor();
     to_leaf(st.leaf, std::move(g));
   };
-  auto add_to = [](Tensor& sum, Tensor g) { sum = sum.defined() ? add(sum, g) : std::move(g); };
+  auto add_to = [create_graph](Tensor& sum, Tensor g) {
+    add_gradient(sum, std::move(g), create_graph);
+  };
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
     if (root.grad_fn) {
@@ -417,8 +435,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
   std::vector<char> reached(order.size(), 0);
   auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
     const size_t i = index.find(node);
-    Tensor& slot = slots[first_slot[i] + output_nr];
-    slot = slot.defined() ? add(slot, g) : std::move(g);
+    add_gradient(slots[first_slot[i] + output_nr], std::move(g), create_graph);
     reached[i] = 1;
   };
   for (size_t r = 0; r < roots.size(); ++r) {
