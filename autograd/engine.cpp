@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <iterator>
 #include <span>
-#include <unordered_map>
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
@@ -67,6 +66,22 @@ void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
     accumulate_into(Tensor(grad), g);
   } else {
     leaf.set_grad(add(Tensor(grad), g));
+  }
+}
+
+// Adds the gradient g to the sum of a node's output slot or of a leaf. A sum that nothing else can
+// see (sole_owner) is added to in place, so that a tensor read by many ops (a bias, a residual)
+// does not make a new tensor per edge. Only for Float32 and Float64, whose in-place add gives the
+// bits add gives, and never with create_graph (the sum then records its history).
+void add_gradient(Tensor& sum, Tensor g, bool create_graph) {
+  if (!sum.defined()) {
+    sum = std::move(g);
+  } else if (!create_graph && sum.dtype() == g.dtype() &&
+             (sum.dtype() == kFloat32 || sum.dtype() == kFloat64) && sum.shape() == g.shape() &&
+             !g.requires_grad() && sole_owner(sum.impl())) {
+    accumulate_into(sum, g);
+  } else {
+    sum = add(sum, g);
   }
 }
 
@@ -237,20 +252,23 @@ namespace {
 
 // The nodes of one backward walk, each with an index, in a flat open-addressing table: the walk
 // looks a node up once per edge, and std::unordered_map/set allocated an entry per node (a third
-// of the engine's time on a chain of small ops).
+// of the engine's time on a chain of small ops). The leaves are indexed the same way (keyed by
+// their TensorImpl).
 class NodeIndex {
  public:
   static constexpr size_t npos = static_cast<size_t>(-1);
   // Inserts node with `index` unless present; returns whether it was inserted.
-  bool insert(const Node* node, size_t index) {
+  bool insert(const void* node, size_t index) { return emplace(node, index) == index; }
+  // The index of node, which gets `index` if it is not present yet.
+  size_t emplace(const void* node, size_t index) {
     if (2 * (size_ + 1) > table_.size()) grow();
     Slot& slot = table_[position(node)];
-    if (slot.node) return false;
+    if (slot.node) return slot.index;
     slot = {node, index};
     ++size_;
-    return true;
+    return index;
   }
-  size_t find(const Node* node) const {
+  size_t find(const void* node) const {
     if (table_.empty()) return npos;
     const Slot& slot = table_[position(node)];
     return slot.node ? slot.index : npos;
@@ -262,11 +280,11 @@ class NodeIndex {
 
  private:
   struct Slot {
-    const Node* node = nullptr;
+    const void* node = nullptr;
     size_t index = 0;
   };
   // Where node is, or the empty slot where it would go (linear probing from a Fibonacci hash).
-  size_t position(const Node* node) const {
+  size_t position(const void* node) const {
     const size_t mask = table_.size() - 1;
     size_t i = (reinterpret_cast<uintptr_t>(node) * 0x9E3779B97F4A7C15ull) >> shift_;
     while (table_[i].node && table_[i].node != node) i = (i + 1) & mask;
@@ -344,11 +362,11 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     size_t pending = 0;  // edges from nodes yet to run or be skipped
   };
   std::vector<LeafState> leaves;
-  std::unordered_map<const TensorImpl*, size_t> leaf_index;
+  NodeIndex leaf_index;
   auto leaf_state = [&](const std::shared_ptr<TensorImpl>& leaf) -> LeafState& {
-    auto [it, inserted] = leaf_index.try_emplace(leaf.get(), leaves.size());
-    if (inserted) leaves.push_back({leaf, Tensor(), 0});
-    return leaves[it->second];
+    const size_t i = leaf_index.emplace(leaf.get(), leaves.size());
+    if (i == leaves.size()) leaves.push_back({leaf, Tensor(), 0});
+    return leaves[i];
   };
   auto flush = [&](LeafState& st) {
     if (!st.grad.defined()) return;
@@ -356,7 +374,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     st.grad = Tensor();
     to_leaf(st.leaf, std::move(g));
   };
-  auto add_to = [](Tensor& sum, Tensor g) { sum = sum.defined() ? add(sum, g) : std::move(g); };
+  auto add_to = [create_graph](Tensor& sum, Tensor g) {
+    add_gradient(sum, std::move(g), create_graph);
+  };
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
     if (root.grad_fn) {
@@ -415,8 +435,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
   std::vector<char> reached(order.size(), 0);
   auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
     const size_t i = index.find(node);
-    Tensor& slot = slots[first_slot[i] + output_nr];
-    slot = slot.defined() ? add(slot, g) : std::move(g);
+    add_gradient(slots[first_slot[i] + output_nr], std::move(g), create_graph);
     reached[i] = 1;
   };
   for (size_t r = 0; r < roots.size(); ++r) {

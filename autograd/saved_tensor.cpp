@@ -2,6 +2,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
+#include "autograd/saved_tensor_check.hpp"
 #include "core/error.hpp"
 
 namespace gg::autograd {
@@ -40,17 +41,22 @@ SavedTensor SavedTensor::output(const Tensor& t, uint32_t output_nr) {
   return s;
 }
 
+void check_saved_version(const Storage& storage, uint64_t version, const Shape& shape, Dtype dtype,
+                         bool is_output) {
+  const uint64_t now = storage.version();
+  if (now == version) return;
+  const std::string node = t_running && *t_running ? (*t_running)->name() : "a backward node";
+  fail(
+      "[backward] one of the tensors needed for gradient computation has been modified by an "
+      "in-place operation: the {} {} {} of {} is at version {}; expected version {} (the version "
+      "it had when {} saved it). Use an out-of-place op, or clone() the tensor before modifying it",
+      is_output ? "output" : "input", dtype_name(dtype), shape_str(shape), node, now, version,
+      node);
+}
+
 void SavedTensor::check() const {
   if (!data_) return;
-  const uint64_t now = data_->storage->version();
-  if (now != version_) {
-    const std::string node = t_running && *t_running ? (*t_running)->name() : "a backward node";
-    fail(
-        "[backward] one of the tensors needed for gradient computation has been modified by an "
-        "in-place operation: the {} {} of {} is at version {}; expected version {} (the version it "
-        "had when {} saved it). Use an out-of-place op, or clone() the tensor before modifying it",
-        is_output_ ? "output" : "input", describe(Tensor(data_)), node, now, version_, node);
-  }
+  check_saved_version(*data_->storage, version_, data_->shape, data_->dtype, is_output_);
 }
 
 Tensor SavedTensor::unpack() const {

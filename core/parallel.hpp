@@ -56,4 +56,24 @@ void for_chunks(int64_t n, int64_t chunk, Body body) {
                [&](int64_t c) { body(c * chunk, std::min(n, (c + 1) * chunk)); });
 }
 
+// For its lifetime, OpenMP regions the calling thread opens -- its own and oneDNN's, whose
+// primitives also read the thread count when they are built and looked up -- run on this thread
+// alone (when `alone`; outside a region only). For work so small that a fork/join costs more than
+// it saves, and under load a parallel region waits a whole time slice for a descheduled thread.
+class OneThread {
+ public:
+  explicit OneThread(bool alone)
+      : previous_(alone && !omp_in_parallel() ? omp_get_max_threads() : 0) {
+    if (previous_ > 1) omp_set_num_threads(1);
+  }
+  ~OneThread() {
+    if (previous_ > 1) omp_set_num_threads(previous_);
+  }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace gg

@@ -9,6 +9,7 @@
 
 #include "autograd/grad_mode.hpp"
 #include "autograd/node.hpp"
+#include "autograd/saved_tensor_check.hpp"
 #include "ops/grouped_mm.hpp"
 #include "ops/grouped_mm_operands.hpp"
 
@@ -55,32 +56,39 @@ void validate_list(const std::vector<Tensor>& input, const std::vector<Tensor>& 
   }
 }
 
-// A list operand as backward needs it, saved without a Tensor per group (detaching one costs
-// three allocations, most of what recording the tiny workload cost): the matrix forward read in
-// place, kept alive through its storage, and the operand's shape and dtype. An operand forward
-// had to convert or copy (Float16, a layout oneDNN cannot read) is saved detached instead, and
-// backward converts it again.
+// A list operand as backward needs it, saved without a Tensor per group (a detached tensor costs
+// three allocations, and freeing them as much again: most of what recording the tiny workload
+// cost): the matrix forward read in place, kept alive through its storage, the storage's version
+// (checked as SavedTensor checks it), and the operand's shape and dtype. An operand forward had to
+// convert or copy (Float16, a layout oneDNN cannot read) is saved detached instead, and backward
+// converts it again.
 struct SavedOperand {
-  std::shared_ptr<Storage> storage;  // owns `mat`'s memory
+  std::shared_ptr<Storage> storage;  // owns `mat`'s memory, and t's version counter
+  uint64_t version = 0;              // of t's storage when saved
   MatRef mat;
-  Shape shape;
+  Shape full_shape;  // t's shape, unless t is the 2-D `mat` itself (a copy is an allocation)
   Dtype dtype = kFloat32;
-  Tensor detached;  // instead of storage and mat, when forward did not read it in place
-  autograd::SavedTensor version;  // throws from check() once t was modified in place
+  autograd::SavedTensor detached;  // instead of `mat`, when forward did not read t in place
 
   SavedOperand(const Tensor& t, const MatRef& read)
-      : shape(t.shape()), dtype(t.dtype()), version(t) {
-    if (read.owner == t.impl()->storage.get()) {
-      storage = t.impl()->storage;
+      : storage(t.impl()->storage), version(storage->version()), dtype(t.dtype()) {
+    if (read.owner == storage.get()) {
       mat = read;
+      if (t.dim() != 2) full_shape = t.shape();
     } else {
-      detached = t.detach();
+      detached = autograd::SavedTensor(t);
+      storage = nullptr;
+      full_shape = t.shape();
     }
   }
-  // The [p, k] matrix in the compute dtype (a converted copy goes to `keep`).
+  Shape shape() const { return full_shape.empty() ? Shape{mat.rows, mat.cols} : full_shape; }
+  // The [p, k] matrix in the compute dtype (a converted copy goes to `keep`); throws once the
+  // operand was modified in place.
   MatRef matrix(std::vector<Tensor>& keep) const {
-    version.check();
-    return detached.defined() ? list_operand(detached, keep) : mat;
+    if (detached.defined()) return list_operand(detached.unpack(), keep);
+    if (storage->version() != version)
+      autograd::check_saved_version(*storage, version, shape(), dtype);
+    return mat;
   }
 };
 
@@ -99,9 +107,9 @@ Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<Saved
     for (const Operand kind : kOperands) {
       const size_t at = slot(kind, i, G), k = index(kind);
       if (!needs[at]) continue;
-      const Shape& shape = kind == Operand::kInput  ? xs[i].shape
-                           : kind == Operand::kMat2 ? ws[i].shape
-                                                    : bias_meta[i].shape;
+      Shape shape = kind == Operand::kInput  ? xs[i].shape()
+                    : kind == Operand::kMat2 ? ws[i].shape()
+                                             : bias_meta[i].shape;
       const Dtype dtype = kind == Operand::kInput  ? xs[i].dtype
                           : kind == Operand::kMat2 ? ws[i].dtype
                                                    : bias_meta[i].dtype;
@@ -109,7 +117,7 @@ Grads list_backward(const std::vector<SavedOperand>& xs, const std::vector<Saved
         grads[at] = zeros(shape, dtype);
         continue;
       }
-      shapes[k].push_back(shape);
+      shapes[k].push_back(std::move(shape));
       dtypes[k].push_back(dtype);
       slots[k].push_back(at);
     }

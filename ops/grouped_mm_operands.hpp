@@ -125,10 +125,15 @@ inline std::optional<MatRef> bias_row(const Tensor& b, int64_t offset, int64_t l
 
 // x [k], [p, k] or [*, k] as the matrix [p, k] on x's own memory, if its leading dims merge.
 inline std::optional<MatRef> rows_of(const Tensor& x) {
-  const int64_t d = x.dim();
-  const int64_t k = x.size(-1), ks = x.stride(-1);
-  const void* owner = x.impl()->storage.get();
-  if (d == 1) return MatRef{x.raw_data(), 1, k, k * ks, ks, x.dtype(), owner};
+  const TensorImpl& impl = *x.impl();
+  const int64_t d = static_cast<int64_t>(impl.shape.size());
+  const int64_t k = impl.shape.back(), ks = impl.strides.back();
+  const void* owner = impl.storage.get();
+  if (d == 1) return MatRef{x.raw_data(), 1, k, k * ks, ks, impl.dtype, owner};
+  if (d == 2) {  // the common case, without the general walk below (the same result)
+    const int64_t p = impl.shape[0];
+    return MatRef{x.raw_data(), p, k, p == 1 ? k * ks : impl.strides[0], ks, impl.dtype, owner};
+  }
   // Leading dims merge when each (of size > 1) steps over the next one exactly.
   int64_t p = 1, row_stride = 0, inner = -1;  // inner: the innermost leading dim of size > 1
   for (int64_t i = d - 2; i >= 0; --i) {

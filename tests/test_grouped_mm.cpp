@@ -3,6 +3,7 @@
 // Float64, out_dtype, the tape (one node per call), the primitive cache, parallel and concurrent
 // use, and one test per validation rule. PyTorch fixtures are in test_grouped_mm_fixtures.cpp.
 #include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
@@ -1038,6 +1039,101 @@ TEST_CASE("grouped_mm reads expanded (stride 0), sliced and shared operands", "[
                 "3d3d expanded mat2");
     check_grad(wshared, naive_mm(transpose(values(x3), 12, 5), values(r), nullptr, 5, 12, 2), tol,
                "grad of the expanded mat2");
+  }
+}
+
+// y.sum().backward() hands grouped_mm's backward an expanded gradient (every stride 0).
+// PyTorch 2.15's F.grouped_mm rejects it ("Invalid strides/sizes"); gg must keep accepting it in
+// every form, with the gradients of a dense ones gradient.
+TEST_CASE("grouped_mm backward takes the expanded gradient of y.sum().backward()", "[grouped_mm]") {
+  gg::manual_seed(23);
+  for (gg::Dtype dtype : {gg::kFloat32, gg::kFloat64, gg::kBFloat16}) {
+    INFO(gg::dtype_name(dtype));
+    const double tol = dtype == gg::kBFloat16 ? 2e-2 : tolerance(dtype);
+    // Records the strides of the gradient that reaches y, so the test knows it was expanded.
+    auto expect_expanded = [](const Tensor& y, bool& seen) {
+      y.register_hook([&seen](const Tensor& g) {
+        seen = g.numel() > 1 && std::all_of(g.strides().begin(), g.strides().end(),
+                                            [](int64_t s) { return s == 0; });
+        return Tensor();
+      });
+    };
+    // The gradients for a ones gradient: dX = ones @ W^T, dW = X^T @ ones, dbias = rows.
+    auto ones_vec = [](int64_t n) { return Vec(static_cast<size_t>(n), 1.0); };
+    SECTION("list form, with biases, 16 equal groups and an odd one") {
+      std::vector<Tensor> xs, ws, bs;
+      std::vector<std::array<int64_t, 3>> dims(16, {16, 32, 32});
+      dims.push_back({5, 3, 7});
+      for (const auto& [m, k, n] : dims) {
+        xs.push_back(leaf({m, k}, dtype));
+        ws.push_back(leaf({k, n}, dtype));
+        bs.push_back(leaf({n}, dtype));
+      }
+      std::vector<Tensor> out = F::grouped_mm(xs, ws, {.bias = bs});
+      Tensor loss = out[0].sum();
+      for (size_t i = 1; i < out.size(); ++i) loss = loss + out[i].sum();
+      std::vector<char> flags(out.size(), 0);
+      for (size_t i = 0; i < out.size(); ++i)
+        out[i].register_hook([&flags, i](const Tensor& g) {
+          flags[i] =
+              std::all_of(g.strides().begin(), g.strides().end(), [](int64_t s) { return s == 0; });
+          return Tensor();
+        });
+      loss.backward();
+      for (size_t i = 0; i < dims.size(); ++i) {
+        const auto [m, k, n] = dims[i];
+        INFO("group " << i);
+        CHECK(flags[i] == 1);
+        const Vec ones = ones_vec(m * n);
+        check_grad(xs[i], naive_mm(ones, transpose(values(ws[i]), k, n), nullptr, m, n, k), tol,
+                   "grad input");
+        check_grad(ws[i], naive_mm(transpose(values(xs[i]), m, k), ones, nullptr, k, m, n), tol,
+                   "grad mat2");
+        check_grad(bs[i], Vec(static_cast<size_t>(n), static_cast<double>(m)), tol, "grad bias");
+      }
+    }
+    SECTION("packed 2D x 3D with offs") {
+      Tensor x = leaf({10, 4}, dtype), w = leaf({3, 4, 6}, dtype);
+      Tensor y = F::grouped_mm(x, w, {.offs = gg::tensor<int32_t>({3, 3, 10})});
+      bool seen = false;
+      expect_expanded(y, seen);
+      y.sum().backward();
+      CHECK(seen);
+      const Vec xv = values(x), wv = values(w);
+      Vec want_x, want_w;
+      const int64_t ends[] = {0, 3, 3, 10};
+      for (int64_t g = 0; g < 3; ++g) {
+        const int64_t rows = ends[g + 1] - ends[g];
+        const Vec wg(wv.begin() + g * 24, wv.begin() + (g + 1) * 24);
+        const Vec xg(xv.begin() + ends[g] * 4, xv.begin() + ends[g + 1] * 4);
+        const Vec dx = naive_mm(ones_vec(rows * 6), transpose(wg, 4, 6), nullptr, rows, 6, 4);
+        const Vec dw = naive_mm(transpose(xg, rows, 4), ones_vec(rows * 6), nullptr, 4, rows, 6);
+        want_x.insert(want_x.end(), dx.begin(), dx.end());
+        want_w.insert(want_w.end(), dw.begin(), dw.end());
+      }
+      check_grad(x, want_x, tol, "grad input");
+      check_grad(w, want_w, tol, "grad mat2 (the empty group's is zero)");
+    }
+    SECTION("packed 3D x 3D") {
+      Tensor x = leaf({4, 5, 3}, dtype), w = leaf({4, 3, 2}, dtype);
+      Tensor y = F::grouped_mm(x, w);
+      bool seen = false;
+      expect_expanded(y, seen);
+      y.sum().backward();
+      CHECK(seen);
+      const Vec xv = values(x), wv = values(w);
+      Vec want_x, want_w;
+      for (int64_t g = 0; g < 4; ++g) {
+        const Vec wg(wv.begin() + g * 6, wv.begin() + (g + 1) * 6);
+        const Vec xg(xv.begin() + g * 15, xv.begin() + (g + 1) * 15);
+        const Vec dx = naive_mm(ones_vec(10), transpose(wg, 3, 2), nullptr, 5, 2, 3);
+        const Vec dw = naive_mm(transpose(xg, 5, 3), ones_vec(10), nullptr, 3, 5, 2);
+        want_x.insert(want_x.end(), dx.begin(), dx.end());
+        want_w.insert(want_w.end(), dw.begin(), dw.end());
+      }
+      check_grad(x, want_x, tol, "grad input");
+      check_grad(w, want_w, tol, "grad mat2");
+    }
   }
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <numbers>
+#include <type_traits>
 
 #include "core/copy.hpp"
 #include "core/parallel.hpp"
@@ -113,6 +114,30 @@ namespace {
 // d += s on n contiguous bf16 elements, in float and rounded once (what the f32 add gives),
 // through small float blocks so that every step vectorises (the per-element conversions of the
 // generic loop are out-of-line calls): the bf16 gradient accumulation where oneDNN has no bf16.
+// d += s on n contiguous floats, the gradient accumulation of every leaf after its first backward
+// (a third of the tiny grouped_mm workload's backward outside oneDNN). The baseline build has
+// 4-wide SSE2 floats: an AVX2 clone does twice as many per instruction, with the same IEEE adds
+// (the same bits). Chosen by hand as nn/optim/adam_update.cpp chooses its clones, so that
+// ONEDNN_MAX_CPU_ISA caps it too.
+[[gnu::always_inline]] inline void add_f32_body(float* d, const float* s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+}
+[[gnu::target("avx2")]] void add_f32_avx2(float* d, const float* s, int64_t n) {
+  add_f32_body(d, s, n);
+}
+void add_f32_baseline(float* d, const float* s, int64_t n) { add_f32_body(d, s, n); }
+
+using AddF32 = void (*)(float*, const float*, int64_t);
+AddF32 add_f32() {
+  static const AddF32 chosen = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && onednn::isa_at_least(dnnl::cpu_isa::avx2)
+               ? &add_f32_avx2
+               : &add_f32_baseline;
+  }();
+  return chosen;
+}
+
 void add_into_bf16(BFloat16* d, const BFloat16* s, int64_t n) {
   constexpr int64_t kBlock = 512;
   auto add = [&](int64_t begin, int64_t end) {
@@ -153,8 +178,12 @@ void add_into(const Tensor& dst, const Tensor& src) {
     const T* s = static_cast<const T*>(src.raw_data());
     if (src.is_contiguous()) {  // the common case: one loop the compiler vectorizes
       auto add = [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i)
-          d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+        if constexpr (std::is_same_v<T, float>) {
+          add_f32()(d + begin, s + begin, end - begin);
+        } else {
+          for (int64_t i = begin; i < end; ++i)
+            d[i] = convert<T>(convert<A>(d[i]) + convert<A>(s[i]));
+        }
       };
       // Big gradients (a layer's weights) are split over the threads.
       for_chunks(dst.numel(), kParallelAddElements, add);

@@ -39,6 +39,12 @@ constexpr double kJobOverheadFlops = 2e5;
 constexpr double kCopyBytes = 48 * 1024;
 // Packing copies of at least this many bytes in all run on all threads.
 constexpr size_t kParallelCopyBytes = 64 * 1024;
+// A batch of fewer flops runs on the calling thread alone, copies and primitive (OneThread): the
+// tiny workload (64 x 16x32x32, 2.1 MFLOP a batch) took 1.98 us/group forward and 7.56 fwd+bwd on
+// 2 threads of an AVX2 EPYC (issue #16) and 1.94 / 5.50 on one, and on a loaded machine (load 9
+// on 2 cores) 409 us/group on 2 threads: every fork/join waited a time slice for the other thread.
+// The heads workload's batches (8 x 320x64x64, 21 MFLOP) stay on all threads.
+constexpr double kOneThreadFlops = 4e6;
 // Column sums are split into blocks of this many columns (the unit of parallel work).
 constexpr int64_t kColumnBlock = 256;
 
@@ -227,9 +233,11 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
                 op.strides, rows, cols, elem);
   };
   // The copies run on all threads: faster, and it keeps oneDNN's worker threads awake for the
-  // primitive that follows.
+  // primitive that follows. A small batch runs on this thread alone.
+  const bool alone = flops(p) < kOneThreadFlops;
+  const OneThread one_thread(alone);
   const bool parallel_copies =
-      scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
+      !alone && scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
   auto for_each_task = [&](auto body) {
     if (parallel_copies) {
       for_each_dynamic(static_cast<int64_t>(tasks.size()),
