@@ -707,15 +707,19 @@ TEST_CASE("grouped_mm builds one primitive per distinct shape and none on a seco
     xs.push_back(leaf({p, 67}, gg::kFloat32));
     ws.push_back(leaf({67, 71}, gg::kFloat32));
   }
+  // Below AVX512_CORE these plain f32 products (no bias) skip the primitive and run oneDNN's
+  // dnnl_sgemm (onednn/matmul.cpp), which has nothing to cache: no primitive at all.
+  const uint64_t per = gg::onednn::brgemm_isa() ? 1 : 0;
   auto [first, second] = cache_traffic([&] { forward_backward(xs, ws, false); });
-  CHECK(first.misses == 3);  // p = 201, 211, 223 (hits vary: equal groups may build side by side)
+  CHECK(first.misses ==
+        3 * per);  // p = 201, 211, 223 (hits vary: equal groups may build side by side)
   CHECK(second.misses == 0);
-  CHECK(second.hits == 5);
+  CHECK(second.hits == 5 * per);
   // Backward builds its primitives once too: dX = dY W^T and dW = X^T dY per distinct shape.
   auto [first_bwd, second_bwd] = cache_traffic([&] { forward_backward(xs, ws, true); });
-  CHECK(first_bwd.misses == 6);
+  CHECK(first_bwd.misses == 6 * per);
   CHECK(second_bwd.misses == 0);
-  CHECK(second_bwd.hits == 15);
+  CHECK(second_bwd.hits == 15 * per);
 }
 
 TEST_CASE("grouped_mm packs small equal groups of separate tensors into one batched primitive",
