@@ -38,7 +38,9 @@ TEST_CASE("backend: capacity 0 keeps no primitive and matmul stays right", "[bac
   gg::backend::set_primitive_cache_capacity(0);
   gg::manual_seed(5);
   auto check_matmul = [](int64_t n) {
-    const gg::Tensor a = gg::randn({n, 64}), b = gg::randn({64, n + 3});
+    // Batched, so that it runs a oneDNN primitive on every ISA (below AVX512_CORE a plain
+    // batch-1 f32 product runs dnnl_sgemm, which caches nothing).
+    const gg::Tensor a = gg::randn({2, n, 64}), b = gg::randn({2, 64, n + 3});
     const gg::Tensor got = gg::matmul(a, b);  // Float32: oneDNN
     const gg::Tensor want = gg::matmul(a.to(gg::kFloat64), b.to(gg::kFloat64));
     CHECK(gg::allclose(got.to(gg::kFloat64), want, 1e-4, 1e-4));
