@@ -69,16 +69,8 @@ bool any_nan(const Tensor& t) {
   return false;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path =
-        fs::temp_directory_path() / fmt::format("gg_catalogue_{}", static_cast<long>(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gg::test::TempDir {
+  TempDir() : gg::test::TempDir("gg_catalogue") {}
 };
 
 std::string read_bytes(const std::string& path) {

@@ -30,17 +30,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           fmt::format("gg_bad_input_io_{}_{}", static_cast<long>(::getpid()), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gg::test::TempDir {
+  TempDir() : gg::test::TempDir("gg_bad_input_io") {}
 };
 
 // A safetensors file with this header text and `data_bytes` zero bytes of data.

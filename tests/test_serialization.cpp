@@ -12,6 +12,7 @@
 
 #include "core/random.hpp"
 #include "groupgrad.hpp"
+#include "tests/test_support.hpp"
 
 using namespace gg;
 namespace fs = std::filesystem;
@@ -20,17 +21,8 @@ namespace {
 
 std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           fmt::format("gg_test_serialization_{}_{}", static_cast<long>(::getpid()), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : gg::test::TempDir {
+  TempDir() : gg::test::TempDir("gg_test_serialization") {}
 };
 
 // Writes a safetensors file by hand: the given header length (default: the header's size),

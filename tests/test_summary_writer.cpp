@@ -15,6 +15,7 @@
 
 #include "groupgrad.hpp"
 #include "nn/tensorboard/event_encoding.hpp"
+#include "tests/test_support.hpp"
 
 using namespace gg;
 namespace fs = std::filesystem;
@@ -23,19 +24,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           fmt::format("gg_test_tensorboard_{}_{}", static_cast<long>(::getpid()), counter++);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : gg::test::TempDir {
+  TempDir() : gg::test::TempDir("gg_test_tensorboard") {}
 };
 
 std::string bytes_of(std::initializer_list<int> b) {

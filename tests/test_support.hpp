@@ -1,8 +1,12 @@
 #pragma once
 // Helpers shared by test files: Float64 views of values and a local central-difference check
 // (independent of the gradcheck library, so the library itself is not its own oracle).
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,6 +19,29 @@
 #include "ops/reduce.hpp"
 
 namespace gg::test {
+
+// A fresh directory under the system's temp directory, named after `prefix`, the process and a
+// counter (several tests and ctest's parallel processes never share one), removed with its
+// contents at the end of the scope.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix) {
+    static int counter = 0;
+    path = std::filesystem::temp_directory_path() /
+           fmt::format("{}_{}_{}", prefix, static_cast<long>(::getpid()), counter++);
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ignored;  // never throw from a destructor
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+
+  std::filesystem::path path;
+};
 
 inline std::vector<double> values(const Tensor& t) { return t.to(kFloat64).to_vector<double>(); }
 

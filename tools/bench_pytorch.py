@@ -168,7 +168,7 @@ def _status_bytes(field):
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    return -1
+    return None
 
 
 def rss_peak_of(fn):
@@ -183,7 +183,8 @@ def rss_peak_of(fn):
         return None
     before = _status_bytes("VmRSS")
     fn()
-    return _status_bytes("VmHWM") - before
+    after = _status_bytes("VmHWM")
+    return None if before is None or after is None else after - before
 
 
 # ---- output ------------------------------------------------------------------------------------

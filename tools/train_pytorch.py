@@ -37,8 +37,6 @@ median from that file: a separate process and moment, weaker evidence than a sid
 
 import argparse
 import copy
-import ctypes
-import gc
 import json
 import os
 import statistics
@@ -49,6 +47,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from bench_pytorch import rss_peak_of  # the same measure as tools/bench_pytorch.py
 
 
 # ---- the dump tools/bench --train-dump writes ---------------------------------------------------
@@ -271,30 +271,6 @@ def time_interleaved(fns, warmup, reps):
                         p25_ms=q[int(0.25 * (len(q) - 1))], p75_ms=q[int(0.75 * (len(q) - 1))],
                         samples=len(s)))
     return out
-
-
-def _status_bytes(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def rss_peak_of(fn):
-    """Resident-set high-water mark during one call over the resident set before it; None where
-    VmHWM cannot be reset."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return None
-    before = _status_bytes("VmRSS")
-    fn()
-    after = _status_bytes("VmHWM")
-    return None if before is None or after is None else after - before
 
 
 def compiled_graphs():
