@@ -11,6 +11,7 @@ packages=(
   catch2 libcli11-dev libspdlog-dev                          # tests, tools and examples
   python3-minimal                                            # the layers test (check_layers.py)
   wamerican                                                  # the training example's word list
+  libopenmpi-dev openmpi-bin                                 # gg::distributed (GG_WITH_MPI)
 )
 for arg in "$@"; do
   case "$arg" in
