@@ -198,7 +198,10 @@ DistributedDataParallelBase::DistributedDataParallelBase(
   GG_CHECK(options.bucket_cap_mb > 0,
            "[DistributedDataParallel] bucket_cap_mb must be positive, got {}",
            options.bucket_cap_mb);
-  (void)distributed::world_size();  // throws unless init() has run
+  GG_CHECK(distributed::is_initialized(),
+           "[DistributedDataParallel] the process group is not initialized: call "
+           "gg::distributed::init() first, in every process of the MPI job{}",
+           distributed::is_available() ? "" : " (this groupgrad was built without MPI)");
   std::vector<std::pair<std::string, Tensor>> synced, averaged;
   for (auto& [name, t] : module->named_parameters()) {
     if (ignored(name, options) || !distributed::is_replicated(t)) continue;

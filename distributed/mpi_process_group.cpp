@@ -26,8 +26,8 @@ std::vector<MPI_Request> g_pending;  // detail::start_sum's requests
 
 void require_init(const char* op) {
   GG_CHECK(g_initialized,
-           "[{}] the process group is not initialized: call gg::distributed::init() first (in a "
-           "program started by mpirun)",
+           "[{}] the process group is not initialized: call gg::distributed::init() first, in "
+           "every process of the MPI job (started by mpirun)",
            op);
 }
 

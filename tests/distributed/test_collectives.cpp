@@ -251,3 +251,24 @@ TEST_CASE("collectives reject bad input on every rank, before data moves", "[dis
   dist::all_reduce(t);
   CHECK(as_doubles(t) == std::vector<double>{double(w), double(w)});
 }
+
+TEST_CASE("collectives of large tensors (Open MPI's shared-memory large-message path)", "[dist]") {
+  // 4 MiB per rank: above Open MPI's eager limit, so the shared-memory transport's large-message
+  // path (single-copy where the container allows it) is taken.
+  const int w = joined_world();
+  const int r = dist::rank();
+  const int64_t n = int64_t(1) << 20;
+  Tensor t = full({n}, double(r + 1));
+  dist::broadcast(t, w - 1);
+  CHECK(t.min().item<float>() == float(w));
+  CHECK(t.max().item<float>() == float(w));
+  Tensor s = full({n}, 1.0, kFloat64);
+  dist::all_reduce(s, dist::ReduceOp::Sum);
+  CHECK(s.min().item<double>() == double(w));
+  Tensor in = full({w * n / 4}, double(r)), out = zeros({w * n / 4});
+  dist::all_to_all_single(out, in);
+  const std::vector<Tensor> pieces = dist::all_gather(out.narrow(0, 0, 4));
+  for (int i = 0; i < w; ++i)
+    CHECK(out.narrow(0, i * n / 4, n / 4).max().item<float>() == float(i));
+  CHECK(static_cast<int>(pieces.size()) == w);
+}
