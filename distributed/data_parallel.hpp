@@ -8,7 +8,7 @@
 //   gg::distributed::init();
 //   auto net = std::make_shared<Net>();
 //   gg::nn::DistributedDataParallel ddp(net);       // forward passes through to net->forward
-//   gg::optim::Adam opt(ddp.parameters(), 1e-3);
+//   gg::optim::Adam opt(ddp.parameters(), gg::optim::AdamOptions(1e-3));
 //   auto loss = F::cross_entropy(ddp.forward(x_local), y_local);
 //   loss.backward();                                 // gradients are averaged over the ranks
 //   opt.step();
@@ -75,7 +75,8 @@ class DistributedDataParallelBase : public Module {
 
 // Wraps `module` (registered as the child "module", so parameters() are the module's and names
 // read "module.fc.weight" as in PyTorch). Collective: every rank constructs it at the same point,
-// with the same parameter and buffer names, shapes and dtypes, or every rank throws gg::Error.
+// with the same number of replicated parameters and buffers, in the same order, of the same shapes
+// and dtypes (checked), or every rank throws gg::Error.
 template <class M = Module>
 class DistributedDataParallel : public detail::DistributedDataParallelBase {
  public:

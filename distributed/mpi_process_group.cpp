@@ -102,6 +102,11 @@ bool is_available() { return true; }
 
 void init() {
   if (g_initialized) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  GG_CHECK(!finalized,
+           "[init] MPI was finalized in this process (gg::distributed::finalize()); MPI cannot be "
+           "initialized twice");
   int already = 0;
   MPI_Initialized(&already);
   if (!already) {

@@ -122,6 +122,28 @@ TEST_CASE("DDP: one step equals one process on the whole batch (Float32, 1e-5)",
   check_one_step_equals_whole_batch(kFloat32, 1e-5, 0.0002);
 }
 
+TEST_CASE("DDP: BFloat16 gradients are averaged in float32 (to bf16 accuracy)", "[dist][ddp]") {
+  // BFloat16 buckets are Float32: compared with the Float64 model on the whole batch with the same
+  // (bf16) weights, only bf16's own rounding of the forward and backward remains (8 bits: 2^-8
+  // relative per rounding, a few of them in a row).
+  const int w = joined_world();
+  manual_seed(150 + static_cast<uint64_t>(dist::rank()));
+  auto net = std::make_shared<Routed>(kBFloat16);
+  nn::DistributedDataParallel ddp(net);
+  auto ref = std::make_shared<Routed>(kFloat64);
+  {
+    NoGradGuard no_grad;
+    for (const auto& [name, t] : net->named_parameters()) ref->parameter(name).copy_(t);
+    for (const auto& [name, t] : net->named_buffers()) ref->buffer(name).copy_(t);
+  }
+  const int64_t rows = 5;
+  const auto [x, y] = whole_batch(w, rows, kFloat64, 17);
+  mse_loss(ddp.forward(slice(x, rows).to(kBFloat16)), slice(y, rows).to(kBFloat16)).backward();
+  mse_loss(ref->forward(x.to(kBFloat16).to(kFloat64)), y.to(kBFloat16).to(kFloat64)).backward();
+  for (const auto& [name, p] : net->named_parameters()) REQUIRE(p.grad().dtype() == kBFloat16);
+  require_same_grads(*net, *ref, 5e-2);
+}
+
 TEST_CASE("DDP: no_sync accumulates locally, the next backward averages the sum", "[dist][ddp]") {
   const int w = joined_world();
   manual_seed(200 + static_cast<uint64_t>(dist::rank()));
