@@ -12,6 +12,7 @@
 
 #include "core/copy.hpp"
 #include "core/error.hpp"
+#include "core/storage.hpp"
 #include "distributed/async_reduce.hpp"
 #include "distributed/collective_check.hpp"
 #include "distributed/distributed.hpp"
@@ -72,9 +73,14 @@ detail::Headers exchange(const detail::Header& mine, const char* op) {
 
 // The tensor's data as one contiguous buffer (t itself when it is contiguous).
 Tensor buffer_of(const Tensor& t) { return as_contiguous(t); }
-// Writes buf back into t when buf is a copy.
+// Writes buf back into t when buf is a copy (copy_ counts the write); when MPI wrote into t's own
+// storage, counts that write, so that a backward that saved t sees it was modified in place.
 void write_back(const Tensor& t, const Tensor& buf) {
-  if (buf.impl() != t.impl()) copy_(t, buf);
+  if (buf.impl() != t.impl()) {
+    copy_(t, buf);
+  } else {
+    t.impl()->storage->bump_version();
+  }
 }
 
 [[noreturn]] void abort_job() {

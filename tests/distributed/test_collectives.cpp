@@ -272,3 +272,16 @@ TEST_CASE("collectives of large tensors (Open MPI's shared-memory large-message 
     CHECK(out.narrow(0, i * n / 4, n / 4).max().item<float>() == float(i));
   CHECK(static_cast<int>(pieces.size()) == w);
 }
+
+TEST_CASE("collectives that write in place count as in-place modifications", "[dist]") {
+  joined_world();
+  // w is saved by MulBackward; all_reduce writes into its storage (contiguous: no copy), and the
+  // backward must notice, as after any in-place op.
+  for (bool contiguous : {true, false}) {
+    Tensor w = ones({2, 2}, kFloat64).requires_grad_();
+    const Tensor loss = (w * w).sum();
+    Tensor data = contiguous ? w.detach() : w.detach().t();
+    dist::all_reduce(data, dist::ReduceOp::Max);
+    CHECK_THAT(error_of([&] { loss.backward(); }), Contains("in-place operation"));
+  }
+}
