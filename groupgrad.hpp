@@ -8,6 +8,8 @@
 #include "core/error.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"
+#include "distributed/data_parallel.hpp"
+#include "distributed/distributed.hpp"
 #include "nn/clip_grad.hpp"
 #include "nn/containers.hpp"
 #include "nn/dropout.hpp"

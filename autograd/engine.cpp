@@ -100,7 +100,17 @@ Tensor run_hooks(const std::vector<HookEntry>& hooks, uint32_t output_nr, Tensor
 }
 
 std::atomic<unsigned> g_next_hook_handle{1};
+
+// The end-of-backward callbacks of the backward running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* t_callbacks = nullptr;
 }  // namespace
+
+void queue_callback(std::function<void()> fn) {
+  GG_CHECK(t_callbacks != nullptr,
+           "[queue_callback] callbacks can only be queued while a backward is running");
+  GG_CHECK(fn != nullptr, "[queue_callback] the callback is empty");
+  t_callbacks->push_back(std::move(fn));
+}
 
 unsigned next_hook_handle() { return g_next_hook_handle.fetch_add(1, std::memory_order_relaxed); }
 
@@ -314,6 +324,13 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     bool mode;
     ~Restore() { GradMode::set_enabled(mode); }
   } restore{previous_mode};
+  // This backward's end callbacks (a backward run from a hook has its own).
+  std::vector<std::function<void()>> callbacks;
+  struct RestoreCallbacks {
+    std::vector<std::function<void()>>* previous;
+    ~RestoreCallbacks() { t_callbacks = previous; }
+  } restore_callbacks{t_callbacks};
+  t_callbacks = &callbacks;
 
   // autograd::grad: where each input's gradient is caught, and nothing is accumulated.
   const bool capture = inputs != nullptr;
@@ -509,7 +526,11 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
       }
     }
   }
-  for (LeafState& st : leaves) flush(st);  // root leaves (and leaves that lost a node)
+  for (LeafState& st : leaves) flush(st);          // root leaves (and leaves that lost a node)
+  for (size_t i = 0; i < callbacks.size(); ++i) {  // by index: a callback may queue more
+    std::function<void()> fn = std::move(callbacks[i]);
+    fn();
+  }
   return captured;
 }
 

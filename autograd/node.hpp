@@ -139,4 +139,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
                                  bool create_graph = false,
                                  const std::vector<Tensor>* inputs = nullptr);
 
+// Queues fn to run once when the backward that is running on this thread has finished (after
+// every leaf's gradient and post-accumulate-grad hook), in queueing order; a callback may queue
+// more. torch's Variable._execution_engine.queue_callback. Throws outside a backward.
+void queue_callback(std::function<void()> fn);
+
 }  // namespace gg::autograd

@@ -3,8 +3,9 @@
 # and may use its private dependencies (oneDNN, nlohmann-json, OpenMP), which a public header must
 # never reach. Computed when installing, so that it always follows the includes as they are.
 
-# Include prefixes of the library's private dependencies: a public header including one is an error.
-set(GG_PRIVATE_INCLUDES "oneapi/" "dnnl" "nlohmann/" "omp.h" "spdlog/")
+# Include prefixes of the library's private dependencies (MPI too: gg::distributed keeps it in
+# its .cpp): a public header including one is an error.
+set(GG_PRIVATE_INCLUDES "oneapi/" "dnnl" "nlohmann/" "omp.h" "spdlog/" "mpi.h")
 
 # It runs in the install script, which sets no policies: IN_LIST and cmake_path need these.
 cmake_policy(PUSH)

@@ -1518,6 +1518,48 @@ TEST_CASE("catalogue: every public entry point rejects its documented bad inputs
          w.add_scalar("x", kInf, 1);
        },
        {}},
+      // gg::distributed outside an MPI job (this suite never calls init(); the collectives'
+      // checks across ranks are in tests/distributed/, run under mpirun). With MPI the message
+      // asks for init(), without it says the library has no MPI: both name MPI.
+      {"distributed::all_reduce", "before init()",
+       [&] {
+         Tensor t = ones({2});
+         distributed::all_reduce(t);
+       },
+       {"[all_reduce]", "MPI"}},
+      {"distributed::broadcast", "before init()",
+       [&] {
+         Tensor t = ones({2});
+         distributed::broadcast(t, 0);
+       },
+       {"[broadcast]", "MPI"}},
+      {"distributed::all_gather", "before init()",
+       [&] { (void)distributed::all_gather(ones({2})); },
+       {"[all_gather]", "MPI"}},
+      {"distributed::all_to_all_single", "before init()",
+       [&] {
+         Tensor out = zeros({2});
+         distributed::all_to_all_single(out, ones({2}));
+       },
+       {"[all_to_all_single]", "MPI"}},
+      {"distributed::barrier", "before init()", [&] { distributed::barrier(); },
+       {"[barrier]", "MPI"}},
+      {"distributed::rank", "before init()", [&] { (void)distributed::rank(); },
+       {"[rank]", "MPI"}},
+      {"distributed::world_size", "before init()", [&] { (void)distributed::world_size(); },
+       {"[world_size]", "MPI"}},
+      {"distributed::mark_not_replicated", "an undefined tensor",
+       [&] { distributed::mark_not_replicated(Tensor()); },
+       {"[mark_not_replicated]", "undefined"}},
+      {"distributed::is_replicated", "an undefined tensor",
+       [&] { (void)distributed::is_replicated(Tensor()); },
+       {"[is_replicated]", "undefined"}},
+      {"nn::DistributedDataParallel", "a null module",
+       [&] { nn::DistributedDataParallel ddp(std::shared_ptr<nn::Linear>{}); },
+       {"[DistributedDataParallel]", "null"}},
+      {"nn::DistributedDataParallel", "before init()",
+       [&] { nn::DistributedDataParallel ddp(std::make_shared<nn::Linear>(2, 2)); },
+       {"[DistributedDataParallel]", "init()", "MPI"}},
   };
 
   check_rows(table);

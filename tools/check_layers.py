@@ -3,11 +3,12 @@
 
 Layers, lowest first; a file may include files of its own layer and of lower ones only:
 
-    core (0) < autograd (1) < ops (2) < nn (3)
+    core (0) < autograd (1) < ops (2) < nn (3) < distributed (4)
 
 groupgrad.hpp (the umbrella header), gradcheck_cases.cpp (the library's gradcheck aggregator, the
-one file that knows every family's cases) and anything else outside these four folders (tests/,
-tools/, examples/) sit above nn: no library file may include them.
+one file that knows every family's cases) and anything else outside these folders (tests/,
+tools/, examples/) sit above them all: no library file may include them. (distributed/, the
+process group and DistributedDataParallel over MPI, sits above nn: issue #15.)
 
 Inside ops the sub-layers are one-way too, lowest first:
 
@@ -20,7 +21,7 @@ Inside ops the sub-layers are one-way too, lowest first:
 A new vocabulary header must be added to VOCABULARY below.
 
 Scanned: every #include "..." and #include <groupgrad/...> line of the C++ files under core/,
-autograd/, ops/ and nn/. A quoted include resolves as the compiler resolves it here: first
+autograd/, ops/, nn/ and distributed/. A quoted include resolves as the compiler resolves it here: first
 beside the including file, then from the source root; <groupgrad/x> is the source root's x; other
 <...> includes are system headers and are not checked. A quoted include that resolves to no file
 is an error.
@@ -38,8 +39,8 @@ import os
 import re
 import sys
 
-LAYERS = {"core": 0, "autograd": 1, "ops": 2, "nn": 3}
-ABOVE_NN = 4  # groupgrad.hpp, tests/, tools/, examples/: not for library files to include
+LAYERS = {"core": 0, "autograd": 1, "ops": 2, "nn": 3, "distributed": 4}
+ABOVE_NN = 5  # groupgrad.hpp, tests/, tools/, examples/: not for library files to include
 
 VOCABULARY = {"ops/op_kinds.hpp", "ops/op_kinds.cpp", "ops/loss_reduction.hpp",
               "ops/matmul_problem.hpp", "ops/matmul_problem.cpp"}

@@ -12,6 +12,7 @@ packages=(
   catch2 libcli11-dev                                        # tests, tools and examples
   python3-minimal                                            # the layers test (check_layers.py)
   wamerican                                                  # the training example's word list
+  libopenmpi-dev openmpi-bin                                 # gg::distributed (GG_WITH_MPI)
 )
 for arg in "$@"; do
   case "$arg" in

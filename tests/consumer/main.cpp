@@ -45,6 +45,10 @@ int main() {
   ok =
       ok && builtin.passed && !builtin.inputs.empty() && square.passed && square.inputs.size() == 1;
 
+  // gg::distributed comes with the package (its MPI transport when the package was built with it).
+  ok = ok && gg::distributed::is_available() == static_cast<bool>(GG_EXPECT_MPI) &&
+       !gg::distributed::is_initialized();
+
   std::printf("consumer: %s\n", ok ? "ok" : "WRONG");
   return ok ? 0 : 1;
 }
