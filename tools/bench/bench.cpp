@@ -114,6 +114,7 @@ void run_train_workload(const std::string& data, int64_t batch_size, const std::
   gg::bench::TrainSetup setup;
   gg::bench::TrainSide ours = gg::bench::groupgrad_train(data, batch_size, &setup);
   std::vector<Variant> variants{ours.step};
+  if (ours.logged_step) variants.push_back(*ours.logged_step);
   const double initial_loss = ours.loss();
   std::string losses = fmt::format("groupgrad {:.6f}", initial_loss);
   if (!dump_dir.empty()) {

@@ -6,6 +6,7 @@
 // groupgrad model's initial parameters, so both start from the same point on the same batch.
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ struct TrainSetup {
 struct TrainSide {
   Variant step;                  // one training step
   std::function<double()> loss;  // the loss on the batch now, without a step
+  // groupgrad only: the same step followed by examples/train_multihead's per-step TensorBoard
+  // logging (SummaryWriter), to show what the logging costs a step.
+  std::optional<Variant> logged_step = std::nullopt;
 };
 
 // Builds the example's model (seeded) and a batch from `data_path` (one word a line); fills
