@@ -217,6 +217,39 @@ TEST_CASE("SummaryWriter rejects bad directories and options at construction", "
   CHECK_THROWS_WITH(w.add_histogram("h", gg::zeros({0, 3}), 0), Contains("[add_histogram]"));
 }
 
+TEST_CASE("SummaryWriter refuses tags and texts that are not UTF-8, and runs outside its log dir",
+          "[tensorboard]") {
+  TempDir dir;
+  const fs::path logs = dir.path / "logs";
+  SummaryWriter w(logs.string(), SummaryWriterOptions().max_queue(1000).flush_secs(3600));
+  const std::string bad = "ok\xff";
+  CHECK_THROWS_WITH(w.add_scalar(bad, 1, 0),
+                    Contains("[add_scalar] the tag is not valid UTF-8 (byte 0xff at offset 2 of 3 "
+                             "bytes)"));
+  CHECK_THROWS_WITH(w.add_histogram(bad, gg::ones({2}), 0),
+                    Contains("[add_histogram] the tag is not valid UTF-8"));
+  CHECK_THROWS_WITH(w.add_text("t", "\xc3(", 0),
+                    Contains("[add_text] the text is not valid UTF-8"));
+  CHECK_THROWS_WITH(w.add_scalars(bad, {{"a", 1}}, 0),
+                    Contains("[add_scalars] the main tag is not valid UTF-8"));
+  CHECK_THROWS_WITH(w.add_scalars("m", {{"a", 1}, {"\xed\xa0\x80", 2}}, 0),
+                    Contains("[add_scalars] the key is not valid UTF-8"));
+  // A key may nest a run (as in PyTorch) but never climb out of the log directory; a bad key
+  // refuses the whole call before anything is queued.
+  CHECK_THROWS_WITH(w.add_scalars("m", {{"a", 1}, {"/../../escaped", 2}}, 0),
+                    Contains("[add_scalars] key '/../../escaped' of 'm' would put its run "
+                             "'m_/../../escaped' outside the log directory " +
+                             logs.string()));
+  w.add_scalars("m", {{"x/y", 3}, {"z", 4}}, 1);
+  w.add_text("t", "caf\xc3\xa9", 1);  // valid UTF-8 passes
+  w.close();
+  CHECK(!fs::exists(dir.path / "escaped"));
+  CHECK(!fs::exists(logs / "m_a"));  // refused calls queued nothing
+  CHECK(event_files(logs / "m_x" / "y").size() == 1);
+  CHECK(event_files(logs / "m_z").size() == 1);
+  CHECK(records(read_all(event_files(logs).at(0))).size() == 2);  // file_version + the text
+}
+
 TEST_CASE("SummaryWriter warns once and goes on when the disk is full", "[tensorboard]") {
   TempDir dir;
   std::ostringstream log;

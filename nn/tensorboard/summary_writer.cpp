@@ -21,6 +21,7 @@
 
 #include "core/copy.hpp"
 #include "core/error.hpp"
+#include "core/utf8.hpp"
 #include "nn/tensorboard/event_encoding.hpp"
 
 namespace gg {
@@ -212,7 +213,22 @@ SummaryWriter::~SummaryWriter() {
 
 const std::string& SummaryWriter::get_logdir() const { return impl_->log_dir; }
 
+namespace {
+
+// Tags and texts are protocol-buffer strings, which must be UTF-8: an invalid one would make
+// TensorBoard's reader reject the record.
+void check_utf8(const char* op, const char* what, const std::string& s) {
+  const std::optional<size_t> at = invalid_utf8_at(s);
+  GG_CHECK(!at,
+           "[{}] the {} is not valid UTF-8 (byte 0x{:02x} at offset {} of {} bytes); TensorBoard "
+           "stores it as a UTF-8 string",
+           op, what, static_cast<unsigned char>(s[at.value_or(0)]), at.value_or(0), s.size());
+}
+
+}  // namespace
+
 void SummaryWriter::add_scalar(const std::string& tag, double scalar_value, int64_t global_step) {
+  check_utf8("add_scalar", "tag", tag);
   ::tensorboard::Event event;
   event.set_step(global_step);
   auto* value = event.mutable_summary()->add_value();
@@ -224,8 +240,19 @@ void SummaryWriter::add_scalar(const std::string& tag, double scalar_value, int6
 void SummaryWriter::add_scalars(const std::string& main_tag,
                                 const std::map<std::string, double>& tag_scalar_dict,
                                 int64_t global_step) {
+  check_utf8("add_scalars", "main tag", main_tag);
   std::string run = main_tag;
   std::replace(run.begin(), run.end(), '/', '_');
+  // Every key's run is a directory inside the log directory (a key may nest, as in PyTorch, but
+  // never climb out of it); all are checked before any event is queued.
+  for (const auto& [key, scalar_value] : tag_scalar_dict) {
+    check_utf8("add_scalars", "key", key);
+    const fs::path sub = fs::path(run + "_" + key).lexically_normal();
+    GG_CHECK(sub.is_relative() && !sub.empty() && *sub.begin() != ".." &&
+                 key.find('\0') == std::string::npos,
+             "[add_scalars] key '{}' of '{}' would put its run '{}' outside the log directory {}",
+             key, main_tag, (run + "_" + key), impl_->log_dir);
+  }
   for (const auto& [key, scalar_value] : tag_scalar_dict) {
     ::tensorboard::Event event;
     event.set_step(global_step);
@@ -239,6 +266,7 @@ void SummaryWriter::add_scalars(const std::string& main_tag,
 void SummaryWriter::add_histogram(const std::string& tag, const Tensor& values,
                                   int64_t global_step) {
   GG_CHECK(values.defined(), "[add_histogram] '{}': values is an undefined tensor", tag);
+  check_utf8("add_histogram", "tag", tag);
   const Tensor flat = as_contiguous(as_dtype(values.detach(), Dtype::Float64));
   const gg::tensorboard::Histogram h =
       gg::tensorboard::make_histogram(flat.numel() ? flat.data_ptr<double>() : nullptr,
@@ -260,6 +288,8 @@ void SummaryWriter::add_histogram(const std::string& tag, const Tensor& values,
 
 void SummaryWriter::add_text(const std::string& tag, const std::string& text_string,
                              int64_t global_step) {
+  check_utf8("add_text", "tag", tag);
+  check_utf8("add_text", "text", text_string);
   ::tensorboard::Event event;
   event.set_step(global_step);
   auto* value = event.mutable_summary()->add_value();

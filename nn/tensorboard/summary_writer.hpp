@@ -59,7 +59,9 @@ class SummaryWriter {
   // One point of the scalar curve `tag` (stored as a 32-bit float, as PyTorch stores it).
   void add_scalar(const std::string& tag, double scalar_value, int64_t global_step = 0);
   // Several curves in one chart: each entry goes to the run <log_dir>/<main_tag>_<key> (a '/' in
-  // main_tag becomes '_') under the tag main_tag, as PyTorch does.
+  // main_tag becomes '_') under the tag main_tag, as PyTorch does. A key whose run would lie
+  // outside log_dir (e.g. "/../x") is a gg::Error, and nothing of the call is written.
+  // Tags, keys and texts must be valid UTF-8 (protocol-buffer strings): else gg::Error.
   void add_scalars(const std::string& main_tag,
                    const std::map<std::string, double>& tag_scalar_dict, int64_t global_step = 0);
   // A histogram of the tensor's values (any dtype, any shape; PyTorch's default "tensorflow"
