@@ -599,7 +599,7 @@ TEST_CASE("matmul kernel: f32 problems of varying M and K share a bounded set of
 
 TEST_CASE("matmul kernel: plain f32 products run dnnl_sgemm below AVX512_CORE, in every layout",
           "[matmul_kernel]") {
-  // The rule (onednn/matmul.cpp, runs_sgemm): a batch-1 f32 product without bias whose operands
+  // The rule (onednn/matmul.cpp, sgemm_layouts): a batch-1 f32 product without bias whose operands
   // each have a unit stride skips the primitive where f32 runs gemm:jit; with brg (AVX512_CORE
   // up) it stays a primitive. Every orientation of src, wei and dst, a leading dimension larger
   // than the row, accumulate (beta = 1) and 1-wide dims, against the reference loop; the dst

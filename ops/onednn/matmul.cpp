@@ -495,31 +495,36 @@ BlasLayout blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
   return {};
 }
 
-bool runs_sgemm(const MatmulProblem& p) {
+// The layouts dnnl_sgemm reads src, wei and dst with, when p is a product it takes.
+struct SgemmLayouts {
+  BlasLayout src, wei, dst;
+};
+
+std::optional<SgemmLayouts> sgemm_layouts(const MatmulProblem& p) {
   if (brgemm_isa() || p.batch != 1 || p.has_bias || p.src_dtype != kFloat32 ||
       p.wei_dtype != kFloat32 || p.dst_dtype != kFloat32)
-    return false;
-  return blas_layout(p.M, p.K, p.src_strides[1], p.src_strides[2]).trans &&
-         blas_layout(p.K, p.N, p.wei_strides[1], p.wei_strides[2]).trans &&
-         blas_layout(p.M, p.N, p.dst_strides[1], p.dst_strides[2]).trans;
+    return std::nullopt;
+  const SgemmLayouts l{blas_layout(p.M, p.K, p.src_strides[1], p.src_strides[2]),
+                       blas_layout(p.K, p.N, p.wei_strides[1], p.wei_strides[2]),
+                       blas_layout(p.M, p.N, p.dst_strides[1], p.dst_strides[2])};
+  if (!l.src.trans || !l.wei.trans || !l.dst.trans) return std::nullopt;
+  return l;
 }
 
 // dst = src @ wei (+ dst when accumulating). A column-major dst is computed as
 // dst^T = wei^T @ src^T. Returns false when oneDNN refuses (then the primitive runs it).
-bool sgemm(const MatmulProblem& p, const void* src, const void* wei, void* dst) {
-  const BlasLayout d = blas_layout(p.M, p.N, p.dst_strides[1], p.dst_strides[2]);
-  const bool swap = d.trans == 'T';
-  BlasLayout a = blas_layout(p.M, p.K, p.src_strides[1], p.src_strides[2]);
-  BlasLayout b = blas_layout(p.K, p.N, p.wei_strides[1], p.wei_strides[2]);
+bool sgemm(const MatmulProblem& p, const SgemmLayouts& l, const void* src, const void* wei,
+           void* dst) {
+  const BlasLayout &a = l.src, &b = l.wei, &d = l.dst;
   const auto* x = static_cast<const float*>(src);
   const auto* w = static_cast<const float*>(wei);
   const float beta = p.accumulate ? 1.0f : 0.0f;
-  auto flip = [](BlasLayout l) { return BlasLayout{l.trans == 'N' ? 'T' : 'N', l.ld}; };
+  auto flip = [](char trans) { return trans == 'N' ? 'T' : 'N'; };
   const dnnl_status_t status =
-      swap ? dnnl_sgemm(flip(b).trans, flip(a).trans, p.N, p.M, p.K, 1.0f, w, b.ld, x, a.ld, beta,
-                        static_cast<float*>(dst), d.ld)
-           : dnnl_sgemm(a.trans, b.trans, p.M, p.N, p.K, 1.0f, x, a.ld, w, b.ld, beta,
-                        static_cast<float*>(dst), d.ld);
+      d.trans == 'T' ? dnnl_sgemm(flip(b.trans), flip(a.trans), p.N, p.M, p.K, 1.0f, w, b.ld, x,
+                                  a.ld, beta, static_cast<float*>(dst), d.ld)
+                     : dnnl_sgemm(a.trans, b.trans, p.M, p.N, p.K, 1.0f, x, a.ld, w, b.ld, beta,
+                                  static_cast<float*>(dst), d.ld);
   return status == dnnl_success;
 }
 
@@ -713,7 +718,7 @@ void matmul(const MatmulProblem& p, const void* src, const void* wei, const void
     }
     return;
   }
-  if (runs_sgemm(p) && sgemm(p, src, wei, dst)) return;
+  if (const auto l = sgemm_layouts(p); l && sgemm(p, *l, src, wei, dst)) return;
   Bound& b = find_bound(p);
   const Plan& plan = *b.plan;
   if (plan.use_reference) {
@@ -769,7 +774,7 @@ std::string matmul_implementation(const MatmulProblem& p) {
   if (p.K == 0) return "reference";
   if (through_f32(p)) return matmul_implementation(f32_problem(p)) + " (bfloat16 through float32)";
   if (pads_weights(p)) return matmul_implementation(padded_problem(p)) + " (weights padded)";
-  if (runs_sgemm(p)) return "gemm:jit (dnnl_sgemm)";
+  if (sgemm_layouts(p)) return "gemm:jit (dnnl_sgemm)";
   return find_plan(p)->implementation;
 }
 
