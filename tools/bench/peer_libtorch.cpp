@@ -9,6 +9,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <groupgrad/groupgrad.hpp>
 #include <memory>
 
 #include "peers.hpp"
@@ -123,8 +124,17 @@ void libtorch_set_threads(int threads) {
     set(threads);
 }
 
+// Under --max-isa below AVX512_CORE, libtorch must run bf16 as it does on such a CPU. It decides by
+// the CPU's flags that its bundled oneDNN has bf16 kernels, but that oneDNN honours
+// ONEDNN_MAX_CPU_ISA too and then refuses the primitive ("could not create a primitive descriptor
+// iterator"); with oneDNN switched off libtorch takes its own bf16 loop, as on an AVX2 machine.
+static void match_capped_isa(const Problem& p) {
+  if (p.bf16 && !gg::backend::native_bf16()) at::globalContext().setUserEnabledMkldnn(false);
+}
+
 std::vector<Variant> libtorch_variants(const Problem& p) {
   install_counting_allocator();
+  match_capped_isa(p);
   const torch::ScalarType type = p.bf16 ? torch::kBFloat16 : torch::kFloat32;
   std::vector<Variant> out;
   if (p.packed) {
