@@ -199,7 +199,8 @@ Plan build_plan(const MatmulProblem& p) {
     const int64_t batch = v.per_batch_runs ? 1 : p.batch;
     const Operand src{batch, p.M, p.K, p.src_strides}, wei{batch, p.K, p.N, p.wei_strides};
     const Operand dst = dst_operand(batch);
-    const bool flat = batch == 1;
+    // brg refuses a per-row ({N, 1}) binary post-op on 2D descriptors but takes it in 3D.
+    const bool flat = batch == 1 && !(v.swapped && v.bias_as_post_op);
     memory::desc src_md = v.swapped ? describe(wei.transposed(), p.wei_dtype, flat)
                                     : describe(src, p.src_dtype, flat);
     memory::desc wei_md = v.swapped ? describe(src.transposed(), p.src_dtype, flat)
