@@ -172,10 +172,13 @@ TEST_CASE(
     // Since the per-thread block cache (core/storage.cpp: up to 16 freed blocks of >= 64 KiB for
     // reuse) fills with this run's varying sizes, resident memory rises by up to ~2-3 MiB before it
     // levels off (measured: 36400 -> 38504 KiB, flat over the second half), so the whole-run bound
-    // is 4 MiB and the second half must stay within the allocator's noise.
+    // is 4 MiB and the second half must stay within the allocator's noise: on an AVX-512 EPYC
+    // (brg kernels) that swings by up to ~2 MiB (seen: 42068..44980 KiB in one passing run,
+    // +2196 KiB over the second half in one run under ctest -j2 at load 9), against the ~4.3 MiB
+    // the second half grows with no bound.
     INFO("resident KiB every 50 steps: " << kib(t.rss));
     CHECK(t.rss.back() - t.rss[1] < 4 * 1024 * 1024);
-    CHECK(t.rss.back() - t.rss[t.rss.size() / 2] < 2 * 1024 * 1024);
+    CHECK(t.rss.back() - t.rss[t.rss.size() / 2] < 3 * 1024 * 1024);
   }
 }
 
