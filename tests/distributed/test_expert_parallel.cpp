@@ -236,9 +236,10 @@ TEST_CASE("EP: output, aux loss and every gradient equal MoEFeedForward's (Float
 
 TEST_CASE("EP: output, aux loss and every gradient equal MoEFeedForward's (Float32, 1e-5)",
           "[dist][ep]") {
-  // Float32: each row's products are the same, but an expert's weight gradient sums the rows of
-  // every rank in a different order (and oneDNN blocks the K loop by group size), so results agree
-  // to rounding: a few ulps of the largest terms, well within 1e-5 relative to max(1, |g|).
+  // Float32: output, aux loss, x's and the router's gradients come out bit for bit here; an
+  // expert's weight gradient sums the rows of every rank in another order than the full module (by
+  // expert, then by source rank), so it agrees to rounding: below 1e-8 relative on this machine,
+  // and 1e-5 relative to max(1, |g|) leaves room for other oneDNN kernels and ISAs.
   check_against_full({.dtype = kFloat32, .tol = 1e-5, .seed = 5});
 }
 
