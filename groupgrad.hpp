@@ -10,6 +10,7 @@
 #include "core/tensor.hpp"
 #include "distributed/data_parallel.hpp"
 #include "distributed/distributed.hpp"
+#include "distributed/expert_parallel.hpp"
 #include "nn/clip_grad.hpp"
 #include "nn/containers.hpp"
 #include "nn/dropout.hpp"

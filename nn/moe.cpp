@@ -7,6 +7,7 @@
 
 #include "autograd/node.hpp"
 #include "nn/functional.hpp"
+#include "nn/moe_internal.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/matmul.hpp"
 #include "ops/nn_ops.hpp"
@@ -124,51 +125,128 @@ Tensor combine_slots(const Tensor& per_slot, const Tensor& gates) {
 
 }  // namespace
 
+namespace detail {
+
+void check_moe_router(const char* op, const Tensor& x, int64_t top_k, const Tensor& router_weight,
+                      const Tensor& router_bias) {
+  GG_CHECK(x.defined(), "{} input is an undefined tensor", op);
+  GG_CHECK(router_weight.defined() && router_weight.dim() == 2,
+           "{} router weight must be [num_experts, embed_dim], got {}", op,
+           describe(router_weight));
+  const int64_t NE = router_weight.size(0), E = router_weight.size(1);
+  GG_CHECK(x.dim() >= 1 && x.size(-1) == E, "{} input must be [*, {}] (embed_dim), got {}", op, E,
+           describe(x));
+  GG_CHECK(top_k >= 1 && top_k <= NE, "{} top_k must be in [1, num_experts={}], got {}", op, NE,
+           top_k);
+  GG_CHECK(!router_bias.defined() || router_bias.shape() == Shape{NE},
+           "{} router bias must be [{}], got {}", op, NE, describe(router_bias));
+  for (const Tensor* t : {&router_weight, &router_bias}) {
+    GG_CHECK(!t->defined() || t->dtype() == x.dtype(),
+             "{} input is {} but a parameter is {} ({}); convert the module (module.to(dtype)) "
+             "or the input",
+             op, dtype_name(x.dtype()), dtype_name(t->dtype()), describe(*t));
+  }
+}
+
+void check_moe_experts(const char* op, const Tensor& x, int64_t groups, const char* groups_name,
+                       const Tensor& up_weight, const Tensor& up_bias, const Tensor& down_weight,
+                       const Tensor& down_bias) {
+  const int64_t NE = groups, E = x.size(-1);
+  GG_CHECK(up_weight.defined() && up_weight.dim() == 3 && up_weight.size(0) == NE &&
+               up_weight.size(2) == E,
+           "{} up weight must be [{}={}, hidden, embed_dim={}], got {}", op, groups_name, NE, E,
+           describe(up_weight));
+  const int64_t hidden = up_weight.size(1);
+  GG_CHECK(down_weight.defined() && down_weight.shape() == (Shape{NE, E, hidden}),
+           "{} down weight must be [{}, {}, {}] ({}, embed_dim, hidden), got {}", op, NE, E, hidden,
+           groups_name, describe(down_weight));
+  GG_CHECK(!up_bias.defined() || up_bias.shape() == (Shape{NE, hidden}),
+           "{} up bias must be [{}, {}], got {}", op, NE, hidden, describe(up_bias));
+  GG_CHECK(!down_bias.defined() || down_bias.shape() == (Shape{NE, E}),
+           "{} down bias must be [{}, {}], got {}", op, NE, E, describe(down_bias));
+  for (const Tensor* t : {&up_weight, &up_bias, &down_weight, &down_bias}) {
+    GG_CHECK(!t->defined() || t->dtype() == x.dtype(),
+             "{} input is {} but a parameter is {} ({}); convert the module (module.to(dtype)) "
+             "or the input",
+             op, dtype_name(x.dtype()), dtype_name(t->dtype()), describe(*t));
+  }
+}
+
+int64_t moe_token_count(const Tensor& x, int64_t top_k) {
+  // Tokens: the product of the leading dims (not numel / E: E may be 0).
+  const Shape& xs = x.shape();
+  const int64_t T =
+      size_product(std::span<const int64_t>(xs.data(), xs.size() - 1), "MoEFeedForward",
+                   [&] { return "the token count of input " + describe(x); });
+  size_mul(T, top_k, "MoEFeedForward",
+           [&] { return fmt::format("tokens x top_k={} of {}", top_k, describe(x)); });
+  return T;
+}
+
+MoERouting moe_route(const Tensor& x, int64_t tokens, int64_t top_k, const Tensor& router_weight,
+                     const Tensor& router_bias, bool normalize_top_k) {
+  const int64_t T = tokens, E = x.size(-1);
+  // route() and the gathers hold a few int64 per (token, slot) pair, and T * NE probabilities.
+  check_allocation(static_cast<uint64_t>(T * top_k), 4 * sizeof(int64_t), "MoEFeedForward",
+                   "the routing tables of the token slots");
+  const Tensor x2 = x.reshape({T, E});
+  MoERouting out;
+  out.tokens = T;
+  out.top_k = top_k;
+  out.probs = softmax(functional::linear(x2, router_weight, router_bias), -1);  // (T, NE)
+  Routing r = route(out.probs, top_k);
+
+  out.gates = index_select(out.probs.reshape({out.probs.numel()}), 0, tensor<int64_t>(r.prob_index))
+                  .reshape({T, top_k});
+  if (normalize_top_k) out.gates = out.gates / out.gates.sum(1, true);
+  out.dispatched = index_select(x2, 0, tensor<int64_t>(r.token_of));  // (T*k, E)
+  out.counts = std::move(r.counts);
+  out.position_of = std::move(r.position_of);
+  return out;
+}
+
+Tensor moe_offsets(const std::vector<int64_t>& counts) {
+  std::vector<int64_t> ends(counts.size());
+  std::partial_sum(counts.begin(), counts.end(), ends.begin());
+  return tensor<int64_t>(ends);
+}
+
+Tensor moe_experts(const Tensor& rows, const Tensor& offs, const Tensor& up_weight,
+                   const Tensor& up_bias, const Tensor& down_weight, const Tensor& down_bias) {
+  // One packed 2D x 3D grouped_mm per projection.
+  const Tensor h =
+      gelu(functional::grouped_linear(rows, offs, up_weight, up_bias));  // (rows, hidden)
+  return functional::grouped_linear(h, offs, down_weight, down_bias);    // (rows, E)
+}
+
+Tensor moe_combine(const Tensor& y, const MoERouting& r, const Shape& shape) {
+  const Tensor per_slot =
+      index_select(y, 0, tensor<int64_t>(r.position_of)).reshape({r.tokens, r.top_k, y.size(1)});
+  return combine_slots(per_slot, r.gates).reshape(shape);
+}
+
+Tensor moe_aux_loss(const MoERouting& r) {
+  const auto slots = static_cast<double>(r.tokens * r.top_k);
+  std::vector<double> fraction(r.counts.size());
+  for (size_t e = 0; e < r.counts.size(); ++e)
+    fraction[e] = static_cast<double>(r.counts[e]) / slots;
+  const Tensor f = tensor<double>(fraction).to(r.probs.dtype());
+  return (f * r.probs.mean(0)).sum() * static_cast<double>(r.counts.size());
+}
+
+}  // namespace detail
+
 namespace functional {
 
 MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_weight,
                            const Tensor& router_bias, const Tensor& up_weight,
                            const Tensor& up_bias, const Tensor& down_weight,
                            const Tensor& down_bias, bool normalize_top_k) {
-  GG_CHECK(x.defined(), "{} input is an undefined tensor", kOp);
-  GG_CHECK(router_weight.defined() && router_weight.dim() == 2,
-           "{} router weight must be [num_experts, embed_dim], got {}", kOp,
-           describe(router_weight));
-  const int64_t NE = router_weight.size(0), E = router_weight.size(1);
-  GG_CHECK(x.dim() >= 1 && x.size(-1) == E, "{} input must be [*, {}] (embed_dim), got {}", kOp, E,
-           describe(x));
-  GG_CHECK(top_k >= 1 && top_k <= NE, "{} top_k must be in [1, num_experts={}], got {}", kOp, NE,
-           top_k);
-  GG_CHECK(up_weight.defined() && up_weight.dim() == 3 && up_weight.size(0) == NE &&
-               up_weight.size(2) == E,
-           "{} up weight must be [num_experts={}, hidden, embed_dim={}], got {}", kOp, NE, E,
-           describe(up_weight));
-  const int64_t hidden = up_weight.size(1);
-  GG_CHECK(down_weight.defined() && down_weight.shape() == (Shape{NE, E, hidden}),
-           "{} down weight must be [{}, {}, {}] (num_experts, embed_dim, hidden), got {}", kOp, NE,
-           E, hidden, describe(down_weight));
-  GG_CHECK(!router_bias.defined() || router_bias.shape() == Shape{NE},
-           "{} router bias must be [{}], got {}", kOp, NE, describe(router_bias));
-  GG_CHECK(!up_bias.defined() || up_bias.shape() == (Shape{NE, hidden}),
-           "{} up bias must be [{}, {}], got {}", kOp, NE, hidden, describe(up_bias));
-  GG_CHECK(!down_bias.defined() || down_bias.shape() == (Shape{NE, E}),
-           "{} down bias must be [{}, {}], got {}", kOp, NE, E, describe(down_bias));
-  for (const Tensor* t :
-       {&router_weight, &router_bias, &up_weight, &up_bias, &down_weight, &down_bias}) {
-    GG_CHECK(!t->defined() || t->dtype() == x.dtype(),
-             "{} input is {} but a parameter is {} ({}); convert the module (module.to(dtype)) "
-             "or the input",
-             kOp, dtype_name(x.dtype()), dtype_name(t->dtype()), describe(*t));
-  }
-
-  // Tokens: the product of the leading dims (not numel / E: E may be 0).
-  const Shape& xs = x.shape();
-  const int64_t T =
-      size_product(std::span<const int64_t>(xs.data(), xs.size() - 1), "MoEFeedForward",
-                   [&] { return "the token count of input " + describe(x); });
-  const int64_t slots = size_mul(T, top_k, "MoEFeedForward", [&] {
-    return fmt::format("tokens x top_k={} of {}", top_k, describe(x));
-  });
+  nn::detail::check_moe_router(kOp, x, top_k, router_weight, router_bias);
+  const int64_t NE = router_weight.size(0);
+  nn::detail::check_moe_experts(kOp, x, NE, "num_experts", up_weight, up_bias, down_weight,
+                                down_bias);
+  const int64_t T = nn::detail::moe_token_count(x, top_k);
   MoEResult result;
   if (T == 0) {
     result.output = zeros(x.shape(), x.dtype());
@@ -176,32 +254,12 @@ MoEResult moe_feed_forward(const Tensor& x, int64_t top_k, const Tensor& router_
     result.expert_counts.assign(static_cast<size_t>(NE), 0);
     return result;
   }
-  // route() and the gathers hold a few int64 per (token, slot) pair, and T * NE probabilities.
-  check_allocation(static_cast<uint64_t>(slots), 4 * sizeof(int64_t), "MoEFeedForward",
-                   "the routing tables of the token slots");
-  const Tensor x2 = x.reshape({T, E});
-  const Tensor probs = softmax(linear(x2, router_weight, router_bias), -1);  // (T, NE)
-  Routing r = route(probs, top_k);
-
-  Tensor gates = index_select(probs.reshape({probs.numel()}), 0, tensor<int64_t>(r.prob_index))
-                     .reshape({T, top_k});
-  if (normalize_top_k) gates = gates / gates.sum(1, true);
-
-  std::vector<int64_t> ends(r.counts.size());
-  std::partial_sum(r.counts.begin(), r.counts.end(), ends.begin());
-  const Tensor offs = tensor<int64_t>(ends);
-  const Tensor dispatched = index_select(x2, 0, tensor<int64_t>(r.token_of));  // (T*k, E)
-  // The experts: one packed 2D x 3D grouped_mm per projection.
-  const Tensor h = gelu(grouped_linear(dispatched, offs, up_weight, up_bias));  // (T*k, hidden)
-  const Tensor y = grouped_linear(h, offs, down_weight, down_bias);             // (T*k, E)
-  const Tensor per_slot = index_select(y, 0, tensor<int64_t>(r.position_of)).reshape({T, top_k, E});
-  result.output = combine_slots(per_slot, gates).reshape(x.shape());
-
-  std::vector<double> fraction(r.counts.size());
-  for (size_t e = 0; e < r.counts.size(); ++e)
-    fraction[e] = static_cast<double>(r.counts[e]) / static_cast<double>(slots);
-  const Tensor f = tensor<double>(fraction).to(x.dtype());
-  result.aux_loss = (f * probs.mean(0)).sum() * static_cast<double>(NE);
+  nn::detail::MoERouting r =
+      nn::detail::moe_route(x, T, top_k, router_weight, router_bias, normalize_top_k);
+  const Tensor y = nn::detail::moe_experts(r.dispatched, nn::detail::moe_offsets(r.counts),
+                                           up_weight, up_bias, down_weight, down_bias);
+  result.output = nn::detail::moe_combine(y, r, x.shape());
+  result.aux_loss = nn::detail::moe_aux_loss(r);
   result.expert_counts = std::move(r.counts);
   return result;
 }
