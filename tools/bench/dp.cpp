@@ -264,6 +264,15 @@ void run_dp_workload(const DpOptions& o, Report& report) {
   }
   std::vector<nlohmann::json> runs{launch(1, o), launch(2, o)};
   report.tables.push_back(step_table(runs));
+  for (const nlohmann::json& run : runs) {
+    const nlohmann::json& b = run.at("bare_all_reduce_ms");
+    report.tables.front().notes.push_back(fmt::format(
+        "{} process{}: a blocking all_reduce of the {:.1f} KiB gradient alone takes {:.3f} ms "
+        "(median; p25-p75 {:.3f}-{:.3f}, min {:.3f}): the communication floor of a step",
+        run.at("world").get<int>(), run.at("world").get<int>() > 1 ? "es" : "",
+        run.at("gradient_bytes").get<double>() / 1024, b.at("median").get<double>(),
+        b.at("p25").get<double>(), b.at("p75").get<double>(), b.at("min").get<double>()));
+  }
   report.tables.push_back(expert_parallel_table(runs.front()));
   report.extra["dp"] = runs;
   report.about.emplace_back(
@@ -351,6 +360,19 @@ void dp_worker(const DpOptions& o, const std::string& out_path) {
   std::vector<int64_t> counts{batch.input.numel()};
   for (const auto& block : variants.front().trainer->model->blocks)
     for (int64_t c : block->moe->last_expert_counts()) counts.push_back(c);
+  // The communication floor: a blocking all_reduce of the whole gradient, alone (after a barrier),
+  // as many times as the steps were timed; the slowest rank's time of each.
+  std::vector<double> bare;
+  gg::Tensor flat = gg::zeros({gradient_bytes / 4});
+  for (int r = 0; r < o.warmup + o.reps; ++r) {
+    gg::distributed::barrier();
+    const auto start = std::chrono::steady_clock::now();
+    gg::distributed::all_reduce(flat);
+    if (r >= o.warmup)
+      bare.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  const std::vector<gg::Tensor> all_bare = gg::distributed::all_gather(gg::tensor(bare));
   const std::vector<gg::Tensor> all_times = gg::distributed::all_gather(gg::tensor(mine));
   const std::vector<gg::Tensor> all_counts = gg::distributed::all_gather(gg::tensor(counts));
   if (rank != 0) return;
@@ -373,6 +395,15 @@ void dp_worker(const DpOptions& o, const std::string& out_path) {
     slots.push_back(layers);
   }
 
+  std::vector<double> slowest_bare(bare.size(), 0);
+  for (const gg::Tensor& t : all_bare) {
+    const std::vector<double> b = t.to_vector<double>();
+    for (size_t i = 0; i < b.size(); ++i) slowest_bare[i] = std::max(slowest_bare[i], 1000 * b[i]);
+  }
+  const nlohmann::json bare_ms = {{"median", quantile(slowest_bare, 0.5)},
+                                  {"p25", quantile(slowest_bare, 0.25)},
+                                  {"p75", quantile(slowest_bare, 0.75)},
+                                  {"min", quantile(slowest_bare, 0)}};
   nlohmann::json out_variants = nlohmann::json::array();
   for (size_t v = 0; v < nv; ++v) {
     std::vector<double> step_ms;
@@ -421,6 +452,7 @@ void dp_worker(const DpOptions& o, const std::string& out_path) {
                                   {"tokens_per_rank", tokens_per_rank},
                                   {"parameters", parameters},
                                   {"gradient_bytes", gradient_bytes},
+                                  {"bare_all_reduce_ms", bare_ms},
                                   {"samples", o.reps},
                                   {"warmup", o.warmup},
                                   {"model", settings_json(s)},
