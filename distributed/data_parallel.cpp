@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "autograd/node.hpp"
 #include "core/copy.hpp"
@@ -69,12 +70,14 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
 
   void reset() {
     in_backward_ = false;
+    current_ = {};
     next_launch_ = 0;
     std::fill(ready_.begin(), ready_.end(), 0);
     for (Bucket& b : buckets_) b.pending = b.params.size();
   }
 
   bool sync = true;
+  DistributedDataParallelStats last_stats;  // of the last backward that reached finish()
 
   std::vector<std::vector<std::string>> names() const {
     std::vector<std::vector<std::string>> out;
@@ -102,11 +105,18 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
     const auto [k, j] = bucket_of_[i];
     Bucket& b = buckets_[k];
     fill_slot(b, j, /*arrived=*/true);
+    const auto start = Clock::now();
     if (--b.pending == 0) {
-      launch_ready();
+      current_.buckets_in_backward += launch_ready();
     } else {
       distributed::detail::progress();
     }
+    current_.call_seconds += seconds_since(start);
+  }
+
+  using Clock = std::chrono::steady_clock;
+  static double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
   }
 
   // Copies parameter j of bucket b's gradient (or zeros, for one that got none) into the bucket.
@@ -123,10 +133,13 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
     }
   }
 
-  // Starts the buckets whose gradients are all in, in bucket order (the same on every rank).
-  void launch_ready() {
-    while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0)
+  // Starts the buckets whose gradients are all in, in bucket order (the same on every rank);
+  // returns how many it started.
+  int64_t launch_ready() {
+    int64_t started = 0;
+    for (; next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0; ++started)
       distributed::detail::start_sum(buckets_[next_launch_++].flat);
+    return started;
   }
 
   // The end of the backward: the buckets still waiting get zeros (or the current grad) for the
@@ -138,8 +151,10 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
         if (!ready_[b.params[j]]) fill_slot(b, j, /*arrived=*/false);
       b.pending = 0;
     }
+    const auto start = Clock::now();
     launch_ready();
     distributed::detail::wait_all();
+    current_.wait_seconds = seconds_since(start);
     for (Bucket& b : buckets_) {
       b.flat.div_(static_cast<double>(world_));
       for (size_t j = 0; j < b.params.size(); ++j) {
@@ -156,6 +171,10 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
       }
     }
     in_backward_ = false;
+    current_.buckets = static_cast<int64_t>(buckets_.size());
+    for (const Bucket& b : buckets_)
+      current_.bytes_reduced += b.flat.numel() * static_cast<int64_t>(element_size(b.flat.dtype()));
+    last_stats = current_;
   }
 
   std::vector<std::pair<std::string, Tensor>> params_;
@@ -165,6 +184,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
   std::vector<unsigned> handles_;
   size_t next_launch_ = 0;
   bool in_backward_ = false;
+  DistributedDataParallelStats current_;
   int world_ = 1;
 };
 
@@ -234,6 +254,10 @@ std::vector<std::vector<std::string>> DistributedDataParallelBase::bucket_parame
   for (auto& bucket : names)
     for (auto& n : bucket) n = "module." + n;
   return names;
+}
+
+DistributedDataParallelStats DistributedDataParallelBase::last_step_stats() const {
+  return reducer_->last_stats;
 }
 
 DistributedDataParallelBase::NoSync::NoSync(std::shared_ptr<GradientReducer> reducer)

@@ -18,6 +18,7 @@
 // running, and the end of the backward waits for them all. Buckets start in the same order on
 // every rank (reverse parameter order); a parameter that got no gradient in this backward (an
 // expert no token chose) takes part with its current grad, or zeros, so no rank waits forever.
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,6 +35,17 @@ struct DistributedDataParallelOptions {
   // neither broadcast nor averaged. Parameters marked with gg::distributed::mark_not_replicated
   // are left out as well.
   std::vector<std::string> parameters_to_ignore;
+};
+
+// What the last synchronised backward of a DistributedDataParallel did (last_step_stats()), for
+// measuring (tools/bench -w dp). Times are this rank's, from std::chrono::steady_clock.
+struct DistributedDataParallelStats {
+  int64_t buckets = 0;              // buckets all-reduced
+  int64_t buckets_in_backward = 0;  // of those, started from a hook before the backward ended
+  int64_t bytes_reduced = 0;  // their payload: bytes this rank handed to MPI_Iallreduce (the wire
+                              // bytes depend on MPI's algorithm; docs/distributed.md)
+  double call_seconds = 0;    // inside the non-blocking start and test calls made from the hooks
+  double wait_seconds = 0;    // blocked at the end of the backward until every sum was done
 };
 
 namespace detail {
@@ -61,6 +73,10 @@ class DistributedDataParallelBase : public Module {
 
   // The names of the averaged parameters in each bucket, in the order the buckets are reduced.
   std::vector<std::vector<std::string>> bucket_parameter_names() const;
+  // What the last backward that averaged gradients did (all zero before the first; a backward
+  // under no_sync() leaves it unchanged). The communication time on this rank's critical path is
+  // call_seconds + wait_seconds.
+  DistributedDataParallelStats last_step_stats() const;
 
  protected:
   DistributedDataParallelBase(std::shared_ptr<Module> module,

@@ -12,11 +12,15 @@
 //          addmm and linear loops.
 //   train  one training step of examples/train_multihead's model; peer: the same model in libtorch.
 //   autograd  the engine's overhead per op (64 chained adds on 16 floats).
+//   dp     train's step on 1 and 2 processes under mpirun, plain and in DistributedDataParallel:
+//          step time, tokens/s, communication share, bytes per step; expert-parallel all-to-all
+//          volume computed from the routing (dp.hpp). Only when asked for (-w dp).
 //
 //   ./build/tools/bench                      # every workload
 //   ./build/tools/bench -w moe -w train      # some of them
 //   ./build/tools/bench --threads 1 --json bench.json
 //   ./build/tools/bench -w train --train-dump dump --json gg.json   # then tools/train_pytorch.py
+//   ./build/tools/bench -w dp --json dp.json  # launches mpirun -np 1 and -np 2 of itself
 #include <omp.h>
 #include <unistd.h>
 
@@ -29,6 +33,7 @@
 #include <thread>
 
 #include "autograd_overhead.hpp"
+#include "dp.hpp"
 #include "groupgrad_variant.hpp"
 #include "peers.hpp"
 #include "report.hpp"
@@ -195,8 +200,9 @@ int main(int argc, char** argv) {
   std::string json_path, data = "/usr/share/dict/words";
   int64_t batch_size = 64;
   app.add_option("--workload,-w", only,
-                 "Workloads to run: moe, heads, tiny, mixed, train, autograd (default: all)")
-      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "train", "autograd"}));
+                 "Workloads to run: moe, heads, tiny, mixed, train, autograd, dp (default: all but "
+                 "dp, which launches mpirun)")
+      ->check(CLI::IsMember({"moe", "heads", "tiny", "mixed", "train", "autograd", "dp"}));
   app.add_option("--reps", reps, "Timed samples per variant (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
@@ -223,9 +229,21 @@ int main(int argc, char** argv) {
   app.add_option("--train-dump", train_dump,
                  "train: also write the initial parameters, the batch and the settings to this "
                  "directory, for tools/train_pytorch.py (created if needed)");
-  app.add_option("--batch-size", batch_size, "train: sequences per step (the example's default)")
+  app.add_option("--batch-size", batch_size,
+                 "train, dp: sequences per step (per process for dp; the example's default)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  gg::bench::DpOptions dp;
+  app.add_option("--dp-bucket-mb", dp.bucket_mb,
+                 "dp: a DistributedDataParallel variant per bucket cap in MiB (25 is PyTorch's "
+                 "default; the small one splits this model's gradients into several buckets)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bool dp_worker = false;
+  std::string dp_out;
+  // Internal: how bench -w dp runs itself under mpirun (dp.hpp).
+  app.add_flag("--dp-worker", dp_worker)->group("");
+  app.add_option("--dp-out", dp_out)->group("");
   app.footer(
       "Variants of a workload are timed in alternating rounds, so that load from other processes "
       "falls on all of them alike; quote the ratios of one run. Peers: one dense oneDNN GEMM with "
@@ -233,9 +251,20 @@ int main(int argc, char** argv) {
       "per group per call, and libtorch 1.13 when built with -DGG_BENCH_LIBTORCH=ON. "
       "tools/bench_pytorch.py times PyTorch 2.x on the same workloads.");
   if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
-  auto selected = [&](const std::string& id) {
-    return only.empty() || std::find(only.begin(), only.end(), id) != only.end();
+  auto asked = [&](const std::string& id) {
+    return std::find(only.begin(), only.end(), id) != only.end();
   };
+  auto selected = [&](const std::string& id) { return only.empty() || asked(id); };
+  dp.data = data;
+  dp.batch_size = batch_size;
+  dp.reps = reps;
+  dp.warmup = warmup;
+  if (dp_worker) {
+    // One rank of bench -w dp's mpirun job; an exception ends the whole job (gg::distributed's
+    // terminate handler), so it is not caught here.
+    gg::bench::dp_worker(dp, dp_out);
+    return 0;
+  }
 
   try {
     // Before anything asks oneDNN for its ISA (it reads the variable once).
@@ -275,6 +304,7 @@ int main(int argc, char** argv) {
     for (const auto& w : kernel_workloads())
       if (selected(w.id)) run_kernel_workload(w, warmup, reps, report);
     if (selected("train")) run_train_workload(data, batch_size, train_dump, warmup, reps, report);
+    if (asked("dp")) gg::bench::run_dp_workload(dp, report);
     // The autograd overhead per op: "us/group" is microseconds per op of the chain.
     if (selected("autograd")) {
       for (const gg::bench::OverheadRow& r : gg::bench::autograd_overhead(warmup, reps))
@@ -287,7 +317,8 @@ int main(int argc, char** argv) {
     }
     report.about.emplace_back("load after", load_average());
     double load = 0;
-    if (threads > 1 && getloadavg(&load, 1) == 1 &&
+    // (The dp workload's processes run 1 thread each: the note is about the other workloads.)
+    if (threads > 1 && !report.rows.empty() && getloadavg(&load, 1) == 1 &&
         load >= static_cast<double>(std::thread::hardware_concurrency()))
       report.notes.push_back(fmt::format(
           "the machine was loaded (load {:.1f} on {} hardware threads): a parallel region waits "

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <map>
 
 namespace gg::bench {
@@ -34,10 +35,8 @@ std::map<std::string, double> our_medians(const Report& report) {
 std::string mib(int64_t bytes) {
   return bytes >= 0 ? fmt::format("{:.1f}", static_cast<double>(bytes) / 1048576.0) : "-";
 }
-}  // namespace
 
-void print_report(const Report& report) {
-  for (const auto& [key, value] : report.about) fmt::print("{:<18} {}\n", key + ":", value);
+void print_rows(const Report& report) {
   const auto ours = our_medians(report);
   fmt::print("\n{:<26} {:<34} {:>10} {:>8} {:>10} {:>9} {:>9} {:>8}\n", "workload", "variant",
              "median ms", "GFLOPS", "us/group", "peer/ours", "alloc MiB", "RSS MiB");
@@ -57,6 +56,33 @@ void print_report(const Report& report) {
       "alloc MiB: peak tensor bytes\nof one call over those live before it (groupgrad's "
       "Storage counters; libtorch's CPU allocator, counted); RSS MiB:\nthe resident-set "
       "high-water mark during one call over the resident set before it (- where unavailable).\n");
+}
+
+void print_table(const Table& t) {
+  std::vector<size_t> width(t.header.size());
+  for (size_t c = 0; c < t.header.size(); ++c) {
+    width[c] = t.header[c].size();
+    for (const auto& row : t.rows) width[c] = std::max(width[c], row.at(c).size());
+  }
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < cells.size(); ++c)
+      out += c < t.left_columns ? fmt::format("{}{:<{}}", c ? "  " : "", cells[c], width[c])
+                                : fmt::format("  {:>{}}", cells[c], width[c]);
+    fmt::print("{}\n", out);
+  };
+  fmt::print("\n{}\n", t.title);
+  line(t.header);
+  for (const auto& row : t.rows) line(row);
+  for (const std::string& n : t.notes) fmt::print("note: {}\n", n);
+}
+}  // namespace
+
+void print_report(const Report& report) {
+  for (const auto& [key, value] : report.about) fmt::print("{:<18} {}\n", key + ":", value);
+  if (!report.rows.empty()) print_rows(report);
+  for (const Table& t : report.tables) print_table(t);
+  if (!report.notes.empty()) fmt::print("\n");
   for (const std::string& n : report.notes) fmt::print("note: {}\n", n);
 }
 
@@ -85,7 +111,9 @@ nlohmann::json report_json(const Report& report) {
                     {"rss_peak_bytes", r.memory.rss_peak},
                     {"note", r.note}});
   }
-  return {{"about", about}, {"rows", rows}, {"notes", report.notes}};
+  nlohmann::json out = {{"about", about}, {"rows", rows}, {"notes", report.notes}};
+  for (const auto& [key, value] : report.extra.items()) out[key] = value;
+  return out;
 }
 
 }  // namespace gg::bench

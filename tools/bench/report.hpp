@@ -21,10 +21,21 @@ struct Row {
   std::string note;
 };
 
+// A table with columns of its own (the dp workload's), printed after the main table.
+struct Table {
+  std::string title;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;  // as many cells as header
+  std::vector<std::string> notes;              // printed under it
+  size_t left_columns = 1;                     // the first ones are left-aligned, the rest right
+};
+
 struct Report {
   std::vector<std::pair<std::string, std::string>> about;  // machine, threads, load, versions
   std::vector<Row> rows;
   std::vector<std::string> notes;
+  std::vector<Table> tables;
+  nlohmann::json extra = nlohmann::json::object();  // merged into the JSON (e.g. "dp")
 };
 
 void print_report(const Report& report);

@@ -6,6 +6,7 @@
 // groupgrad model's initial parameters, so both start from the same point on the same batch.
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,6 +46,8 @@ struct TrainSide {
 TrainSide groupgrad_train(const std::string& data_path, int64_t batch_size, TrainSetup* setup);
 // The same model, parameters and batch on libtorch (available when libtorch_available()).
 TrainSide libtorch_train(const TrainSetup& setup);
+// The model and optimiser settings of `setup` (and its batch's shape) as JSON.
+nlohmann::json settings_json(const TrainSetup& setup);
 // Writes the starting point of `setup` for tools/train_pytorch.py to directory `dir` (created if
 // needed): params.safetensors (the initial parameters under groupgrad's names, written by
 // gg::safetensors::write), batch.safetensors ("input" and "target", Int64 [batch, width]) and

@@ -31,6 +31,25 @@ void write_atomically(const std::filesystem::path& path, const std::string& text
 }
 }  // namespace
 
+nlohmann::json settings_json(const TrainSetup& s) {
+  return {{"vocab", s.vocab},
+          {"seq_len", s.seq_len},
+          {"embed", s.embed},
+          {"heads", s.heads},
+          {"layers", s.layers},
+          {"experts", s.experts},
+          {"top_k", s.top_k},
+          {"hidden", s.hidden},
+          {"lr", s.lr},
+          {"betas", {s.beta1, s.beta2}},
+          {"weight_decay", s.weight_decay},
+          {"clip", s.clip},
+          {"aux_coef", s.aux_coef},
+          {"ignore_index", s.ignore_index},
+          {"batch", s.batch},
+          {"width", s.width}};
+}
+
 void write_train_dump(const TrainSetup& s, double initial_loss, const std::string& dir) {
   const std::filesystem::path root(dir);
   std::error_code ec;
@@ -53,23 +72,7 @@ void write_train_dump(const TrainSetup& s, double initial_loss, const std::strin
                             {"batch_file", "batch.safetensors"},
                             {"param_names", names},  // groupgrad's order (named_parameters)
                             {"initial_loss", initial_loss},
-                            {"settings",
-                             {{"vocab", s.vocab},
-                              {"seq_len", s.seq_len},
-                              {"embed", s.embed},
-                              {"heads", s.heads},
-                              {"layers", s.layers},
-                              {"experts", s.experts},
-                              {"top_k", s.top_k},
-                              {"hidden", s.hidden},
-                              {"lr", s.lr},
-                              {"betas", {s.beta1, s.beta2}},
-                              {"weight_decay", s.weight_decay},
-                              {"clip", s.clip},
-                              {"aux_coef", s.aux_coef},
-                              {"ignore_index", s.ignore_index},
-                              {"batch", s.batch},
-                              {"width", s.width}}}};
+                            {"settings", settings_json(s)}};
   // Written last: its presence says the two tensor files beside it are complete.
   write_atomically(root / "train.json", j.dump(2) + "\n");
 }

@@ -11,39 +11,11 @@
 
 #include "groupgrad_variant.hpp"
 #include "train.hpp"
-#include "train/data.hpp"
-#include "train/model.hpp"
-
-namespace F = gg::nn::functional;
+#include "train_step.hpp"
 
 namespace gg::bench {
 
 namespace {
-struct GroupgradTrainer {
-  std::shared_ptr<train::CharTransformer> model;
-  std::unique_ptr<gg::optim::AdamW> optimizer;
-  std::vector<gg::Tensor> params;
-  gg::Tensor input, target;
-  double aux_coef = 0;
-  double clip = 0;
-
-  gg::Tensor loss() {
-    gg::Tensor logits = model->forward(input);
-    gg::Tensor ce = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), target.reshape({-1}),
-                                     gg::Reduction::Mean, train::kIgnore);
-    return ce + model->aux_loss * (aux_coef / static_cast<double>(model->config.layers));
-  }
-
-  gg::Tensor step() {
-    gg::Tensor l = loss();
-    l.backward();
-    gg::nn::utils::clip_grad_norm_(params, clip);
-    optimizer->step();
-    optimizer->zero_grad(/*set_to_none=*/true);
-    return l;
-  }
-};
-
 // The step of GroupgradTrainer, then what examples/train_multihead logs to TensorBoard after
 // every step (its log_step): train loss, learning rate, tokens/s and each layer's expert load
 // (add_scalars, one event file per expert), into a SummaryWriter with its default buffering.
@@ -84,21 +56,6 @@ struct LoggedTrainer {
   }
 };
 
-std::shared_ptr<GroupgradTrainer> make_trainer(const train::ModelConfig& config,
-                                               const TrainSetup& s, const train::Batch& batch) {
-  gg::manual_seed(1337);  // the example's default seed
-  auto t = std::make_shared<GroupgradTrainer>();
-  t->model = std::make_shared<train::CharTransformer>(config);
-  t->params = t->model->parameters();
-  t->optimizer = std::make_unique<gg::optim::AdamW>(
-      t->params,
-      gg::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).weight_decay(s.weight_decay));
-  t->aux_coef = s.aux_coef;
-  t->clip = s.clip;
-  t->input = batch.input;
-  t->target = batch.target;
-  return t;
-}
 }  // namespace
 
 TrainSide groupgrad_train(const std::string& data_path, int64_t batch_size, TrainSetup* setup) {
@@ -106,14 +63,7 @@ TrainSide groupgrad_train(const std::string& data_path, int64_t batch_size, Trai
   const train::Dataset data = train::load_dataset(data_path, 0.1);
   s.vocab = data.vocab_size();
   s.ignore_index = train::kIgnore;
-  train::ModelConfig config{.vocab_size = s.vocab,
-                            .seq_len = s.seq_len,
-                            .embed_dim = s.embed,
-                            .heads = s.heads,
-                            .layers = s.layers,
-                            .experts = s.experts,
-                            .top_k = s.top_k,
-                            .expert_hidden = s.hidden};
+  const train::ModelConfig config = model_config(s);
   train::BatchOrder order(data.train, batch_size, 1337);
   train::Batch batch = train::make_batch(data.train, order.indices(0), s.seq_len);
   auto t = make_trainer(config, s, batch);
