@@ -5,12 +5,15 @@
 #     started with its own --out-dir (an MPMD job: "a : b"), writes nothing there.
 #  2. --resume to step 6 (rank 1 reads a copy of the checkpoint, and again writes nothing).
 #  3. An uninterrupted 6-step run: the same losses and bit-identical weights and optimizer state.
-#  4. Resuming on another number of processes, or without --distributed, is a usage error
+#  4. A global batch of 1 line on 2 ranks: rank 1's share is empty every step, and it still joins
+#     the gradient all-reduce (a line of weight 0).
+#  5. Resuming on another number of processes, or without --distributed, is a usage error
 #     (exit 2), and mpirun without --distributed is refused.
 file(REMOVE_RECURSE ${OUT_DIR})
 file(MAKE_DIRECTORY ${OUT_DIR})
-set(args --steps 6 --batch-size 7 --eval-every 3 --embed-dim 16 --heads 2 --layers 1 --experts 2
-         --top-k 1 --expert-hidden 16 --val-fraction 0.02 --samples 0 --histogram-every 0)
+set(model --eval-every 3 --embed-dim 16 --heads 2 --layers 1 --experts 2 --top-k 1
+          --expert-hidden 16 --val-fraction 0.02 --samples 0 --histogram-every 0)
+set(args --steps 6 --batch-size 7 ${model})
 set(a ${OUT_DIR}/a)  # rank 0's out-dir
 set(b ${OUT_DIR}/b)  # rank 1's in step 1: must stay absent
 set(c ${OUT_DIR}/c)  # rank 1's in step 2: a copy of a's checkpoint, must stay as it was
@@ -95,7 +98,12 @@ if(NOT resumed STREQUAL uninterrupted)
 endif()
 message(STATUS "resumed == uninterrupted: weights, optimizer state and every step's losses")
 
-# 4. The checkpoint of 2 ranks refuses another job shape; mpirun needs --distributed.
+# 4. Rank 1 without lines.
+run(${done} "a batch of 1 line on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} --steps 3 --batch-size 1 ${model}
+    --distributed --no-tensorboard --out-dir ${OUT_DIR}/e)
+expect_step(${OUT_DIR}/e 3)
+
+# 5. The checkpoint of 2 ranks refuses another job shape; mpirun needs --distributed.
 run("^2$" "resume on 1 process" ${TRAIN} --resume --out-dir ${a})
 expect_output("resume on 1 process" "was written by 2 processes (--distributed)")
 run("^[1-9]" "resume on 1 rank" ${MPIRUN} ${NP} 1 ${TRAIN} --distributed --resume --out-dir ${a})
