@@ -8,6 +8,7 @@
 //   ./build/examples/train_multihead                    # the default run, a few minutes
 //   ./build/examples/train_multihead --help             # every option
 //   ./build/examples/train_multihead --steps 40 --check-resume   # resume == uninterrupted?
+//   mpirun -np 2 ./build/examples/train_multihead --distributed   # on 2 processes (MPI)
 //
 // Exit status: 0 done (the model beat the bigram baseline), 1 an error or a model that did not,
 // 2 bad usage: an unknown option, or a setting out of range on the command line or in the
@@ -27,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -77,6 +79,7 @@ struct Options {
   bool no_tensorboard = false;
   int64_t histogram_every = 500;  // weight and gradient histograms every this many steps (0: none)
   std::string dtype = "f32";      // parameters and activations: f32 or bf16
+  bool distributed = false;       // data-parallel over the ranks of an mpirun job
 };
 
 // The settings a checkpoint pins: resuming with any other value would not reproduce the run.
@@ -94,6 +97,58 @@ constexpr int kExitUsage = 2;
 struct UsageError : gg::Error {
   using gg::Error::Error;
 };
+
+// Where this process stands: rank 0 of 1 unless --distributed. Data-parallel ranks train the same
+// model on their shares of each global batch (train::rank_share); rank 0 alone logs and writes.
+struct Job {
+  bool distributed = false;
+  int rank = 0;
+  int world = 1;
+  bool lead() const { return rank == 0; }
+  // "one process" or "2 processes (--distributed)": what a checkpoint was written by.
+  std::string describe() const {
+    return distributed ? fmt::format("{} process{} (--distributed)", world, world == 1 ? "" : "es")
+                       : "one process (without --distributed)";
+  }
+};
+
+// The ranks' sums of `values` (one all_reduce in Float64; exact for counts below 2^53), or the
+// values themselves on one process.
+std::vector<double> sum_over_ranks(const Job& job, std::vector<double> values) {
+  if (!job.distributed || values.empty()) return values;
+  gg::Tensor t = gg::tensor<double>(values, {static_cast<int64_t>(values.size())});
+  gg::distributed::all_reduce(t, gg::distributed::ReduceOp::Sum);
+  return t.to_vector<double>();
+}
+
+// Joins the mpirun job with --distributed. Started by mpirun with more than one process but
+// without --distributed, every process would train alone and write the same files: refused.
+Job start_job(bool distributed) {
+  Job job;
+  if (!distributed) {
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+      if (const char* n = std::getenv(var); n && std::atoi(n) > 1)
+        throw UsageError(fmt::format(
+            "[train_multihead] started as one of {} processes ({}={}) but without "
+            "--distributed: each would train alone and write the same files; add --distributed",
+            n, var, n));
+    return job;
+  }
+  if (!gg::distributed::is_available())
+    throw UsageError(
+        "[train_multihead] --distributed needs gg::distributed, and this groupgrad was built "
+        "without MPI (GG_WITH_MPI=OFF or MPI not found when it was configured): install Open MPI "
+        "(tools/install-deps.sh), configure again and rebuild");
+  gg::distributed::init();
+  job.distributed = true;
+  job.rank = gg::distributed::rank();
+  job.world = gg::distributed::world_size();
+  if (!job.lead()) {  // rank 0 speaks for the job; the others only report their errors
+    spdlog::set_pattern(fmt::format("[%H:%M:%S] rank {}: %v", job.rank));
+    spdlog::set_level(spdlog::level::err);
+  }
+  return job;
+}
 
 template <class T>
 Setting pin(std::string flag, T& value) {
@@ -218,9 +273,11 @@ uint64_t parameter_hash(const gg::nn::Module& model) {
   return h;
 }
 
-// Mean cross-entropy per predicted token over `lines` (model in eval mode, no graph).
+// Mean cross-entropy per predicted token over `lines` (model in eval mode, no graph). With
+// --distributed each rank scores every world-th line of the length order, and the ranks' sums of
+// loss and tokens are added: the same mean as one process's, up to the order of float sums.
 double evaluate(train::CharTransformer& model, const std::vector<std::vector<int64_t>>& lines,
-                int64_t seq_len) {
+                int64_t seq_len, const Job& job) {
   gg::NoGradGuard no_grad;
   model.eval();
   // Lines sorted by length batch with little padding; the sum does not care about the order.
@@ -228,6 +285,7 @@ double evaluate(train::CharTransformer& model, const std::vector<std::vector<int
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return lines[a].size() < lines[b].size(); });
+  if (job.distributed) order = train::rank_share(order, job.rank, job.world);
   double nll = 0;
   int64_t tokens = 0;
   constexpr int64_t kEvalBatch = 256;
@@ -242,7 +300,8 @@ double evaluate(train::CharTransformer& model, const std::vector<std::vector<int
     tokens += b.tokens;
   }
   model.train();
-  return nll / static_cast<double>(tokens);
+  const std::vector<double> sums = sum_over_ranks(job, {nll, static_cast<double>(tokens)});
+  return sums[0] / sums[1];
 }
 
 // `count` lines sampled from the model at `temperature`, all at once (one batch row each).
@@ -296,23 +355,30 @@ std::vector<std::string> sample(train::CharTransformer& model, const train::Data
   return words;
 }
 
-// Each block's share (0 to 1) of token-slots per expert in the last forward: [layer][expert].
-std::vector<std::vector<double>> expert_loads(const train::CharTransformer& model) {
-  std::vector<std::vector<double>> loads;
+// Token-slots routed to each expert by the last forward: [layer][expert].
+std::vector<std::vector<double>> expert_counts(const train::CharTransformer& model) {
+  std::vector<std::vector<double>> counts;
   for (const auto& block : model.blocks) {
-    const auto counts = block->moe->last_expert_counts();
-    int64_t total = 0;
-    for (int64_t c : counts) total += c;
-    auto& shares = loads.emplace_back();
-    for (int64_t c : counts) shares.push_back(double(c) / double(std::max<int64_t>(total, 1)));
+    auto& layer = counts.emplace_back();
+    for (int64_t c : block->moe->last_expert_counts()) layer.push_back(static_cast<double>(c));
   }
-  return loads;
+  return counts;
+}
+
+// Each block's share (0 to 1) of the token-slots per expert: [layer][expert].
+std::vector<std::vector<double>> expert_loads(std::vector<std::vector<double>> counts) {
+  for (auto& layer : counts) {
+    double total = 0;
+    for (double c : layer) total += c;
+    for (double& c : layer) c /= std::max(total, 1.0);
+  }
+  return counts;
 }
 
 // The same in percent, e.g. "25/24/26/25 31/19/27/23 %".
-std::string expert_shares(const train::CharTransformer& model) {
+std::string expert_shares(const std::vector<std::vector<double>>& loads) {
   std::string out;
-  for (const auto& shares : expert_loads(model)) {
+  for (const auto& shares : loads) {
     if (!out.empty()) out += ' ';
     for (size_t e = 0; e < shares.size(); ++e)
       out += fmt::format("{}{:.0f}", e ? "/" : "", 100.0 * shares[e]);
@@ -370,10 +436,13 @@ std::ofstream open_metrics(const fs::path& path, int64_t keep_through, int64_t l
   return out;
 }
 
-// Trains from scratch, or from the checkpoint in o.out_dir when o.resume.
-RunResult run(Options o, const train::Dataset& data, double baseline) {
+// Trains from scratch, or from the checkpoint in o.out_dir when o.resume. With --distributed every
+// rank runs this together: each reads the checkpoint (the out-dir must be on a file system they
+// share), trains on its share of every global batch, and only rank 0 logs and writes files.
+RunResult run(Options o, const train::Dataset& data, double baseline, const Job& job) {
   const fs::path dir = o.out_dir;
-  fs::create_directories(dir);
+  const bool speak = !o.quiet && job.lead();
+  if (job.lead()) fs::create_directories(dir);
   train::ModelConfig config{.vocab_size = data.vocab_size(),
                             .seq_len = o.seq_len,
                             .embed_dim = o.embed_dim,
@@ -387,6 +456,14 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
   // bf16: parameters, activations and AdamW's state in bf16 (initialised in f32, then rounded).
   // On CPUs without oneDNN's bf16 kernels (below AVX512_CORE) every op computes through f32.
   if (o.dtype == "bf16") model->to(gg::kBFloat16);
+  // --expert-parallel (issue #15) would shard each block's experts here, before DDP sees them:
+  //   for (auto& b : model->blocks)
+  //     b->set_moe(ExpertParallelMoE::from_full(*b->moe_as<gg::nn::MoEFeedForward>()));
+  // DDP: rank 0's weights on every rank (the same seed made them equal anyway), and every
+  // backward averages the gradients over the ranks.
+  std::unique_ptr<gg::nn::DistributedDataParallel<train::CharTransformer>> ddp;
+  if (job.distributed)
+    ddp = std::make_unique<gg::nn::DistributedDataParallel<train::CharTransformer>>(model);
   gg::optim::AdamW optimizer(
       model->parameters(),
       gg::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
@@ -401,31 +478,50 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
     GG_CHECK(step >= 0 && step <= o.steps,
              "[train_multihead] {} says step {}, outside the run's 0 to {} steps",
              train::pointer_path(dir).string(), step, o.steps);
+    if (job.distributed) {  // the ranks must continue from the same checkpoint
+      gg::Tensor range = gg::tensor<int64_t>({step, -step});
+      gg::distributed::all_reduce(range, gg::distributed::ReduceOp::Max);
+      const std::vector<int64_t> r = range.to_vector<int64_t>();
+      GG_CHECK(r[0] == -r[1],
+               "[train_multihead] the ranks read checkpoints of different steps (from {} to {}) "
+               "in {}: every rank must read the same --out-dir (a file system they share)",
+               -r[1], r[0], dir.string());
+    }
     schedule.set_last_step(step);
-    if (!o.quiet) spdlog::info("resumed from {} at step {}", ckpt.model.string(), step);
+    if (speak) spdlog::info("resumed from {} at step {}", ckpt.model.string(), step);
   }
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
-  if (!o.quiet)
+  if (speak)
     spdlog::info(
         "model: {} layers, embed {}, {} heads, {} experts (top-{}, hidden {}), "
-        "{} parameters",
-        o.layers, o.embed_dim, o.heads, o.experts, o.top_k, o.expert_hidden, params);
+        "{} parameters{}",
+        o.layers, o.embed_dim, o.heads, o.experts, o.top_k, o.expert_hidden, params,
+        job.distributed ? fmt::format("; data-parallel on {} ranks, {} lines per global batch",
+                                      job.world, o.batch_size)
+                        : "");
 
   Options pinned_copy = o;
   gg::Metadata metadata;
   for (const auto& s : pinned_settings(pinned_copy))
     metadata["train." + s.flag.substr(2)] = s.get();
-  std::ofstream metrics = open_metrics(dir / "metrics.csv", step, o.layers, o.experts);
-  // TensorBoard's view of the same numbers; a resumed run adds a new event file beside the old.
+  // Not settings but the job: a resume must run on as many processes (see --resume in main).
+  metadata["train.distributed"] = job.distributed ? "true" : "false";
+  metadata["train.world_size"] = std::to_string(job.world);
+  std::ofstream metrics;
   std::unique_ptr<gg::SummaryWriter> board;
-  if (!o.no_tensorboard) {
-    board = std::make_unique<gg::SummaryWriter>(
-        o.tensorboard.empty() ? (dir / "tensorboard").string() : o.tensorboard,
-        gg::SummaryWriterOptions().flush_secs(10).max_queue(1000));
-    std::string settings;
-    for (const auto& [key, value] : metadata) settings += fmt::format("    {} = {}\n", key, value);
-    board->add_text("settings", settings, step);
+  if (job.lead()) {
+    metrics = open_metrics(dir / "metrics.csv", step, o.layers, o.experts);
+    // TensorBoard's view of the same numbers; a resumed run adds a new event file beside the old.
+    if (!o.no_tensorboard) {
+      board = std::make_unique<gg::SummaryWriter>(
+          o.tensorboard.empty() ? (dir / "tensorboard").string() : o.tensorboard,
+          gg::SummaryWriterOptions().flush_secs(10).max_queue(1000));
+      std::string settings;
+      for (const auto& [key, value] : metadata)
+        settings += fmt::format("    {} = {}\n", key, value);
+      board->add_text("settings", settings, step);
+    }
   }
 
   const int64_t end = o.stop_after > 0 ? std::min(o.stop_after, o.steps) : o.steps;
@@ -437,18 +533,42 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
   double interval_nll = 0;
   int64_t interval_tokens = 0;
   auto log = [&](const std::string& line) {
-    if (!o.quiet) bar.log(line);
+    if (speak) bar.log(line);
   };
 
   while (step < end) {
     seed_step(o.seed, step);
     const double lr = optimizer.lr();
-    train::Batch batch = train::make_batch(data.train, order.indices(step), o.seq_len);
-    gg::Tensor logits = model->forward(batch.input);
-    gg::Tensor ce =
-        F::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.target.reshape({-1}),
-                         gg::Reduction::Mean, train::kIgnore);
-    gg::Tensor loss = o.aux_coef > 0 ? ce + model->aux_loss * (o.aux_coef / o.layers) : ce;
+    // The step's global batch, the same on every rank, and this rank's share of it.
+    const std::vector<int64_t> global = order.indices(step);
+    std::vector<int64_t> mine =
+        job.distributed ? train::rank_share(global, job.rank, job.world) : global;
+    // A rank whose share is empty (a batch smaller than the world) still runs a step, so that
+    // it joins the gradient all-reduce, on one line that counts for nothing (weight 0).
+    const bool idle = mine.empty();
+    if (idle) mine.push_back(global.front());
+    train::Batch batch = train::make_batch(data.train, mine, o.seq_len);
+    gg::Tensor logits = ddp ? ddp->forward(batch.input) : model->forward(batch.input);
+    gg::Tensor ce, loss;
+    int64_t tokens = batch.tokens;  // the step's predicted tokens, over every rank
+    if (!job.distributed) {
+      ce = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.target.reshape({-1}),
+                            gg::Reduction::Mean, train::kIgnore);
+      loss = o.aux_coef > 0 ? ce + model->aux_loss * (o.aux_coef / o.layers) : ce;
+    } else {
+      // DDP averages the ranks' gradients, so each rank's loss is its sum over its tokens times
+      // world / (the global batch's tokens): the average is then the gradient of the global
+      // batch's mean, as one process computes it, whatever each share's token count. The
+      // load-balancing term is each rank's own (it is not a sum over tokens), weighted by the
+      // rank's share of the lines.
+      tokens = train::predicted_tokens(data.train, global, o.seq_len);
+      ce = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.target.reshape({-1}),
+                            gg::Reduction::Sum, train::kIgnore);
+      const double w = idle ? 0.0 : job.world / static_cast<double>(tokens);
+      const double aux_w = idle ? 0.0 : double(job.world) * double(mine.size()) / global.size();
+      loss = ce * w;
+      if (o.aux_coef > 0) loss = loss + model->aux_loss * (aux_w * o.aux_coef / o.layers);
+    }
     optimizer.zero_grad(/*set_to_none=*/true);
     loss.backward();
     gg::nn::utils::clip_grad_norm_(params_list, o.clip);
@@ -456,12 +576,26 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
     schedule.step();
     ++step;
 
-    const float train_loss = ce.to(gg::kFloat32).item<float>();
+    float train_loss = 0;
+    std::vector<std::vector<double>> counts = expert_counts(*model);  // of this step's batch
+    if (!job.distributed) {
+      train_loss = ce.to(gg::kFloat32).item<float>();
+    } else {
+      // The global batch's mean loss and expert counts: one all-reduce of the local sums.
+      std::vector<double> sums{idle ? 0.0 : double(ce.to(gg::kFloat32).item<float>())};
+      for (const auto& layer : counts)
+        for (double c : layer) sums.push_back(idle ? 0.0 : c);
+      sums = sum_over_ranks(job, std::move(sums));
+      train_loss = static_cast<float>(sums[0] / static_cast<double>(tokens));
+      size_t i = 1;
+      for (auto& layer : counts)
+        for (double& c : layer) c = sums[i++];
+    }
     result.step_losses.push_back(train_loss);
-    interval_nll += double(train_loss) * batch.tokens;
-    interval_tokens += batch.tokens;
-    if (!o.quiet) bar.update(step, train_loss, lr, batch.tokens);
-    const auto loads = expert_loads(*model);  // of this step's batch
+    interval_nll += double(train_loss) * tokens;
+    interval_tokens += tokens;
+    if (speak) bar.update(step, train_loss, lr, tokens);
+    const auto loads = expert_loads(counts);
     if (board) log_step(*board, loads, step, train_loss, lr, o.quiet ? 0.0 : bar.tokens_per_s());
     if (board && o.histogram_every > 0 && step % o.histogram_every == 0) {
       for (const auto& [name, p] : model->named_parameters()) {
@@ -472,8 +606,7 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
 
     double val_loss = NAN;
     if (step % o.eval_every == 0 || step == end) {
-      const std::string experts = expert_shares(*model);  // of this step's batch
-      val_loss = evaluate(*model, data.val, o.seq_len);
+      val_loss = evaluate(*model, data.val, o.seq_len, job);
       result.final_train_loss = interval_nll / static_cast<double>(interval_tokens);
       result.final_val_loss = val_loss;
       if (board) {
@@ -482,29 +615,38 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
       }
       log(fmt::format("step {:>5}  train {:.4f}  val {:.4f}  bigram {:.4f}  ({:+.4f})  experts {}",
                       step, result.final_train_loss, val_loss, baseline, val_loss - baseline,
-                      experts));
+                      expert_shares(loads)));
       interval_nll = 0;
       interval_tokens = 0;
     }
-    metrics << fmt::format("{},{:.6g},{:.6f},{},{:.1f},{:.6f}", step, lr, train_loss,
-                           std::isnan(val_loss) ? "" : fmt::format("{:.6f}", val_loss),
-                           o.quiet ? 0.0 : bar.tokens_per_s(), baseline);
-    for (const auto& shares : loads)
-      for (double share : shares) metrics << fmt::format(",{:.4f}", share);
-    metrics << "\n";
-    if (step % checkpoint_every == 0 || step == end) {
+    if (job.lead()) {
+      metrics << fmt::format("{},{:.6g},{:.6f},{},{:.1f},{:.6f}", step, lr, train_loss,
+                             std::isnan(val_loss) ? "" : fmt::format("{:.6f}", val_loss),
+                             o.quiet ? 0.0 : bar.tokens_per_s(), baseline);
+      for (const auto& shares : loads)
+        for (double share : shares) metrics << fmt::format(",{:.4f}", share);
+      metrics << "\n";
+    }
+    if (job.lead() && (step % checkpoint_every == 0 || step == end)) {
       metrics.flush();
       metadata["train.step"] = std::to_string(step);
       metadata["train.rng"] = "the generator is reseeded from (seed, step) before each step";
+      // The sampler's position is the step: the batch order is a function of (seed, step).
+      metadata["train.sampler"] = fmt::format(
+          "global batch {} of {} in epoch {} comes next, {} lines dealt over {} rank(s)",
+          step % order.batches_per_epoch(), order.batches_per_epoch(),
+          step / order.batches_per_epoch(), o.batch_size, job.world);
       auto files = train::save_checkpoint(dir, step, *model, optimizer, metadata);
       if (step == end) log(fmt::format("checkpoint: {}", files.model.string()));
     }
   }
-  if (!o.quiet) bar.finish();
+  if (speak) bar.finish();
   if (std::isnan(result.final_val_loss)) {  // resumed a finished run: nothing was trained
     log(fmt::format("the checkpoint is at step {} of {}: nothing to train", step, o.steps));
-    result.final_val_loss = evaluate(*model, data.val, o.seq_len);
+    result.final_val_loss = evaluate(*model, data.val, o.seq_len, job);
   }
+  // The other ranks may read the checkpoint next (--check-resume): wait until it is written.
+  if (job.distributed) gg::distributed::barrier();
   result.model = model;
   result.last_step = step;
   result.param_hash = parameter_hash(*model);
@@ -514,8 +656,9 @@ RunResult run(Options o, const train::Dataset& data, double baseline) {
 }
 
 // Runs o.steps uninterrupted, then half of them, stops, and resumes for the rest; the two must
-// agree bit for bit (every step's loss, the final validation loss and every parameter).
-int check_resume(Options o, const train::Dataset& data, double baseline) {
+// agree bit for bit (every step's loss, the final validation loss and every parameter). With
+// --distributed every rank runs it (the losses and parameters are the same on every rank).
+int check_resume(Options o, const train::Dataset& data, double baseline, const Job& job) {
   o.quiet = true;
   o.resume = false;
   o.stop_after = 0;
@@ -526,15 +669,18 @@ int check_resume(Options o, const train::Dataset& data, double baseline) {
   first.stop_after = o.steps / 2;
   full.tensorboard = first.tensorboard = second.tensorboard = "";  // each in its own out-dir
   second.resume = true;
-  std::error_code ignored;
-  fs::remove_all(full.out_dir, ignored);
-  fs::remove_all(first.out_dir, ignored);
+  if (job.lead()) {
+    std::error_code ignored;
+    fs::remove_all(full.out_dir, ignored);
+    fs::remove_all(first.out_dir, ignored);
+  }
+  if (job.distributed) gg::distributed::barrier();  // before any rank looks in them
 
   spdlog::info("check-resume: {} steps uninterrupted", o.steps);
-  const RunResult a = run(full, data, baseline);
+  const RunResult a = run(full, data, baseline, job);
   spdlog::info("check-resume: {} steps, stop, then resume to {}", first.stop_after, o.steps);
-  const RunResult b1 = run(first, data, baseline);
-  const RunResult b2 = run(second, data, baseline);
+  const RunResult b1 = run(first, data, baseline, job);
+  const RunResult b2 = run(second, data, baseline, job);
 
   std::vector<float> b_losses = b1.step_losses;
   b_losses.insert(b_losses.end(), b2.step_losses.begin(), b2.step_losses.end());
@@ -548,12 +694,110 @@ int check_resume(Options o, const train::Dataset& data, double baseline) {
   spdlog::info("resumed:       final train loss {:.9g}, val loss {:.9g}, parameters {:016x}",
                b_losses.back(), b2.final_val_loss, b2.param_hash);
   if (!same) {
-    spdlog::error("error: check-resume FAILED: the resumed run differs{}",
-                  first_diff >= 0 ? fmt::format(" from step {} on", first_diff + 1) : "");
+    if (job.lead())
+      spdlog::error("error: check-resume FAILED: the resumed run differs{}",
+                    first_diff >= 0 ? fmt::format(" from step {} on", first_diff + 1) : "");
     return kExitFailed;
   }
   spdlog::info("check-resume passed: identical bit for bit");
   return 0;
+}
+
+// What every run needs before training: the data and the bigram baseline.
+struct Prepared {
+  train::Dataset data;
+  double baseline = 0;
+};
+
+// With --resume, puts the checkpoint's settings in o (checking that it was written by a job of
+// this one's shape); then loads the data and fits the baseline.
+Prepared prepare(Options& o, const CLI::App& app, const Job& job) {
+  if (o.resume) {
+    // The checkpoint's settings win; say so where the command line disagrees.
+    const auto ckpt = train::read_checkpoint_pointer(o.out_dir);
+    const gg::Metadata meta = gg::safetensors::read_metadata(ckpt.model.string());
+    for (auto& s : pinned_settings(o)) {
+      const auto it = meta.find("train." + s.flag.substr(2));
+      if (it == meta.end() && s.flag == "--dtype") {  // written before --dtype existed: f32
+        s.set("f32");
+        continue;
+      }
+      GG_CHECK(it != meta.end(), "[train_multihead] {} lacks the setting {}", ckpt.model.string(),
+               s.flag);
+      if (app.count(s.flag) > 0 && s.get() != it->second)
+        spdlog::warn("warning: {} {} ignored: resuming with the checkpoint's {}", s.flag, s.get(),
+                     it->second);
+      s.set(it->second);
+    }
+    validate(o, "the checkpoint " + ckpt.model.string());
+    // The ranks' gradient sums, and the evaluation's, round differently on another number of
+    // processes: only the same job shape resumes exactly. (Checkpoints from before --distributed
+    // are from one process.)
+    Job written;
+    const auto distributed = meta.find("train.distributed");
+    const auto world = meta.find("train.world_size");
+    written.distributed = distributed != meta.end() && distributed->second == "true";
+    if (world != meta.end()) pin("train.world_size", written.world).set(world->second);
+    if (written.distributed != job.distributed || written.world != job.world)
+      throw UsageError(fmt::format(
+          "[train_multihead] {} was written by {}, and this run is {}: resume it as it ran{} "
+          "(another number of processes would not continue the run exactly)",
+          ckpt.model.string(), written.describe(), job.describe(),
+          written.distributed ? fmt::format(", with mpirun -np {} ... --distributed", written.world)
+                              : ", without mpirun and --distributed"));
+  }
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.warmup >= o.steps) {
+    const int64_t warmup = o.steps / 10;
+    spdlog::warn("warning: --warmup {} leaves no steps of a {}-step run for the decay; using {}",
+                 o.warmup, o.steps, warmup);
+    o.warmup = warmup;
+  }
+
+  Prepared p{train::load_dataset(o.data, o.val_fraction), 0};
+  const train::Bigram bigram(p.data, o.seq_len);
+  const double alpha = bigram.best_alpha(p.data.val, o.seq_len);
+  p.baseline = bigram.loss(p.data.val, o.seq_len, alpha);
+  spdlog::info(
+      "data: {}: {} train / {} validation lines, {} characters + PAD/BOS/EOS, {} / {} "
+      "predicted tokens",
+      o.data, p.data.train.size(), p.data.val.size(), p.data.chars.size(),
+      train::Dataset::target_count(p.data.train, o.seq_len),
+      train::Dataset::target_count(p.data.val, o.seq_len));
+  spdlog::info(
+      "bigram baseline (validation, nats/token): {:.4f} with add-{:.3g} smoothing "
+      "(the best alpha), {:.4f} with add-one",
+      p.baseline, alpha, bigram.loss(p.data.val, o.seq_len, 1.0));
+  return p;
+}
+
+// Runs `setup`, which may throw, and returns the exit status to stop with (its error printed),
+// or nothing to go on. In a distributed job the ranks first agree (one all_reduce) on whether it
+// failed on any of them -- a data file missing on one machine -- so that all stop together rather
+// than some waiting in a collective the others never reach; the lowest failing rank reports.
+std::optional<int> collectively(const Job& job, const std::function<void()>& setup) {
+  int64_t status = 0;
+  std::string message;
+  try {
+    setup();
+  } catch (const UsageError& e) {
+    status = kExitUsage;
+    message = e.what();
+  } catch (const std::exception& e) {
+    status = kExitFailed;
+    message = e.what();
+  }
+  int64_t reporter = job.rank;
+  if (job.distributed) {
+    gg::Tensor t = gg::tensor<int64_t>({status, -int64_t{status != 0 ? job.rank : job.world}});
+    gg::distributed::all_reduce(t, gg::distributed::ReduceOp::Max);
+    const std::vector<int64_t> worst = t.to_vector<int64_t>();
+    status = worst[0];
+    reporter = -worst[1];
+  }
+  if (status == 0) return std::nullopt;
+  if (job.rank == reporter) spdlog::error("error: {}", message);
+  return static_cast<int>(status);
 }
 
 }  // namespace
@@ -570,7 +814,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--steps", o.steps, "Optimizer steps in the run (the LR schedule spans them)")
       ->capture_default_str();
-  app.add_option("--batch-size", o.batch_size, "Sequences per step")->capture_default_str();
+  app.add_option("--batch-size", o.batch_size,
+                 "Sequences per step (with --distributed: over all processes together)")
+      ->capture_default_str();
   app.add_option("--seq-len", o.seq_len,
                  "Longest sequence in tokens (BOS + characters); longer lines are cut")
       ->capture_default_str();
@@ -616,6 +862,10 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", o.resume,
                "Continue from the checkpoint in --out-dir, with its settings, exactly as if the "
                "run had not stopped");
+  app.add_flag("--distributed", o.distributed,
+               "Train data-parallel on the processes of an MPI job: mpirun -np N ... "
+               "--distributed. --batch-size is the global batch, dealt out over the N processes; "
+               "rank 0 logs and writes the files, every rank reads --out-dir on --resume");
   app.add_option("--stop-after", o.stop_after,
                  "Stop (with a checkpoint) after this step, as if interrupted; 0: run all steps")
       ->capture_default_str();
@@ -651,56 +901,32 @@ int main(int argc, char** argv) {
   }
   if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
 
+  spdlog::set_pattern("[%H:%M:%S] %v");
+  Job job;
   try {
-    spdlog::set_pattern("[%H:%M:%S] %v");
     validate(o, "the command line");
-    if (o.resume) {
-      // The checkpoint's settings win; say so where the command line disagrees.
-      const auto ckpt = train::read_checkpoint_pointer(o.out_dir);
-      const gg::Metadata meta = gg::safetensors::read_metadata(ckpt.model.string());
-      for (auto& s : pinned_settings(o)) {
-        const auto it = meta.find("train." + s.flag.substr(2));
-        if (it == meta.end() && s.flag == "--dtype") {  // written before --dtype existed: f32
-          s.set("f32");
-          continue;
-        }
-        GG_CHECK(it != meta.end(), "[train_multihead] {} lacks the setting {}", ckpt.model.string(),
-                 s.flag);
-        if (app.count(s.flag) > 0 && s.get() != it->second)
-          spdlog::warn("warning: {} {} ignored: resuming with the checkpoint's {}", s.flag, s.get(),
-                       it->second);
-        s.set(it->second);
-      }
-      validate(o, "the checkpoint " + ckpt.model.string());
-    }
-    if (o.threads > 0) omp_set_num_threads(o.threads);
-    if (o.warmup >= o.steps) {
-      const int64_t warmup = o.steps / 10;
-      spdlog::warn("warning: --warmup {} leaves no steps of a {}-step run for the decay; using {}",
-                   o.warmup, o.steps, warmup);
-      o.warmup = warmup;
-    }
+    job = start_job(o.distributed);
+  } catch (const UsageError& e) {
+    spdlog::error("error: {}", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    spdlog::error("error: {}", e.what());
+    return kExitFailed;
+  }
 
-    const train::Dataset data = train::load_dataset(o.data, o.val_fraction);
-    const train::Bigram bigram(data, o.seq_len);
-    const double alpha = bigram.best_alpha(data.val, o.seq_len);
-    const double baseline = bigram.loss(data.val, o.seq_len, alpha);
-    spdlog::info(
-        "data: {}: {} train / {} validation lines, {} characters + PAD/BOS/EOS, {} / {} "
-        "predicted tokens",
-        o.data, data.train.size(), data.val.size(), data.chars.size(),
-        train::Dataset::target_count(data.train, o.seq_len),
-        train::Dataset::target_count(data.val, o.seq_len));
-    spdlog::info(
-        "bigram baseline (validation, nats/token): {:.4f} with add-{:.3g} smoothing "
-        "(the best alpha), {:.4f} with add-one",
-        baseline, alpha, bigram.loss(data.val, o.seq_len, 1.0));
+  std::optional<Prepared> prepared;
+  if (const std::optional<int> status =
+          collectively(job, [&] { prepared.emplace(prepare(o, app, job)); }))
+    return *status;
+  const train::Dataset& data = prepared->data;
+  const double baseline = prepared->baseline;
+  try {
+    if (o.check_resume) return check_resume(o, data, baseline, job);
 
-    if (o.check_resume) return check_resume(o, data, baseline);
-
-    const RunResult r = run(o, data, baseline);
+    const RunResult r = run(o, data, baseline, job);
     if (r.last_step < o.steps) {
-      spdlog::info("stopped after step {} of {}; continue with --resume", r.last_step, o.steps);
+      spdlog::info("stopped after step {} of {}; continue with --resume{}", r.last_step, o.steps,
+                   job.distributed ? fmt::format(" (on {} processes again)", job.world) : "");
       return 0;
     }
     spdlog::info("done: step {} reached in {:.1f} s, {} tokens/s on average", r.last_step,
@@ -712,7 +938,7 @@ int main(int argc, char** argv) {
         r.final_train_loss, r.final_val_loss, baseline, std::abs(gap),
         100 * std::abs(gap) / baseline, gap > 0 ? "below" : "ABOVE");
     spdlog::info("metrics: {}", (fs::path(o.out_dir) / "metrics.csv").string());
-    if (o.samples > 0) {
+    if (o.samples > 0 && job.lead()) {
       const auto words = sample(*r.model, data, o.samples, o.temperature, o.seed);
       int64_t novel = 0;
       std::string listing;
@@ -725,12 +951,12 @@ int main(int argc, char** argv) {
                    o.temperature, novel);
       std::fputs(listing.c_str(), stdout);
     }
-    return gap > 0 ? 0 : kExitFailed;
-  } catch (const UsageError& e) {
-    spdlog::error("error: {}", e.what());
-    return kExitUsage;
+    return gap > 0 ? 0 : kExitFailed;  // the same on every rank: their val losses are equal
   } catch (const std::exception& e) {
+    // One rank's error must not leave the others waiting in a collective: std::terminate, in a
+    // catch block, has gg::distributed print this rank's message and abort the whole job.
+    if (job.distributed) std::terminate();
     spdlog::error("error: {}", e.what());
-    return kExitFailed;
+    return dynamic_cast<const UsageError*>(&e) ? kExitUsage : kExitFailed;
   }
 }

@@ -239,6 +239,32 @@ class BatchOrder {
   std::vector<std::vector<int64_t>> batches_;
 };
 
+// The distributed sampler (with --distributed): every rank builds the same BatchOrder -- the same
+// seed, so the same shuffle of every epoch and the same global batch at every step -- and takes
+// its own share of each step's batch: lines rank, rank + world, rank + 2 world, ... of it. The
+// shares are disjoint and together are the batch one process would train on, so a run on any
+// number of ranks sees the same data in the same steps. Dealing the lines out in turn (rather than
+// in contiguous runs) keeps the shares' lengths alike, since a batch's lines are sorted by length.
+// A batch of n lines gives the first n % world ranks one line more than the rest; a batch
+// smaller than the world leaves the last ranks with none.
+inline std::vector<int64_t> rank_share(const std::vector<int64_t>& batch, int rank, int world) {
+  GG_CHECK(world >= 1 && rank >= 0 && rank < world, "[train] rank {} is not in a world of {} ranks",
+           rank, world);
+  std::vector<int64_t> share;
+  for (size_t i = static_cast<size_t>(rank); i < batch.size(); i += static_cast<size_t>(world))
+    share.push_back(batch[i]);
+  return share;
+}
+
+// Predicted (non-padding) targets of the lines `order` names: what make_batch's tokens counts.
+inline int64_t predicted_tokens(const std::vector<std::vector<int64_t>>& lines,
+                                const std::vector<int64_t>& order, int64_t seq_len) {
+  int64_t n = 0;
+  for (int64_t i : order)
+    n += std::min<int64_t>(static_cast<int64_t>(lines[i].size()) + 1, seq_len);
+  return n;
+}
+
 // The exact bigram baseline: P(next | previous) from the training split's counts with add-alpha
 // smoothing over the predictable tokens (characters and EOS), scored on the validation split in
 // nats per predicted token (the same tokens and average the model's validation loss uses).

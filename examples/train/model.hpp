@@ -3,11 +3,12 @@
 //
 //   x = tok_emb(tokens) + pos_emb(positions)
 //   N blocks:  x = x + MultiheadAttention(LayerNorm(x), causal)
-//              x = x + MoEFeedForward(LayerNorm(x))
+//              x = x + MoEFeedForward(LayerNorm(x))   (or another MoE: Block::set_moe)
 //   logits = head(LayerNorm(x))
 #include <groupgrad/groupgrad.hpp>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace train {
@@ -23,15 +24,44 @@ struct ModelConfig {
   int64_t expert_hidden = 128;
 };
 
+// What the model calls of a block's mixture-of-experts feed-forward. A Block holds its MoE behind
+// this interface, so that it can hold gg::nn::MoEFeedForward or any module with the same three
+// calls -- an expert-parallel one, whose experts are sharded over the ranks, made from the full
+// layer (the same initialisation on every rank):
+//   block->set_moe(ExpertParallelMoE::from_full(*block->moe_as<gg::nn::MoEFeedForward>()));
+class MoELayer {
+ public:
+  virtual ~MoELayer() = default;
+  virtual gg::Tensor forward(const gg::Tensor& x) = 0;
+  virtual gg::Tensor last_aux_loss() const = 0;                 // of the last forward
+  virtual std::vector<int64_t> last_expert_counts() const = 0;  // token-slots per expert, likewise
+  virtual std::shared_ptr<gg::nn::Module> module() const = 0;
+};
+
+// MoELayer over a module M that has those calls.
+template <class M>
+class MoELayerOf final : public MoELayer {
+ public:
+  explicit MoELayerOf(std::shared_ptr<M> m) : m_(std::move(m)) {}
+  gg::Tensor forward(const gg::Tensor& x) override { return m_->forward(x); }
+  gg::Tensor last_aux_loss() const override { return m_->last_aux_loss(); }
+  std::vector<int64_t> last_expert_counts() const override { return m_->last_expert_counts(); }
+  std::shared_ptr<gg::nn::Module> module() const override { return m_; }
+
+ private:
+  std::shared_ptr<M> m_;
+};
+
 class Block : public gg::nn::Module {
  public:
   explicit Block(const ModelConfig& c)
       : ln1(register_module("ln1", std::make_shared<gg::nn::LayerNorm>(c.embed_dim))),
         attn(register_module("attn",
                              std::make_shared<gg::nn::MultiheadAttention>(c.embed_dim, c.heads))),
-        ln2(register_module("ln2", std::make_shared<gg::nn::LayerNorm>(c.embed_dim))),
-        moe(register_module("moe", std::make_shared<gg::nn::MoEFeedForward>(
-                                       c.embed_dim, c.expert_hidden, c.experts, c.top_k))) {}
+        ln2(register_module("ln2", std::make_shared<gg::nn::LayerNorm>(c.embed_dim))) {
+    set_moe(
+        std::make_shared<gg::nn::MoEFeedForward>(c.embed_dim, c.expert_hidden, c.experts, c.top_k));
+  }
 
   gg::Tensor forward(const gg::Tensor& x) {
     gg::Tensor h = ln1->forward(x);
@@ -40,10 +70,25 @@ class Block : public gg::nn::Module {
     return y + moe->forward(ln2->forward(y));
   }
 
+  // Makes m the block's feed-forward: the child "moe", so its parameters read "blocks.0.moe....".
+  template <class M>
+  void set_moe(std::shared_ptr<M> m) {
+    if (moe)
+      replace_module("moe", m);
+    else
+      register_module("moe", m);
+    moe = std::make_shared<MoELayerOf<M>>(std::move(m));
+  }
+  // The feed-forward module as an M, or nullptr when it is of another type.
+  template <class M>
+  std::shared_ptr<M> moe_as() const {
+    return std::dynamic_pointer_cast<M>(moe->module());
+  }
+
   std::shared_ptr<gg::nn::LayerNorm> ln1;
   std::shared_ptr<gg::nn::MultiheadAttention> attn;
   std::shared_ptr<gg::nn::LayerNorm> ln2;
-  std::shared_ptr<gg::nn::MoEFeedForward> moe;
+  std::shared_ptr<MoELayer> moe;
 };
 
 class CharTransformer : public gg::nn::Module {
