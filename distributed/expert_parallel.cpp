@@ -266,23 +266,13 @@ Tensor ExpertParallelMoE::forward(const Tensor& x) {
   const Tensor returned = distributed::all_to_all_differentiable(by_source, send_rows, recv_rows);
   Tensor output = detail::moe_combine(returned, r, x.shape());
   Tensor aux = r.tokens > 0 ? detail::moe_aux_loss(r) : scalar_tensor(0, x.dtype());
-  {
-    const std::lock_guard<std::mutex> lock(last_mutex_);
-    last_aux_loss_ = std::move(aux);
-    last_counts_ = std::move(r.counts);
-  }
+  last_.set(std::move(aux), std::move(r.counts));
   return output;
 }
 
-Tensor ExpertParallelMoE::last_aux_loss() const {
-  const std::lock_guard<std::mutex> lock(last_mutex_);
-  return last_aux_loss_;
-}
+Tensor ExpertParallelMoE::last_aux_loss() const { return last_.aux_loss(); }
 
-std::vector<int64_t> ExpertParallelMoE::last_expert_counts() const {
-  const std::lock_guard<std::mutex> lock(last_mutex_);
-  return last_counts_;
-}
+std::vector<int64_t> ExpertParallelMoE::last_expert_counts() const { return last_.counts(); }
 
 void ExpertParallelMoE::pretty_print(std::ostream& stream) const {
   stream << fmt::format(

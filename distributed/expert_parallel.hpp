@@ -109,9 +109,7 @@ class ExpertParallelMoE : public Module {
   MoEOptions options_;
   int world_ = 1;
   int64_t local_experts_ = 0, first_expert_ = 0;
-  mutable std::mutex last_mutex_;  // guards the two below
-  Tensor last_aux_loss_;
-  std::vector<int64_t> last_counts_;
+  detail::LastRouting last_;  // written by every forward
 };
 
 }  // namespace gg::nn

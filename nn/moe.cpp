@@ -289,11 +289,7 @@ Tensor MoEFeedForward::forward(const Tensor& x) {
   functional::MoEResult r = functional::moe_feed_forward(
       x, top_k_, router->weight, router->bias, up->stacked_weight(), up->stacked_bias(),
       down->stacked_weight(), down->stacked_bias(), options_.normalize_top_k);
-  {
-    const std::lock_guard<std::mutex> lock(last_mutex_);
-    last_aux_loss_ = std::move(r.aux_loss);
-    last_counts_ = std::move(r.expert_counts);
-  }
+  { last_.set(std::move(r.aux_loss), std::move(r.expert_counts)); }
   return r.output;
 }
 
@@ -311,14 +307,28 @@ std::shared_ptr<Module> MoEFeedForward::clone() const {
   return copy;
 }
 
-Tensor MoEFeedForward::last_aux_loss() const {
-  const std::lock_guard<std::mutex> lock(last_mutex_);
-  return last_aux_loss_;
+Tensor MoEFeedForward::last_aux_loss() const { return last_.aux_loss(); }
+
+std::vector<int64_t> MoEFeedForward::last_expert_counts() const { return last_.counts(); }
+
+namespace detail {
+
+void LastRouting::set(Tensor aux_loss, std::vector<int64_t> counts) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  aux_loss_ = std::move(aux_loss);
+  counts_ = std::move(counts);
 }
 
-std::vector<int64_t> MoEFeedForward::last_expert_counts() const {
-  const std::lock_guard<std::mutex> lock(last_mutex_);
-  return last_counts_;
+Tensor LastRouting::aux_loss() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return aux_loss_;
 }
+
+std::vector<int64_t> LastRouting::counts() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return counts_;
+}
+
+}  // namespace detail
 
 }  // namespace gg::nn

@@ -29,6 +29,22 @@
 
 namespace gg::nn {
 
+namespace detail {
+// The load-balancing loss and expert counts of a MoE layer's last forward. Forwards of one module
+// may run concurrently, so the pair is written and read together under a mutex.
+class LastRouting {
+ public:
+  void set(Tensor aux_loss, std::vector<int64_t> counts);
+  Tensor aux_loss() const;
+  std::vector<int64_t> counts() const;
+
+ private:
+  mutable std::mutex mutex_;
+  Tensor aux_loss_;
+  std::vector<int64_t> counts_;
+};
+}  // namespace detail
+
 struct MoEOptions {
   bool normalize_top_k = true;  // renormalise the top-k gates to sum to 1 (Mixtral)
   bool bias = true;             // biases in the expert projections
@@ -71,9 +87,7 @@ class MoEFeedForward : public Module {
  private:
   int64_t embed_dim_, hidden_dim_, num_experts_, top_k_;
   MoEOptions options_;
-  mutable std::mutex last_mutex_;  // guards the two below (written by every forward)
-  Tensor last_aux_loss_;
-  std::vector<int64_t> last_counts_;
+  detail::LastRouting last_;  // written by every forward
 };
 
 using MoE = MoEFeedForward;
