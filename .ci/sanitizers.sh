@@ -71,7 +71,7 @@ fuzz_one() {
   artifacts="$PWD/build-asan/fuzz-artifacts"
   scratch=$(mktemp -d)
   log="$artifacts/$name.log"
-  args=(-max_total_time="$fuzz_seconds" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1
+  args=(-max_total_time="$fuzz_seconds" -timeout=60 -rss_limit_mb=4096 -print_final_stats=1
         -artifact_prefix="$artifacts/$name-")
   [ -f "tests/fuzz/$name.dict" ] && args+=(-dict="tests/fuzz/$name.dict")
   # One thread each: the library's OpenMP regions would otherwise oversubscribe the cores.
