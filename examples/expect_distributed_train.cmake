@@ -54,18 +54,7 @@ endif()
 
 # 3. The same 6 steps uninterrupted: the resumed run must match it bit for bit.
 run(${done} "6 steps on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} ${args} --distributed --out-dir ${d})
-foreach(f step-000006.model.safetensors step-000006.optim.safetensors)
-  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${a}/${f} ${d}/${f} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "the resumed run's ${f} differs from the uninterrupted run's")
-  endif()
-endforeach()
-read_metrics(${a}/metrics.csv resumed)
-read_metrics(${d}/metrics.csv uninterrupted)
-if(NOT resumed STREQUAL uninterrupted)
-  message(FATAL_ERROR "metrics differ:\nresumed: ${resumed}\nuninterrupted: ${uninterrupted}")
-endif()
-message(STATUS "resumed == uninterrupted: weights, optimizer state and every step's losses")
+expect_same_run(${a} ${d} step-000006)
 
 # 4. Rank 1 without lines.
 run(${done} "a batch of 1 line on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} --steps 3 --batch-size 1 ${model}
