@@ -9,6 +9,7 @@
 //   ./build/examples/train_multihead --help             # every option
 //   ./build/examples/train_multihead --steps 40 --check-resume   # resume == uninterrupted?
 //   mpirun -np 2 ./build/examples/train_multihead --distributed   # on 2 processes (MPI)
+//   mpirun -np 2 ./build/examples/train_multihead --distributed --expert-parallel  # sharded MoE
 //
 // Exit status: 0 done (the model beat the bigram baseline), 1 an error or a model that did not,
 // 2 bad usage: an unknown option, or a setting out of range on the command line or in the
