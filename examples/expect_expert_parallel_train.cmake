@@ -8,7 +8,8 @@
 #     validation split within 2e-5 of what the 2 ranks measured at step 6.
 #  3. With --aux-coef 0, every step's loss is one process's (within 5e-6): the gradients, the
 #     experts' ÷ world and the clipping by the global norm included.
-#  4. Resuming it without --expert-parallel is a usage error (exit 2); so are --expert-parallel
+#  4. A 1-line global batch (rank 1 always idle) runs, samples included.
+#  5. Resuming it without --expert-parallel is a usage error (exit 2); so are --expert-parallel
 #     without --distributed, and experts that do not divide by the ranks.
 file(REMOVE_RECURSE ${OUT_DIR})
 file(MAKE_DIRECTORY ${OUT_DIR})
@@ -90,6 +91,14 @@ foreach(i RANGE 5)
   endforeach()
 endforeach()
 message(STATUS "--aux-coef 0: 2 ranks = one process within 5e-6: ${two}")
+
+# A global batch of 1 line: rank 1's share is empty every step, and it still takes part in every
+# exchange of the layer (a line of weight 0).
+string(REPLACE "--samples;0" "--samples;2" sampling "${model}")  # sampling is collective too
+run(${done} "a batch of 1 line" ${MPIRUN} ${NP} 2 ${TRAIN} --steps 3 --batch-size 1 ${sampling}
+    --distributed --expert-parallel --out-dir ${OUT_DIR}/g)
+expect_output("a batch of 1 line" "2 samples at temperature")
+expect_step(${OUT_DIR}/g 3)
 
 # 4. Usage errors.
 run("^2$" "resume without --expert-parallel" ${MPIRUN} ${NP} 2 ${TRAIN} --distributed --resume

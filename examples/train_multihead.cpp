@@ -223,6 +223,11 @@ void validate(const Options& o, const std::string& source) {
     throw UsageError(fmt::format(
         "[train_multihead] --expert-parallel shards the experts over the processes of an MPI "
         "job: it needs --distributed (mpirun -np N ... --distributed --expert-parallel)"));
+  if (o.resume && !o.init_from.empty())
+    throw UsageError(fmt::format(
+        "[train_multihead] --init-from starts a new run and --resume continues one: give one "
+        "(from {})",
+        source));
   if (o.check_resume && o.steps < 2)
     throw UsageError(fmt::format(
         "[train_multihead] --check-resume needs --steps >= 2, got {} (from {})", o.steps, source));
