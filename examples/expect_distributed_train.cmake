@@ -19,38 +19,7 @@ set(b ${OUT_DIR}/b)  # rank 1's in step 1: must stay absent
 set(c ${OUT_DIR}/c)  # rank 1's in step 2: a copy of a's checkpoint, must stay as it was
 set(d ${OUT_DIR}/d)  # the uninterrupted run
 
-# Runs ARGN and fails unless its exit status matches the regex `expected`.
-function(run expected what)
-  execute_process(COMMAND ${ARGN} TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE out
-                  ERROR_VARIABLE err)
-  set(all "${out}${err}" PARENT_SCOPE)
-  if(NOT rc MATCHES "${expected}")
-    message(FATAL_ERROR "${what}: expected exit status ${expected}, got ${rc}:\n${out}${err}")
-  endif()
-  message(STATUS "${what}: exit status ${rc}")
-endfunction()
-function(expect_output what text)
-  string(FIND "${all}" "${text}" at)
-  if(at EQUAL -1)
-    message(FATAL_ERROR "${what}: the output lacks '${text}':\n${all}")
-  endif()
-endfunction()
-function(expect_step dir step)
-  file(READ ${dir}/checkpoint.json pointer)
-  if(NOT pointer MATCHES "\"step\": ${step}[,\n]")
-    message(FATAL_ERROR "${dir}/checkpoint.json is not at step ${step}: ${pointer}")
-  endif()
-endfunction()
-# metrics.csv without its tokens_per_s column (timings differ between runs).
-function(read_metrics path var)
-  file(STRINGS ${path} lines)
-  set(kept "")
-  foreach(line ${lines})
-    string(REGEX REPLACE "^([^,]*,[^,]*,[^,]*,[^,]*),[^,]*," "\\1,," line "${line}")
-    list(APPEND kept "${line}")
-  endforeach()
-  set(${var} "${kept}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/expect_train_helpers.cmake)
 
 # 1. Three steps; rank 1 is told another --out-dir, which must stay absent.
 run("^0$" "3 steps on 2 ranks" ${MPIRUN} ${NP} 1 ${TRAIN} ${args} --distributed --stop-after 3
@@ -85,18 +54,7 @@ endif()
 
 # 3. The same 6 steps uninterrupted: the resumed run must match it bit for bit.
 run(${done} "6 steps on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} ${args} --distributed --out-dir ${d})
-foreach(f step-000006.model.safetensors step-000006.optim.safetensors)
-  execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${a}/${f} ${d}/${f} RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "the resumed run's ${f} differs from the uninterrupted run's")
-  endif()
-endforeach()
-read_metrics(${a}/metrics.csv resumed)
-read_metrics(${d}/metrics.csv uninterrupted)
-if(NOT resumed STREQUAL uninterrupted)
-  message(FATAL_ERROR "metrics differ:\nresumed: ${resumed}\nuninterrupted: ${uninterrupted}")
-endif()
-message(STATUS "resumed == uninterrupted: weights, optimizer state and every step's losses")
+expect_same_run(${a} ${d} step-000006)
 
 # 4. Rank 1 without lines.
 run(${done} "a batch of 1 line on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} --steps 3 --batch-size 1 ${model}

@@ -9,6 +9,7 @@
 //   ./build/examples/train_multihead --help             # every option
 //   ./build/examples/train_multihead --steps 40 --check-resume   # resume == uninterrupted?
 //   mpirun -np 2 ./build/examples/train_multihead --distributed   # on 2 processes (MPI)
+//   mpirun -np 2 ./build/examples/train_multihead --distributed --expert-parallel  # sharded MoE
 //
 // Exit status: 0 done (the model beat the bigram baseline), 1 an error or a model that did not,
 // 2 bad usage: an unknown option, or a setting out of range on the command line or in the
@@ -37,6 +38,7 @@
 #include "tools/common/cli_parse.hpp"
 #include "train/checkpoint.hpp"
 #include "train/data.hpp"
+#include "train/expert_parallel.hpp"
 #include "train/model.hpp"
 #include "train/progress.hpp"
 
@@ -80,6 +82,8 @@ struct Options {
   int64_t histogram_every = 500;  // weight and gradient histograms every this many steps (0: none)
   std::string dtype = "f32";      // parameters and activations: f32 or bf16
   bool distributed = false;       // data-parallel over the ranks of an mpirun job
+  bool expert_parallel = false;   // with --distributed: each block's experts sharded over them
+  std::string init_from;          // a model file to start a new run from
 };
 
 // The settings a checkpoint pins: resuming with any other value would not reproduce the run.
@@ -102,13 +106,16 @@ struct UsageError : gg::Error {
 // model on their shares of each global batch (train::rank_share); rank 0 alone logs and writes.
 struct Job {
   bool distributed = false;
+  bool expert_parallel = false;  // the experts sharded over the ranks (--expert-parallel)
   int rank = 0;
   int world = 1;
   bool lead() const { return rank == 0; }
   // "one process" or "2 processes (--distributed)": what a checkpoint was written by.
   std::string describe() const {
-    return distributed ? fmt::format("{} process{} (--distributed)", world, world == 1 ? "" : "es")
-                       : "one process (without --distributed)";
+    return distributed
+               ? fmt::format("{} process{} (--distributed{})", world, world == 1 ? "" : "es",
+                             expert_parallel ? " --expert-parallel" : "")
+               : "one process (without --distributed)";
   }
 };
 
@@ -212,6 +219,15 @@ void validate(const Options& o, const std::string& source) {
     throw UsageError(
         fmt::format("[train_multihead] --heads {} must divide --embed-dim {} (from {})", o.heads,
                     o.embed_dim, source));
+  if (o.expert_parallel && !o.distributed)
+    throw UsageError(fmt::format(
+        "[train_multihead] --expert-parallel shards the experts over the processes of an MPI "
+        "job: it needs --distributed (mpirun -np N ... --distributed --expert-parallel)"));
+  if (o.resume && !o.init_from.empty())
+    throw UsageError(fmt::format(
+        "[train_multihead] --init-from starts a new run and --resume continues one: give one "
+        "(from {})",
+        source));
   if (o.check_resume && o.steps < 2)
     throw UsageError(fmt::format(
         "[train_multihead] --check-resume needs --steps >= 2, got {} (from {})", o.steps, source));
@@ -285,15 +301,24 @@ double evaluate(train::CharTransformer& model, const std::vector<std::vector<int
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](int64_t a, int64_t b) { return lines[a].size() < lines[b].size(); });
-  if (job.distributed) order = train::rank_share(order, job.rank, job.world);
   double nll = 0;
   int64_t tokens = 0;
-  constexpr int64_t kEvalBatch = 256;
-  for (size_t begin = 0; begin < order.size(); begin += kEvalBatch) {
-    const std::vector<int64_t> idx(order.begin() + begin,
-                                   order.begin() + std::min(order.size(), begin + kEvalBatch));
+  // Chunks of kEvalBatch lines per rank, each rank taking every world-th line of a chunk (the
+  // same batches as dealing out the whole order first). With --expert-parallel the forward is
+  // collective: a rank whose share of the last chunk is empty runs one line it does not count.
+  constexpr size_t kEvalBatch = 256;
+  const size_t chunk = kEvalBatch * static_cast<size_t>(job.world);
+  for (size_t begin = 0; begin < order.size(); begin += chunk) {
+    const std::vector<int64_t> global(order.begin() + begin,
+                                      order.begin() + std::min(order.size(), begin + chunk));
+    std::vector<int64_t> idx =
+        job.distributed ? train::rank_share(global, job.rank, job.world) : global;
+    if (idx.empty() && !job.expert_parallel) continue;
+    const bool idle = idx.empty();
+    if (idle) idx.push_back(global.front());
     train::Batch b = train::make_batch(lines, idx, seq_len);
     gg::Tensor logits = model.forward(b.input);
+    if (idle) continue;
     gg::Tensor loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}),
                                        b.target.reshape({-1}), gg::Reduction::Sum, train::kIgnore);
     nll += loss.to(gg::kFloat32).item<float>();
@@ -305,8 +330,10 @@ double evaluate(train::CharTransformer& model, const std::vector<std::vector<int
 }
 
 // `count` lines sampled from the model at `temperature`, all at once (one batch row each).
+// With --expert-parallel every rank calls this (the forward is collective) and runs all seq_len
+// steps, whatever its lines.
 std::vector<std::string> sample(train::CharTransformer& model, const train::Dataset& data,
-                                int64_t count, double temperature, uint64_t seed) {
+                                int64_t count, double temperature, uint64_t seed, bool collective) {
   gg::NoGradGuard no_grad;
   model.eval();
   std::mt19937_64 rng(train::mix64(seed ^ 0x5a3b1e));
@@ -341,7 +368,8 @@ std::vector<std::string> sample(train::CharTransformer& model, const train::Data
       else
         out[r].push_back(pick);
     }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) || t == T) break;
+    if (t == T || (!collective && std::all_of(done.begin(), done.end(), [](bool d) { return d; })))
+      break;
     std::vector<int64_t> grown;
     for (int64_t r = 0; r < count; ++r) {
       grown.insert(grown.end(), tokens.begin() + r * t, tokens.begin() + (r + 1) * t);
@@ -456,25 +484,48 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
   // bf16: parameters, activations and AdamW's state in bf16 (initialised in f32, then rounded).
   // On CPUs without oneDNN's bf16 kernels (below AVX512_CORE) every op computes through f32.
   if (o.dtype == "bf16") model->to(gg::kBFloat16);
-  // --expert-parallel (issue #15) would shard each block's experts here, before DDP sees them:
-  //   for (auto& b : model->blocks)
-  //     b->set_moe(ExpertParallelMoE::from_full(*b->moe_as<gg::nn::MoEFeedForward>()));
+  const auto adamw_options =
+      gg::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay);
+  // A checkpoint is always the full model (one process's layout, --expert-parallel's too): it is
+  // loaded before the experts are sharded. With --expert-parallel the optimizer state, also in the
+  // full layout, is read into an optimizer over the full model, and this rank's share goes to the
+  // sharded model's optimizer below.
+  std::optional<train::CheckpointFiles> ckpt;
+  gg::nn::NamedTensors full_state, full_names;
+  if (!o.init_from.empty() && !o.resume) {
+    gg::load(*model, o.init_from);
+    const double val = evaluate(*model, data.val, o.seq_len, job);
+    if (speak) spdlog::info("initialised from {}: validation loss {:.6f}", o.init_from, val);
+  }
+  if (o.resume) {
+    ckpt = train::read_checkpoint_pointer(dir);
+    gg::load(*model, ckpt->model.string());
+    if (job.expert_parallel) {
+      gg::optim::AdamW full(model->parameters(), adamw_options);
+      gg::load_optimizer(full, ckpt->optimizer.string());
+      full_state = full.state_dict();
+      full_names = model->named_parameters();
+    }
+  }
+  // --expert-parallel: each block's experts sharded over the ranks, before DDP sees them (it
+  // leaves the experts alone: ExpertParallelMoE marks them not replicated).
+  std::unique_ptr<train::ExpertSharding> sharding;
+  if (job.expert_parallel) sharding = std::make_unique<train::ExpertSharding>(*model);
   // DDP: rank 0's weights on every rank (the same seed made them equal anyway), and every
   // backward averages the gradients over the ranks.
   std::unique_ptr<gg::nn::DistributedDataParallel<train::CharTransformer>> ddp;
   if (job.distributed)
     ddp = std::make_unique<gg::nn::DistributedDataParallel<train::CharTransformer>>(model);
-  gg::optim::AdamW optimizer(
-      model->parameters(),
-      gg::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
+  gg::optim::AdamW optimizer(model->parameters(), adamw_options);
   gg::optim::CosineWithWarmup schedule(optimizer, o.warmup, o.steps, o.min_lr);
 
   int64_t step = 0;
   if (o.resume) {
-    const train::CheckpointFiles ckpt = train::read_checkpoint_pointer(dir);
-    gg::load(*model, ckpt.model.string());
-    gg::load_optimizer(optimizer, ckpt.optimizer.string());
-    step = ckpt.step;
+    if (sharding)
+      optimizer.load_state_dict(sharding->shard_state(full_state, full_names));
+    else
+      gg::load_optimizer(optimizer, ckpt->optimizer.string());
+    step = ckpt->step;
     GG_CHECK(step >= 0 && step <= o.steps,
              "[train_multihead] {} says step {}, outside the run's 0 to {} steps",
              train::pointer_path(dir).string(), step, o.steps);
@@ -488,7 +539,7 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
                -r[1], r[0], dir.string());
     }
     schedule.set_last_step(step);
-    if (speak) spdlog::info("resumed from {} at step {}", ckpt.model.string(), step);
+    if (speak) spdlog::info("resumed from {} at step {}", ckpt->model.string(), step);
   }
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
@@ -497,9 +548,15 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
         "model: {} layers, embed {}, {} heads, {} experts (top-{}, hidden {}), "
         "{} parameters{}",
         o.layers, o.embed_dim, o.heads, o.experts, o.top_k, o.expert_hidden, params,
-        job.distributed ? fmt::format("; data-parallel on {} ranks, {} lines per global batch",
-                                      job.world, o.batch_size)
-                        : "");
+        job.distributed
+            ? fmt::format("; data-parallel on {} ranks, {} lines per global batch{}", job.world,
+                          o.batch_size,
+                          job.expert_parallel
+                              ? fmt::format(", expert-parallel: {} of the {} experts on each rank "
+                                            "(parameters counted: this rank's)",
+                                            o.experts / job.world, o.experts)
+                              : "")
+            : "");
 
   Options pinned_copy = o;
   gg::Metadata metadata;
@@ -508,6 +565,7 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
   // Not settings but the job: a resume must run on as many processes (see --resume in main).
   metadata["train.distributed"] = job.distributed ? "true" : "false";
   metadata["train.world_size"] = std::to_string(job.world);
+  metadata["train.expert_parallel"] = job.expert_parallel ? "true" : "false";
   std::ofstream metrics;
   std::unique_ptr<gg::SummaryWriter> board;
   if (job.lead()) {
@@ -571,7 +629,12 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
     }
     optimizer.zero_grad(/*set_to_none=*/true);
     loss.backward();
-    gg::nn::utils::clip_grad_norm_(params_list, o.clip);
+    if (sharding) {  // the experts' gradients sum over the ranks: make them the mean's too
+      sharding->average_expert_grads();
+      sharding->clip_grad_norm(o.clip);  // by the norm over every rank's experts
+    } else {
+      gg::nn::utils::clip_grad_norm_(params_list, o.clip);
+    }
     optimizer.step();
     schedule.step();
     ++step;
@@ -627,7 +690,12 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
         for (double share : shares) metrics << fmt::format(",{:.4f}", share);
       metrics << "\n";
     }
-    if (job.lead() && (step % checkpoint_every == 0 || step == end)) {
+    const bool checkpoint = step % checkpoint_every == 0 || step == end;
+    // --expert-parallel: every rank's experts and their optimizer state, gathered into the full
+    // layout (collective); rank 0 writes them as one process would.
+    gg::nn::NamedTensors gathered_state;
+    if (sharding && checkpoint) gathered_state = sharding->gather(optimizer);
+    if (job.lead() && checkpoint) {
       metrics.flush();
       metadata["train.step"] = std::to_string(step);
       metadata["train.rng"] = "the generator is reseeded from (seed, step) before each step";
@@ -636,7 +704,18 @@ RunResult run(Options o, const train::Dataset& data, double baseline, const Job&
           "global batch {} of {} in epoch {} comes next, {} lines dealt over {} rank(s)",
           step % order.batches_per_epoch(), order.batches_per_epoch(),
           step / order.batches_per_epoch(), o.batch_size, job.world);
-      auto files = train::save_checkpoint(dir, step, *model, optimizer, metadata);
+      train::CheckpointFiles files;
+      if (sharding) {
+        sharding->with_full([&] {
+          gg::optim::AdamW full(model->parameters(), adamw_options);
+          full.load_state_dict(gathered_state);
+          full.set_initial_lr(optimizer.initial_lr());
+          full.set_lr(optimizer.lr());
+          files = train::save_checkpoint(dir, step, *model, full, metadata);
+        });
+      } else {
+        files = train::save_checkpoint(dir, step, *model, optimizer, metadata);
+      }
       if (step == end) log(fmt::format("checkpoint: {}", files.model.string()));
     }
   }
@@ -736,16 +815,26 @@ Prepared prepare(Options& o, const CLI::App& app, const Job& job) {
     Job written;
     const auto distributed = meta.find("train.distributed");
     const auto world = meta.find("train.world_size");
+    const auto expert_parallel = meta.find("train.expert_parallel");
     written.distributed = distributed != meta.end() && distributed->second == "true";
+    written.expert_parallel = expert_parallel != meta.end() && expert_parallel->second == "true";
     if (world != meta.end()) pin("train.world_size", written.world).set(world->second);
-    if (written.distributed != job.distributed || written.world != job.world)
+    if (written.distributed != job.distributed || written.world != job.world ||
+        written.expert_parallel != job.expert_parallel)
       throw UsageError(fmt::format(
           "[train_multihead] {} was written by {}, and this run is {}: resume it as it ran{} "
           "(another number of processes would not continue the run exactly)",
           ckpt.model.string(), written.describe(), job.describe(),
-          written.distributed ? fmt::format(", with mpirun -np {} ... --distributed", written.world)
-                              : ", without mpirun and --distributed"));
+          written.distributed
+              ? fmt::format(", with mpirun -np {} ... --distributed{}", written.world,
+                            written.expert_parallel ? " --expert-parallel" : "")
+              : ", without mpirun and --distributed"));
   }
+  if (job.expert_parallel && o.experts % job.world != 0)
+    throw UsageError(fmt::format(
+        "[train_multihead] --expert-parallel shards the experts evenly over the processes: "
+        "--experts {} must divide by the {} processes (from {})",
+        o.experts, job.world, o.resume ? "the checkpoint" : "the command line"));
   if (o.threads > 0) omp_set_num_threads(o.threads);
   if (o.warmup >= o.steps) {
     const int64_t warmup = o.steps / 10;
@@ -866,6 +955,15 @@ int main(int argc, char** argv) {
                "Train data-parallel on the processes of an MPI job: mpirun -np N ... "
                "--distributed. --batch-size is the global batch, dealt out over the N processes; "
                "rank 0 logs and writes the files, every rank reads --out-dir on --resume");
+  app.add_flag("--expert-parallel", o.expert_parallel,
+               "With --distributed: shard each block's experts over the N processes (--experts "
+               "must divide by N), the rest data-parallel. Checkpoints hold the full model and "
+               "optimizer state, as one process writes them");
+  app.add_option("--init-from", o.init_from,
+                 "Start a new run (step 0, a fresh optimizer) from the weights of this model "
+                 "file, e.g. a checkpoint's step-*.model.safetensors (from one process or "
+                 "several); prints its validation loss first")
+      ->check(CLI::ExistingFile);
   app.add_option("--stop-after", o.stop_after,
                  "Stop (with a checkpoint) after this step, as if interrupted; 0: run all steps")
       ->capture_default_str();
@@ -906,6 +1004,7 @@ int main(int argc, char** argv) {
   try {
     validate(o, "the command line");
     job = start_job(o.distributed);
+    job.expert_parallel = o.expert_parallel;
   } catch (const UsageError& e) {
     spdlog::error("error: {}", e.what());
     return kExitUsage;
@@ -938,8 +1037,10 @@ int main(int argc, char** argv) {
         r.final_train_loss, r.final_val_loss, baseline, std::abs(gap),
         100 * std::abs(gap) / baseline, gap > 0 ? "below" : "ABOVE");
     spdlog::info("metrics: {}", (fs::path(o.out_dir) / "metrics.csv").string());
-    if (o.samples > 0 && job.lead()) {
-      const auto words = sample(*r.model, data, o.samples, o.temperature, o.seed);
+    if (o.samples > 0 && (job.lead() || job.expert_parallel)) {
+      const auto words =
+          sample(*r.model, data, o.samples, o.temperature, o.seed, job.expert_parallel);
+      if (!job.lead()) return gap > 0 ? 0 : kExitFailed;
       int64_t novel = 0;
       std::string listing;
       for (const auto& w : words) {

@@ -1,0 +1,52 @@
+# Functions of the ctest scripts expect_distributed_train.cmake and
+# expect_expert_parallel_train.cmake (include()d by both).
+
+# Runs ARGN and fails unless its exit status matches the regex `expected`.
+function(run expected what)
+  execute_process(COMMAND ${ARGN} TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err)
+  set(all "${out}${err}" PARENT_SCOPE)
+  if(NOT rc MATCHES "${expected}")
+    message(FATAL_ERROR "${what}: expected exit status ${expected}, got ${rc}:\n${out}${err}")
+  endif()
+  message(STATUS "${what}: exit status ${rc}")
+endfunction()
+function(expect_output what text)
+  string(FIND "${all}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${what}: the output lacks '${text}':\n${all}")
+  endif()
+endfunction()
+function(expect_step dir step)
+  file(READ ${dir}/checkpoint.json pointer)
+  if(NOT pointer MATCHES "\"step\": ${step}[,\n]")
+    message(FATAL_ERROR "${dir}/checkpoint.json is not at step ${step}: ${pointer}")
+  endif()
+endfunction()
+# metrics.csv without its tokens_per_s column (timings differ between runs).
+function(read_metrics path var)
+  file(STRINGS ${path} lines)
+  set(kept "")
+  foreach(line ${lines})
+    string(REGEX REPLACE "^([^,]*,[^,]*,[^,]*,[^,]*),[^,]*," "\\1,," line "${line}")
+    list(APPEND kept "${line}")
+  endforeach()
+  set(${var} "${kept}" PARENT_SCOPE)
+endfunction()
+# The resumed run in dir `a` equals the uninterrupted one in `d`: the checkpoint files <stem>.*
+# byte for byte, and metrics.csv but for the timings.
+function(expect_same_run a d stem)
+  foreach(f ${stem}.model.safetensors ${stem}.optim.safetensors)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${a}/${f} ${d}/${f}
+                    RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "the resumed run's ${f} differs from the uninterrupted run's")
+    endif()
+  endforeach()
+  read_metrics(${a}/metrics.csv resumed)
+  read_metrics(${d}/metrics.csv uninterrupted)
+  if(NOT resumed STREQUAL uninterrupted)
+    message(FATAL_ERROR "metrics differ:\nresumed: ${resumed}\nuninterrupted: ${uninterrupted}")
+  endif()
+  message(STATUS "resumed == uninterrupted: weights, optimizer state and every step's losses")
+endfunction()
