@@ -5,7 +5,7 @@
 #  1. 3 steps and stop, then --resume to step 6; an uninterrupted 6-step run writes bit-identical
 #     model and optimizer files and the same metrics.
 #  2. The checkpoint is the full model: one process loads it (--init-from) and scores it on the
-#     validation split within 2e-5 of what the 2 ranks measured at step 6.
+#     validation split within 1e-3 of what the 2 ranks measured at step 6.
 #  3. With --aux-coef 0, every step's loss is one process's (within 5e-6): the gradients, the
 #     experts' ÷ world and the clipping by the global norm included.
 #  4. A 1-line global batch (rank 1 always idle) runs, samples included.
@@ -43,13 +43,13 @@ file(STRINGS ${d}/metrics.csv last REGEX "^6,")
 string(REGEX MATCH "^6,[^,]*,[^,]*,([0-9]+)\\.([0-9]+)," m "${last}")
 set(two "${CMAKE_MATCH_1}${CMAKE_MATCH_2}")
 math(EXPR diff "${one} - ${two}")
-if(diff GREATER 20 OR diff LESS -20)
+if(diff GREATER 1000 OR diff LESS -1000)  # 1e-3: other row counts per product (see 3. below)
   message(FATAL_ERROR "validation loss: one process ${one}e-6, 2 ranks ${two}e-6")
 endif()
 message(STATUS "validation loss of the checkpoint: one process ${one}e-6, 2 ranks ${two}e-6")
 
 # 3. The gradient is one process's: with --aux-coef 0 (the load-balancing term is each rank's own)
-#    every step's train loss and the validation losses agree with one process's within 5e-6
+#    every step's train loss agrees with one process's within 5e-6 and the validation losses within 1e-3
 #    (float sums in another order; metrics.csv keeps 6 decimals). The batch of 7 lines is 4 + 3.
 run(${done} "--aux-coef 0 on 2 ranks" ${MPIRUN} ${NP} 2 ${TRAIN} ${args} --aux-coef 0
     --out-dir ${OUT_DIR}/e)
@@ -79,18 +79,28 @@ foreach(i RANGE 5)
   list(GET one ${i} b_row)
   string(REPLACE ":" ";" a_row "${a_row}")
   string(REPLACE ":" ";" b_row "${b_row}")
+  # Train losses within 5e-6. Validation within 1e-3: each rank evaluates its own chunks, so the
+  # products have other row counts than one process's, which below AVX512_CORE gemm:jit and the
+  # SSE4.1 kernels block differently, and a token whose two best experts are nearly tied can then
+  # pick the other one (seen: 4.368224 against 4.368249 with ONEDNN_MAX_CPU_ISA=AVX2, 4.463533
+  # against 4.463423 with SSE41).
   foreach(col 1 2)
     list(GET a_row ${col} x)
     list(GET b_row ${col} y)
+    if(col EQUAL 1)
+      set(tolerance 5)
+    else()
+      set(tolerance 1000)
+    endif()
     if(NOT x STREQUAL "none" OR NOT y STREQUAL "none")
       math(EXPR diff "${x} - ${y}")
-      if(diff GREATER 5 OR diff LESS -5)
+      if(diff GREATER ${tolerance} OR diff LESS -${tolerance})
         message(FATAL_ERROR "--aux-coef 0: 2 ranks ${two}, one process ${one} (units of 1e-6)")
       endif()
     endif()
   endforeach()
 endforeach()
-message(STATUS "--aux-coef 0: 2 ranks = one process within 5e-6: ${two}")
+message(STATUS "--aux-coef 0: 2 ranks = one process (train within 5e-6, validation 1e-3): ${two}")
 
 # A global batch of 1 line: rank 1's share is empty every step, and it still takes part in every
 # exchange of the layer (a line of weight 0).
