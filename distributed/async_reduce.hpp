@@ -5,6 +5,10 @@
 
 namespace gg::distributed::detail {
 
+// Throws "[op] groupgrad was built without MPI ..." in a library built without MPI; does nothing
+// in one built with it. For library code above the process group (expert_parallel.cpp).
+void require_mpi(const char* op);
+
 // Starts summing the contiguous Float32 or Float64 tensor flat over every rank, in place. flat
 // must stay alive and untouched until wait_all().
 void start_sum(const Tensor& flat);

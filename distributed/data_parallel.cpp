@@ -51,7 +51,10 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
       Bucket& b = buckets_[k];
       b.flat = empty({b.offsets.back() + params_[b.params.back()].second.numel()}, b.flat.dtype());
       for (size_t j = 0; j < b.params.size(); ++j) bucket_of_[b.params[j]] = {k, j};
+      every_step_.bytes_reduced +=
+          b.flat.numel() * static_cast<int64_t>(element_size(b.flat.dtype()));
     }
+    every_step_.buckets = static_cast<int64_t>(buckets_.size());
   }
 
   void attach_hooks() {
@@ -70,7 +73,7 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
 
   void reset() {
     in_backward_ = false;
-    current_ = {};
+    current_ = every_step_;
     next_launch_ = 0;
     std::fill(ready_.begin(), ready_.end(), 0);
     for (Bucket& b : buckets_) b.pending = b.params.size();
@@ -171,9 +174,6 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
       }
     }
     in_backward_ = false;
-    current_.buckets = static_cast<int64_t>(buckets_.size());
-    for (const Bucket& b : buckets_)
-      current_.bytes_reduced += b.flat.numel() * static_cast<int64_t>(element_size(b.flat.dtype()));
     last_stats = current_;
   }
 
@@ -184,7 +184,8 @@ class GradientReducer : public std::enable_shared_from_this<GradientReducer> {
   std::vector<unsigned> handles_;
   size_t next_launch_ = 0;
   bool in_backward_ = false;
-  DistributedDataParallelStats current_;
+  DistributedDataParallelStats every_step_;  // what every step has: buckets and their bytes
+  DistributedDataParallelStats current_;     // the running backward's (from every_step_)
   int world_ = 1;
 };
 

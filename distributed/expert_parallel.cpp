@@ -14,6 +14,7 @@
 #include "autograd/node.hpp"
 #include "core/error.hpp"
 #include "core/random.hpp"
+#include "distributed/async_reduce.hpp"
 #include "nn/moe_internal.hpp"
 #include "ops/shape_ops.hpp"
 
@@ -35,10 +36,7 @@ int64_t output_rows(const Tensor& input, const std::vector<int64_t>& output_spli
 
 Tensor all_to_all_differentiable(const Tensor& input, std::vector<int64_t> output_split_sizes,
                                  std::vector<int64_t> input_split_sizes) {
-  GG_CHECK(is_available(),
-           "[all_to_all_differentiable] groupgrad was built without MPI (GG_WITH_MPI=OFF or MPI "
-           "not found when it was configured): install Open MPI (tools/install-deps.sh) and "
-           "rebuild");
+  detail::require_mpi("all_to_all_differentiable");
   // An output the collective can describe even for bad input: it checks every rank's operands.
   Shape shape{output_rows(input, output_split_sizes)};
   if (input.defined() && input.dim() >= 1)
@@ -89,10 +87,7 @@ ExpertParallelMoE::ExpertParallelMoE(int64_t embed_dim, int64_t hidden_dim, int6
       num_experts_(num_experts),
       top_k_(top_k),
       options_(options) {
-  GG_CHECK(distributed::is_available(),
-           "{} groupgrad was built without MPI (GG_WITH_MPI=OFF or MPI not found when it was "
-           "configured): install Open MPI (tools/install-deps.sh) and rebuild",
-           kOp);
+  distributed::detail::require_mpi("ExpertParallelMoE");
   world_ = distributed::world_size();
   const int me = distributed::rank();
   // First the ranks compare their arguments, so that a rank with different (or bad) ones throws
@@ -107,11 +102,7 @@ ExpertParallelMoE::ExpertParallelMoE(int64_t embed_dim, int64_t hidden_dim, int6
              "has ({})",
              kOp, config_str(all[0].to_vector<int64_t>()), r, config_str(theirs));
   }
-  GG_CHECK(embed_dim > 0 && hidden_dim > 0 && num_experts > 0,
-           "{} embed_dim, hidden_dim and num_experts must be positive, got {}, {} and {}", kOp,
-           embed_dim, hidden_dim, num_experts);
-  GG_CHECK(top_k >= 1 && top_k <= num_experts, "{} top_k must be in [1, num_experts={}], got {}",
-           kOp, num_experts, top_k);
+  detail::check_moe_sizes(kOp, embed_dim, hidden_dim, num_experts, top_k);
   GG_CHECK(num_experts % world_ == 0,
            "{} num_experts={} must be divisible by the world size {} (each rank holds "
            "num_experts / world_size experts)",

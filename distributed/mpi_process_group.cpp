@@ -331,6 +331,8 @@ void all_to_all(Tensor& output, const Tensor& input, const std::vector<int64_t>&
 
 namespace detail {
 
+void require_mpi(const char*) {}
+
 void start_sum(const Tensor& flat) {
   require_init("DistributedDataParallel");
   MPI_Request request = MPI_REQUEST_NULL;

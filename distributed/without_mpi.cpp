@@ -35,6 +35,7 @@ void all_to_all(Tensor&, const Tensor&, const std::vector<int64_t>&, const std::
 }
 
 namespace detail {
+void require_mpi(const char* op) { unavailable(op); }
 void start_sum(const Tensor&) { unavailable("DistributedDataParallel"); }
 void progress() {}
 void wait_all() {}

@@ -127,6 +127,15 @@ Tensor combine_slots(const Tensor& per_slot, const Tensor& gates) {
 
 namespace detail {
 
+void check_moe_sizes(const char* op, int64_t embed_dim, int64_t hidden_dim, int64_t num_experts,
+                     int64_t top_k) {
+  GG_CHECK(embed_dim > 0 && hidden_dim > 0 && num_experts > 0,
+           "{} embed_dim, hidden_dim and num_experts must be positive, got {}, {} and {}", op,
+           embed_dim, hidden_dim, num_experts);
+  GG_CHECK(top_k >= 1 && top_k <= num_experts, "{} top_k must be in [1, num_experts={}], got {}",
+           op, num_experts, top_k);
+}
+
 void check_moe_router(const char* op, const Tensor& x, int64_t top_k, const Tensor& router_weight,
                       const Tensor& router_bias) {
   GG_CHECK(x.defined(), "{} input is an undefined tensor", op);
@@ -273,11 +282,7 @@ MoEFeedForward::MoEFeedForward(int64_t embed_dim, int64_t hidden_dim, int64_t nu
       num_experts_(num_experts),
       top_k_(top_k),
       options_(options) {
-  GG_CHECK(embed_dim > 0 && hidden_dim > 0 && num_experts > 0,
-           "{} embed_dim, hidden_dim and num_experts must be positive, got {}, {} and {}", kOp,
-           embed_dim, hidden_dim, num_experts);
-  GG_CHECK(top_k >= 1 && top_k <= num_experts, "{} top_k must be in [1, num_experts={}], got {}",
-           kOp, num_experts, top_k);
+  detail::check_moe_sizes(kOp, embed_dim, hidden_dim, num_experts, top_k);
   router = register_module("router", std::make_shared<Linear>(embed_dim, num_experts, false));
   const std::vector<int64_t> e(static_cast<size_t>(num_experts), embed_dim);
   const std::vector<int64_t> h(static_cast<size_t>(num_experts), hidden_dim);

@@ -9,6 +9,10 @@
 
 namespace gg::nn::detail {
 
+// Checks a MoE layer's constructor sizes: embed_dim, hidden_dim and num_experts positive, top_k in
+// [1, num_experts]. `op` ("[MoEFeedForward]") starts every message.
+void check_moe_sizes(const char* op, int64_t embed_dim, int64_t hidden_dim, int64_t num_experts,
+                     int64_t top_k);
 // Checks x against the router: defined, [*, embed] with embed = router_weight.size(1), top_k in
 // [1, num_experts], router_weight [num_experts, embed], router_bias [num_experts] or undefined,
 // and the router's dtype equal to x's. `op` ("[MoEFeedForward]") starts every message.
