@@ -37,14 +37,12 @@ constexpr double kJobOverheadFlops = 2e5;
 // Identical small groups in separate allocations are copied into one batch when a group's
 // operands take at most this many bytes (see run_as_one_batch).
 constexpr double kCopyBytes = 48 * 1024;
-// Packing copies of at least this many bytes in all run on all threads.
-constexpr size_t kParallelCopyBytes = 64 * 1024;
-// A batch of fewer flops runs on the calling thread alone, copies and primitive (OneThread): the
-// tiny workload (64 x 16x32x32, 2.1 MFLOP a batch) took 1.98 us/group forward and 7.56 fwd+bwd on
-// 2 threads of an AVX2 EPYC (issue #16) and 1.94 / 5.50 on one, and on a loaded machine (load 9
-// on 2 cores) 409 us/group on 2 threads: every fork/join waited a time slice for the other thread.
-// The heads workload's batches (8 x 320x64x64, 21 MFLOP) stay on all threads.
-constexpr double kOneThreadFlops = 4e6;
+// A batch of fewer flops runs on the calling thread alone, copies and primitive (OneThread): a
+// fork/join costs ~2 us on a quiet machine, and under load a region waits a time slice for a
+// descheduled thread (load 9 on 2 cores: 409 us/group for the tiny workload on 2 threads). The
+// tiny workload's batches (64 x 16x32x32, 2.1 MFLOP) use both threads: 15.8 us forward as 3D x 3D
+// on 2 threads of an AVX-512 EPYC against 25.2 on one (PyTorch 2.15's bmm: 23 on two).
+constexpr double kOneThreadFlops = 1e6;
 // Column sums are split into blocks of this many columns (the unit of parallel work).
 constexpr int64_t kColumnBlock = 256;
 
@@ -127,8 +125,14 @@ struct BatchOperand {
   int64_t batch_stride = 0;
   std::array<int64_t, 2> strides{};  // row, column
   bool copied = false;
-  size_t scratch_offset = 0;  // bytes, when copied
+  size_t task_bytes = 0;  // one task's copy, when copied
 };
+
+// Bytes of scratch that `n` tasks' copies of an operand take (a multiple of 64: every slot
+// starts on a cache line).
+size_t scratch_bytes(const BatchOperand& op, size_t n) {
+  return op.copied ? (op.task_bytes * n + 63) / 64 * 64 : 0;
+}
 
 // Copies a rows x cols matrix between two strided layouts: in one piece when both are dense in
 // the same order, else row by row or column by column when both have the same unit stride.
@@ -168,9 +172,8 @@ BatchOperand plan_operand(Tasks tasks, Dtype dtype, int64_t rows, int64_t cols,
   op.copied = true;
   op.strides = strides[2] == 1 ? std::array<int64_t, 2>{cols, 1} : std::array<int64_t, 2>{1, rows};
   op.batch_stride = rows * cols;
-  op.scratch_offset = scratch;
-  const auto bytes = static_cast<size_t>(rows * cols * tasks.size() * element_size(dtype));
-  scratch += (bytes + 63) / 64 * 64;
+  op.task_bytes = static_cast<size_t>(rows * cols) * element_size(dtype);
+  scratch += scratch_bytes(op, tasks.size());
   return op;
 }
 
@@ -219,49 +222,71 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
   p.bias_batch_stride = bias.batch_stride;
   if (!runs_on_onednn(p)) return false;
 
-  char* base = scratch > 0 ? scratch_buffer(scratch) : nullptr;
-  auto batch_data = [&](const BatchOperand& op) -> const void* {
-    return op.copied ? base + op.scratch_offset : op.data;
-  };
-  // Copies operand `op` of task i into its slot of the batch (if it is copied at all).
-  auto copy_in = [&](size_t i, const BatchOperand& op, Dtype dtype, int64_t rows, int64_t cols,
-                     const std::array<int64_t, 3>& strides, const void* from) {
-    if (!op.copied) return;
-    const auto elem = static_cast<int64_t>(element_size(dtype));
-    copy_matrix(static_cast<const char*>(from), {strides[1], strides[2]},
-                base + op.scratch_offset + static_cast<int64_t>(i) * op.batch_stride * elem,
-                op.strides, rows, cols, elem);
-  };
-  // The copies run on all threads: faster, and it keeps oneDNN's worker threads awake for the
-  // primitive that follows. A small batch runs on this thread alone.
-  const bool alone = flops(p) < kOneThreadFlops;
-  const OneThread one_thread(alone);
-  const bool parallel_copies =
-      !alone && scratch >= kParallelCopyBytes && !omp_in_parallel() && omp_get_max_threads() > 1;
-  auto for_each_task = [&](auto body) {
-    if (parallel_copies) {
-      for_each_dynamic(static_cast<int64_t>(tasks.size()),
-                       [&](int64_t i) { body(static_cast<size_t>(i)); });
-    } else {
-      for (size_t i = 0; i < tasks.size(); ++i) body(i);
+  // Runs tasks [begin, end) as one batch: copies the scattered operands into this thread's
+  // scratch, runs the primitive, scatters the results.
+  auto run_slice = [&](size_t begin, size_t end) {
+    const auto n = static_cast<int64_t>(end - begin);
+    // The copied operands' blocks in this thread's scratch, one after the other.
+    const size_t src_at = 0, wei_at = src_at + scratch_bytes(src, end - begin),
+                 dst_at = wei_at + scratch_bytes(wei, end - begin),
+                 bias_at = dst_at + scratch_bytes(dst, end - begin),
+                 bytes = bias_at + scratch_bytes(bias, end - begin);
+    char* base = bytes > 0 ? scratch_buffer(bytes) : nullptr;
+    // Where operand `op` (whose copies start at byte `at`) of task i lies.
+    auto slot_of = [&](const BatchOperand& op, size_t at, Dtype dtype, size_t i) -> char* {
+      const auto elem = static_cast<int64_t>(element_size(dtype));
+      if (op.copied) return base + at + (i - begin) * op.task_bytes;
+      return static_cast<char*>(const_cast<void*>(op.data)) +
+             static_cast<int64_t>(i) * op.batch_stride * elem;
+    };
+    auto copy_in = [&](size_t i, const BatchOperand& op, size_t at, Dtype dtype, int64_t rows,
+                       int64_t cols, const std::array<int64_t, 3>& strides, const void* from) {
+      if (!op.copied) return;
+      const auto elem = static_cast<int64_t>(element_size(dtype));
+      copy_matrix(static_cast<const char*>(from), {strides[1], strides[2]},
+                  slot_of(op, at, dtype, i), op.strides, rows, cols, elem);
+    };
+    for (size_t i = begin; i < end; ++i) {
+      const GemmTask& t = *tasks[i];
+      copy_in(i, src, src_at, first.src_dtype, first.M, first.K, first.src_strides, t.src);
+      copy_in(i, wei, wei_at, first.wei_dtype, first.K, first.N, first.wei_strides, t.wei);
+      if (first.has_bias)
+        copy_in(i, bias, bias_at, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
+    }
+    MatmulProblem slice = p;
+    slice.batch = n;
+    kernels::matmul(slice, slot_of(src, src_at, first.src_dtype, begin),
+                    slot_of(wei, wei_at, first.wei_dtype, begin),
+                    first.has_bias ? slot_of(bias, bias_at, first.bias_dtype, begin) : nullptr,
+                    slot_of(dst, dst_at, first.dst_dtype, begin));
+    if (dst.copied) {  // scatter the results to where each task wants them
+      const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
+      for (size_t i = begin; i < end; ++i)
+        copy_matrix(slot_of(dst, dst_at, first.dst_dtype, i), dst.strides,
+                    static_cast<char*>(tasks[i]->dst), {first.dst_strides[1], first.dst_strides[2]},
+                    first.M, first.N, elem);
     }
   };
-  for_each_task([&](size_t i) {
-    const GemmTask& t = *tasks[i];
-    copy_in(i, src, first.src_dtype, first.M, first.K, first.src_strides, t.src);
-    copy_in(i, wei, first.wei_dtype, first.K, first.N, first.wei_strides, t.wei);
-    if (first.has_bias) copy_in(i, bias, first.bias_dtype, 1, first.N, {0, first.N, 1}, t.bias);
-  });
-  void* dst_data = dst.copied ? base + dst.scratch_offset : tasks[0]->dst;
-  kernels::matmul(p, batch_data(src), batch_data(wei), first.has_bias ? batch_data(bias) : nullptr,
-                  dst_data);
-  if (dst.copied) {  // scatter the results to where each task wants them
-    const auto elem = static_cast<int64_t>(element_size(first.dst_dtype));
-    for_each_task([&](size_t i) {
-      copy_matrix(base + dst.scratch_offset + static_cast<int64_t>(i) * dst.batch_stride * elem,
-                  dst.strides, static_cast<char*>(tasks[i]->dst),
-                  {first.dst_strides[1], first.dst_strides[2]}, first.M, first.N, elem);
-    });
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (flops(p) < kOneThreadFlops || threads == 1) {  // on this thread alone
+    const OneThread one_thread(true);
+    run_slice(0, tasks.size());
+  } else if (scratch > 0) {
+    // Copies: each thread copies and multiplies a contiguous share of the groups, in its own
+    // scratch (its primitive runs single-threaded inside the region): one fork/join in all, and
+    // each thread's copies are still in its cache when its primitive reads them.
+    const size_t parts = std::min(tasks.size(), static_cast<size_t>(threads));
+    const size_t share = tasks.size() / parts, extra = tasks.size() % parts;
+    parallel_for(
+        static_cast<int64_t>(parts), Schedule::kStatic,
+        [&](int64_t part) {
+          const auto u = static_cast<size_t>(part);
+          const size_t begin = u * share + std::min(u, extra);
+          run_slice(begin, begin + share + (u < extra ? 1 : 0));
+        },
+        static_cast<int>(parts));
+  } else {  // in place: one primitive on all threads
+    run_slice(0, tasks.size());
   }
   return true;
 }

@@ -157,6 +157,31 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, Dtype out_dtype) {
       const C* pa = static_cast<const C*>(ca.raw_data());
       const C* pb = static_cast<const C*>(cb.raw_data());
       TO* po = static_cast<TO*>(out.raw_data());
+      if (&sa == &ca.strides() && &sb == &cb.strides() && ca.is_contiguous() &&
+          cb.is_contiguous()) {
+        // Equal shapes, both dense (the common case, and most of a small op's time in the
+        // strided walk): one flat loop, with the op fixed in the loop for the four arithmetic ops.
+        const int64_t n = out.numel();
+        auto flat = [&](auto f) {
+          for (int64_t i = 0; i < n; ++i)
+            po[i] = convert<TO>(f(convert<A>(pa[i]), convert<A>(pb[i])));
+        };
+        if constexpr (std::is_same_v<C, TO>) {
+          switch (op) {
+            case BinaryOp::Add:
+              return flat([](A x, A y) { return apply_binary<A>(BinaryOp::Add, x, y); });
+            case BinaryOp::Sub:
+              return flat([](A x, A y) { return apply_binary<A>(BinaryOp::Sub, x, y); });
+            case BinaryOp::Mul:
+              return flat([](A x, A y) { return apply_binary<A>(BinaryOp::Mul, x, y); });
+            case BinaryOp::Div:
+              return flat([](A x, A y) { return apply_binary<A>(BinaryOp::Div, x, y); });
+            default:
+              break;
+          }
+        }
+        return flat([op](A x, A y) { return apply_binary<A>(op, x, y); });
+      }
       for_each_strided<3>(shape, {out.strides().data(), sa.data(), sb.data()}, {0, 0, 0},
                           [&](const std::array<int64_t, 3>& o) {
                             A x = convert<A>(pa[o[1]]);
