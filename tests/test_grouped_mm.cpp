@@ -17,6 +17,7 @@
 
 #include "autograd/node.hpp"
 #include "ops/onednn/context.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -737,6 +738,37 @@ TEST_CASE("grouped_mm packs small equal groups of separate tensors into one batc
   CHECK(first.misses == 6);  // (forward, dX, dW) x 2 shapes
   CHECK(second.misses == 0);
   CHECK(second.hits == 6);  // one batched call per shape for forward, dX and dW
+}
+
+TEST_CASE("grouped_mm list form: small equal groups, copied into batches, in every dtype",
+          "[grouped_mm]") {
+  // The kernel copies scattered small operands into per-thread batches (forward, dX and dW);
+  // backward reads the operands forward saved, so one modified in place in between is refused.
+  gg::manual_seed(23);
+  std::mt19937 rng(23);
+  for (gg::Dtype dtype : {gg::kFloat32, gg::kBFloat16, gg::kFloat16}) {
+    std::vector<ListGroup> small(12, ListGroup{{6, 8}, 5, false, true});
+    check_list(small, dtype, rng, fmt::format("12 small {} groups", gg::dtype_name(dtype)));
+    std::vector<ListGroup> transposed(5, ListGroup{{4, 3}, 7, true, false});
+    check_list(transposed, dtype, rng,
+               fmt::format("5 transposed {} groups", gg::dtype_name(dtype)));
+  }
+  for (const bool modify_mat2 : {false, true}) {
+    std::vector<Tensor> xs, ws, grads;
+    for (int i = 0; i < 6; ++i) {
+      xs.push_back(leaf({4, 8}, gg::kFloat32));
+      ws.push_back(leaf({8, 3}, gg::kFloat32));
+      grads.push_back(gg::ones({4, 3}));
+    }
+    const std::vector<Tensor> ys = F::grouped_mm(xs, ws);
+    (modify_mat2 ? ws : xs)[4].detach().mul_(2);
+    CHECK_THAT(gg::test::outcome([&] { gg::autograd::backward(ys, grads); }),
+               Catch::Contains("GroupedMmBackward") &&
+                   Catch::Contains("modified by an in-place operation") &&
+                   Catch::Contains("expected version 0"));
+    for (const Tensor& t : xs) CHECK_FALSE(t.grad().defined());
+    for (const Tensor& t : ws) CHECK_FALSE(t.grad().defined());
+  }
 }
 
 TEST_CASE("grouped_mm's tiny workload repeated: cached primitives only, gradients added in place",
