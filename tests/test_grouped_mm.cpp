@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "autograd/node.hpp"
+#include "ops/kernels/grouped_mm_kernel.hpp"
 #include "ops/onednn/context.hpp"
 #include "test_support.hpp"
 
@@ -740,6 +741,34 @@ TEST_CASE("grouped_mm packs small equal groups of separate tensors into one batc
   CHECK(second.hits == 6);  // one batched call per shape for forward, dX and dW
 }
 
+TEST_CASE("grouped_mm: small batches go to one thread for a while after a stalled region",
+          "[grouped_mm]") {
+  namespace K = gg::kernels;
+  gg::manual_seed(29);
+  std::vector<Tensor> xs, ws;
+  for (int i = 0; i < 64; ++i) {  // 2.1 MFLOP: split over the threads on a quiet machine
+    xs.push_back(gg::randn({16, 32}));
+    ws.push_back(gg::randn({32, 32}));
+  }
+  gg::NoGradGuard no_grad;
+  F::grouped_mm(xs, ws);  // builds the primitives
+  K::set_small_batches_alone(false);
+  CHECK_FALSE(K::small_batches_alone());
+  K::note_small_batch_region(200'000);  // 0.2 ms: a quiet region
+  CHECK_FALSE(K::small_batches_alone());
+  K::note_small_batch_region(5'000'000);  // 5 ms: a thread waited a time slice
+  CHECK(K::small_batches_alone());
+  // Alone: one primitive for the whole batch, on this thread (built for one thread on first use).
+  const auto before = gg::onednn::cache_stats();
+  const std::vector<Tensor> ys = F::grouped_mm(xs, ws);
+  const auto after = gg::onednn::cache_stats();
+  CHECK(after.hits + after.misses - before.hits - before.misses == 1);
+  for (int i : {0, 37, 63})
+    check_close(values(ys[i]), naive_mm(values(xs[i]), values(ws[i]), nullptr, 16, 32, 32), 1e-4,
+                fmt::format("group {}", i));
+  K::set_small_batches_alone(false);
+}
+
 TEST_CASE("grouped_mm list form: small equal groups, copied into batches, in every dtype",
           "[grouped_mm]") {
   // The kernel copies scattered small operands into per-thread batches (forward, dX and dW);
@@ -789,12 +818,15 @@ TEST_CASE("grouped_mm's tiny workload repeated: cached primitives only, gradient
   const int64_t live = gg::Storage::live_count();
   auto [second, third] = cache_traffic(step);
   // Every call: one batched primitive each for the outputs, dX and dW, none built; the copies
-  // and the primitive are split over the threads (each runs its share of the groups).
+  // and the primitive are split over the threads (each runs its share of the groups), or run on
+  // this thread alone once a region stalled (a busy machine, see small_batches_alone).
   const auto shares = static_cast<uint64_t>(std::min(64, omp_get_max_threads()));
   CHECK(second.misses == 0);
-  CHECK(second.hits == 3 * shares);
+  CHECK(second.hits >= 3);
+  CHECK(second.hits <= 3 * shares);
   CHECK(third.misses == 0);
-  CHECK(third.hits == 3 * shares);
+  CHECK(third.hits >= 3);
+  CHECK(third.hits <= 3 * shares);
   // The grads are the same tensors, added to in place; nothing else stays alive.
   CHECK(xs[5].grad().raw_data() == x_grad);
   CHECK(ws[63].grad().raw_data() == w_grad);

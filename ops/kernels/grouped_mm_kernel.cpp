@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -38,11 +40,25 @@ constexpr double kJobOverheadFlops = 2e5;
 // operands take at most this many bytes (see run_as_one_batch).
 constexpr double kCopyBytes = 48 * 1024;
 // A batch of fewer flops runs on the calling thread alone, copies and primitive (OneThread): a
-// fork/join costs ~2 us on a quiet machine, and under load a region waits a time slice for a
-// descheduled thread (load 9 on 2 cores: 409 us/group for the tiny workload on 2 threads). The
-// tiny workload's batches (64 x 16x32x32, 2.1 MFLOP) use both threads: 15.8 us forward as 3D x 3D
-// on 2 threads of an AVX-512 EPYC against 25.2 on one (PyTorch 2.15's bmm: 23 on two).
+// fork/join costs ~2 us on a quiet machine. The tiny workload's batches (64 x 16x32x32, 2.1
+// MFLOP) use both threads: 15.8 us forward as 3D x 3D on 2 threads of an AVX-512 EPYC against
+// 25.2 on one (PyTorch 2.15's bmm: 23 on two).
 constexpr double kOneThreadFlops = 1e6;
+// Under load a region waits a time slice for a descheduled thread (load 9 on 2 cores: 409
+// us/group for the tiny workload on 2 threads; load 2.3: 6.7 ms a forward call instead of 0.03).
+// Batches under kSmallBatchFlops therefore watch their regions: one that takes longer than
+// kStalledRegionNs (~30x a quiet one) without building a primitive sends such batches to one
+// thread for kAloneForNs.
+constexpr double kSmallBatchFlops = 4e6;
+constexpr int64_t kStalledRegionNs = 1'000'000;
+constexpr int64_t kAloneForNs = 1'000'000'000;
+std::atomic<int64_t> small_batches_alone_until{0};  // steady-clock ns
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 // Column sums are split into blocks of this many columns (the unit of parallel work).
 constexpr int64_t kColumnBlock = 256;
 
@@ -268,10 +284,16 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
     }
   };
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (flops(p) < kOneThreadFlops || threads == 1) {  // on this thread alone
-    const OneThread one_thread(true);
+  const bool small = flops(p) < kSmallBatchFlops;
+  if (flops(p) < kOneThreadFlops || threads == 1 || (small && small_batches_alone())) {
+    const OneThread one_thread(true);  // on this thread alone
     run_slice(0, tasks.size());
-  } else if (scratch > 0) {
+    return true;
+  }
+  // (A call that built a primitive took long for that reason: not a stall.)
+  const uint64_t built = small ? onednn::cache_stats().misses : 0;
+  const int64_t start = small ? now_ns() : 0;
+  if (scratch > 0) {
     // Copies: each thread copies and multiplies a contiguous share of the groups, in its own
     // scratch (its primitive runs single-threaded inside the region): one fork/join in all, and
     // each thread's copies are still in its cache when its primitive reads them.
@@ -288,6 +310,7 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
   } else {  // in place: one primitive on all threads
     run_slice(0, tasks.size());
   }
+  if (small && onednn::cache_stats().misses == built) note_small_batch_region(now_ns() - start);
   return true;
 }
 
@@ -357,6 +380,18 @@ MatRef MatRef::row_range(int64_t begin, int64_t end) const {
 MatRef MatRef::col_range(int64_t begin, int64_t end) const {
   return {
       at(data, begin * col_stride, dtype), rows, end - begin, row_stride, col_stride, dtype, owner};
+}
+
+bool small_batches_alone() {
+  return now_ns() < small_batches_alone_until.load(std::memory_order_relaxed);
+}
+
+void set_small_batches_alone(bool alone) {
+  small_batches_alone_until.store(alone ? now_ns() + kAloneForNs : 0, std::memory_order_relaxed);
+}
+
+void note_small_batch_region(int64_t wall_ns) {
+  if (wall_ns > kStalledRegionNs) set_small_batches_alone(true);
 }
 
 bool gemm_ready(const MatRef& m) {

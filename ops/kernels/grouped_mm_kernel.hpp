@@ -57,6 +57,15 @@ void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei
 // Runs every task (see the top of this file). Tasks must not write overlapping memory.
 void run_gemm_tasks(const std::vector<GemmTask>& tasks);
 
+// Small batches (under 4 MFLOP) of identical groups run on every thread while the machine is
+// quiet. When one of their parallel regions takes longer than a descheduled thread explains (1
+// ms: a busy machine, where every fork/join waits a time slice), such batches run on the calling
+// thread alone for the next second. These report and set that state (tests, and the bench's
+// header); note_small_batch_region is what the kernel calls after each such region.
+bool small_batches_alone();
+void set_small_batches_alone(bool alone);
+void note_small_batch_region(int64_t wall_ns);
+
 // Whether oneDNN can read/write m as it is: one of its two strides is 1 (or the matrix is a
 // single row or column) and rows do not overlap. Otherwise the op makes a contiguous copy.
 bool gemm_ready(const MatRef& m);
