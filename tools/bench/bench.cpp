@@ -5,9 +5,10 @@
 //   moe    packed 2D x 3D, G=8, M_total=4096 split 1024,768,640,512,448,320,256,128; K=512,
 //          N=1024; f32 and bf16, fwd and fwd+bwd. Peers: one dense oneDNN GEMM of the same FLOPs
 //          (the machine limit), a oneDNN primitive per call, libtorch's loop of mm.
-//   heads  list form, 8 x ([320, 64] @ [64, 64]) (the seed's multi-head example). Peers: libtorch
-//          bmm and loop of mm.
-//   tiny   list form, 64 x ([16, 32] @ [32, 32]). Peers: libtorch loop of mm (with autograd), bmm.
+//   heads  list form, 8 x ([320, 64] @ [64, 64]) (the seed's multi-head example). Peers: the same
+//          groups stacked as one 3D x 3D grouped_mm call, libtorch bmm and loop of mm.
+//   tiny   list form, 64 x ([16, 32] @ [32, 32]). Peers: groupgrad's 3D x 3D call, libtorch loop
+//          of mm (with autograd), bmm.
 //   mixed  the seed's grouped-linear example (50/75/30 -> 64/128/32, with bias). Peers: libtorch
 //          addmm and linear loops.
 //   train  one training step of examples/train_multihead's model; peer: the same model in libtorch.
@@ -106,6 +107,7 @@ void measure(const std::string& workload, const std::vector<Variant>& variants, 
 void run_kernel_workload(const Workload& w, int warmup, int reps, gg::bench::Report& report) {
   const Problem& p = w.problem;
   std::vector<Variant> variants{gg::bench::groupgrad_variant(p)};
+  if (w.id == "tiny" || w.id == "heads") variants.push_back(gg::bench::groupgrad_3d_variant(p));
   if (w.id == "moe" || w.id == "heads") variants.push_back(gg::bench::onednn_dense(p));
   if (!p.backward) variants.push_back(gg::bench::onednn_naive_loop(p));
   if (gg::bench::libtorch_available())

@@ -56,6 +56,29 @@ Variant groupgrad_variant(const Problem& p) {
   return {"groupgrad", run, groupgrad_memory_counter(), note};
 }
 
+Variant groupgrad_3d_variant(const Problem& p) {
+  const GroupShape& g = p.groups.front();
+  const auto groups = static_cast<int64_t>(p.groups.size());
+  const gg::Dtype dtype = p.bf16 ? gg::kBFloat16 : gg::kFloat32;
+  struct State {
+    gg::Tensor x, w, grad;
+  };
+  auto s = std::make_shared<State>();
+  s->x = gg::randn({groups, g.m, g.k}, dtype).requires_grad_(p.backward);
+  s->w = gg::randn({groups, g.k, g.n}, dtype).requires_grad_(p.backward);
+  s->grad = gg::ones({groups, g.m, g.n}, dtype);
+  auto run = [s, backward = p.backward] {
+    if (!backward) {
+      gg::NoGradGuard no_grad;
+      F::grouped_mm(s->x, s->w);
+      return;
+    }
+    F::grouped_mm(s->x, s->w).backward(s->grad);
+  };
+  return {"groupgrad, 3D x 3D", run, groupgrad_memory_counter(),
+          "the groups stacked: one [G, m, k] @ [G, k, n] call, as torch.bmm"};
+}
+
 MemoryCounter groupgrad_memory_counter() {
   return {&gg::Storage::reset_peak_bytes, &gg::Storage::peak_bytes, &gg::Storage::live_bytes};
 }
