@@ -4,7 +4,10 @@
 //   - identical problems of one allocation at equally spaced addresses (3D x 3D, equal groups of
 //     a packed layout, the list outputs) become ONE batched oneDNN primitive; identical small
 //     problems in separate allocations (list tensors) are copied into such a batch first, when
-//     two memcpys per group cost less than a primitive call per group (<= 48 KB a group);
+//     two memcpys per group cost less than a primitive call per group (<= 48 KB a group), each
+//     thread copying and multiplying its own share of the groups in one parallel region. Batches
+//     under 1 MFLOP run on the calling thread; under 4 MFLOP they do too for a second after one
+//     of their regions stalled (small_batches_alone below);
 //   - the rest: one cached primitive per distinct shape (onednn::matmul keys its cache by
 //     problem). Groups are dealt to the OpenMP threads largest first (LPT) and run side by side
 //     in one parallel region, each single-threaded (oneDNN runs single-threaded inside a
