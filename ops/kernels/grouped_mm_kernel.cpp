@@ -46,8 +46,8 @@ constexpr double kCopyBytes = 48 * 1024;
 constexpr double kOneThreadFlops = 1e6;
 // Under load a region waits a time slice for a descheduled thread (load 9 on 2 cores: 409
 // us/group for the tiny workload on 2 threads; load 2.3: 6.7 ms a forward call instead of 0.03).
-// Batches under kSmallBatchFlops therefore watch their regions: one that takes longer than
-// kStalledRegionNs (~30x a quiet one) without building a primitive sends such batches to one
+// Batches under kSmallBatchFlops therefore watch their regions: one that waited longer than
+// kStalledRegionNs for a thread (~30x a quiet region's whole time) sends such batches to one
 // thread for kAloneForNs.
 constexpr double kSmallBatchFlops = 4e6;
 constexpr int64_t kStalledRegionNs = 1'000'000;
@@ -290,27 +290,33 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
     run_slice(0, tasks.size());
     return true;
   }
-  // (A call that built a primitive took long for that reason: not a stall.)
-  const uint64_t built = small ? onednn::cache_stats().misses : 0;
-  const int64_t start = small ? now_ns() : 0;
-  if (scratch > 0) {
-    // Copies: each thread copies and multiplies a contiguous share of the groups, in its own
-    // scratch (its primitive runs single-threaded inside the region): one fork/join in all, and
-    // each thread's copies are still in its cache when its primitive reads them.
-    const size_t parts = std::min(tasks.size(), static_cast<size_t>(threads));
-    const size_t share = tasks.size() / parts, extra = tasks.size() % parts;
-    parallel_for(
-        static_cast<int64_t>(parts), Schedule::kStatic,
-        [&](int64_t part) {
-          const auto u = static_cast<size_t>(part);
-          const size_t begin = u * share + std::min(u, extra);
-          run_slice(begin, begin + share + (u < extra ? 1 : 0));
-        },
-        static_cast<int>(parts));
-  } else {  // in place: one primitive on all threads
+  if (scratch == 0 && !small) {  // in place: one primitive on all threads
     run_slice(0, tasks.size());
+    return true;
   }
-  if (small && onednn::cache_stats().misses == built) note_small_batch_region(now_ns() - start);
+  // Each thread copies (if it must) and multiplies a contiguous share of the groups, in its own
+  // scratch (its primitive runs single-threaded inside the region): one fork/join in all, and the
+  // copies still in its cache when its primitive reads them. A small batch times the region and
+  // each share: the region's time beyond the longest share was spent waiting for a thread (a
+  // stall), however long the shares themselves took (a first call JIT-compiles its kernels).
+  const size_t parts = std::min(tasks.size(), static_cast<size_t>(threads));
+  const size_t share = tasks.size() / parts, extra = tasks.size() % parts;
+  thread_local std::vector<int64_t> busy_of_this_thread;
+  std::vector<int64_t>& busy = busy_of_this_thread;  // the caller's (in the region too)
+  busy.assign(parts, 0);
+  const int64_t start = small ? now_ns() : 0;
+  parallel_for(
+      static_cast<int64_t>(parts), Schedule::kStatic,
+      [&](int64_t part) {
+        const auto u = static_cast<size_t>(part);
+        const size_t begin = u * share + std::min(u, extra);
+        const int64_t from = small ? now_ns() : 0;
+        run_slice(begin, begin + share + (u < extra ? 1 : 0));
+        if (small) busy[u] = now_ns() - from;
+      },
+      static_cast<int>(parts));
+  if (small)
+    note_small_batch_region(now_ns() - start - *std::max_element(busy.begin(), busy.end()));
   return true;
 }
 
@@ -390,8 +396,8 @@ void set_small_batches_alone(bool alone) {
   small_batches_alone_until.store(alone ? now_ns() + kAloneForNs : 0, std::memory_order_relaxed);
 }
 
-void note_small_batch_region(int64_t wall_ns) {
-  if (wall_ns > kStalledRegionNs) set_small_batches_alone(true);
+void note_small_batch_region(int64_t waited_ns) {
+  if (waited_ns > kStalledRegionNs) set_small_batches_alone(true);
 }
 
 bool gemm_ready(const MatRef& m) {

@@ -61,13 +61,13 @@ void add_gemm(std::vector<GemmTask>& tasks, const MatRef& src, const MatRef& wei
 void run_gemm_tasks(const std::vector<GemmTask>& tasks);
 
 // Small batches (under 4 MFLOP) of identical groups run on every thread while the machine is
-// quiet. When one of their parallel regions takes longer than a descheduled thread explains (1
-// ms: a busy machine, where every fork/join waits a time slice), such batches run on the calling
-// thread alone for the next second. These report and set that state (tests, and the bench's
-// header); note_small_batch_region is what the kernel calls after each such region.
+// quiet. When one of their parallel regions waited over 1 ms for a thread (beyond the time its
+// threads worked: a busy machine, where every fork/join waits a time slice for a descheduled
+// thread), such batches run on the calling thread alone for the next second. These report and
+// set that state (for tests); the kernel calls note_small_batch_region with each region's wait.
 bool small_batches_alone();
 void set_small_batches_alone(bool alone);
-void note_small_batch_region(int64_t wall_ns);
+void note_small_batch_region(int64_t waited_ns);
 
 // Whether oneDNN can read/write m as it is: one of its two strides is 1 (or the matrix is a
 // single row or column) and rows do not overlap. Otherwise the op makes a contiguous copy.
