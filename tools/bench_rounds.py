@@ -25,6 +25,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_WORKLOADS = ("moe", "heads", "tiny", "mixed")
+FORMS = {"moe": "2D x 3D, offs", "heads": "list", "tiny": "list", "mixed": "list, bias"}
 ISA_FOR_PYTORCH = {  # --max-isa -> (MKL_ENABLE_INSTRUCTIONS, ATEN_CPU_CAPABILITY)
     "SSE41": ("SSE4_2", "default"), "AVX": ("AVX", "default"), "AVX2": ("AVX2", "avx2"),
     "AVX2_VNNI": ("AVX2", "avx2"), "AVX512_CORE": ("AVX512", "avx512"),
@@ -148,8 +149,7 @@ def summarize(args):
                           "{:.1f} MiB".format(mem / 1048576.0) if mem is not None else "-"))
                 continue
             print("| {} | {} | {} | {:.2f} | {} | {} | {} |".format(
-                w, "list" if form == "groupgrad" and w.split()[0] in ("tiny", "heads")
-                else ("3D x 3D" if form != "groupgrad" else "as benchmarked"),
+                w, "3D x 3D" if form != "groupgrad" else FORMS.get(w.split()[0], form),
                 fmt_ms(ours), ours * 1e3 / row["groups"],
                 "{:.2f}x".format(dense / ours) if dense and form == "groupgrad" else "-",
                 "{} {}".format(best[0], fmt_ms(best[1])) if best else "-",
