@@ -20,21 +20,23 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 // Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
 // (By value: a gradient that arrives as the only handle on its tensor leaves as one.)
-Tensor conform(Tensor grad, const TensorMeta& meta, const std::string& node_name) {
+Tensor conform(Tensor grad, std::span<const int64_t> shape, Dtype dtype,
+               const std::string& node_name) {
   Tensor g = std::move(grad);
-  if (g.shape() != meta.shape) {
+  if (!std::ranges::equal(g.shape(), shape)) {
+    const Shape target(shape.begin(), shape.end());
     try {
-      g = sum_to(g, meta.shape);
+      g = sum_to(g, target);
     } catch (const Error&) {
       fail("[backward] {} returned a gradient of shape {} for an input of shape {}", node_name,
-           shape_str(g.shape()), shape_str(meta.shape));
+           shape_str(g.shape()), shape_str(target));
     }
   }
-  if (g.dtype() != meta.dtype) {
-    GG_CHECK(is_floating(g.dtype()) && is_floating(meta.dtype),
+  if (g.dtype() != dtype) {
+    GG_CHECK(is_floating(g.dtype()) && is_floating(dtype),
              "[backward] {} returned a {} gradient for a {} input", node_name,
-             dtype_name(g.dtype()), dtype_name(meta.dtype));
-    g = g.to(meta.dtype);
+             dtype_name(g.dtype()), dtype_name(dtype));
+    g = g.to(dtype);
   }
   return g;
 }
@@ -56,7 +58,7 @@ bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
 // With create_graph a gradient that has history keeps it (out of place, recorded).
 void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
   const Tensor leaf(leaf_impl);
-  g = conform(std::move(g), {leaf_impl->shape, leaf_impl->dtype}, "leaf");
+  g = conform(std::move(g), leaf_impl->shape, leaf_impl->dtype, "leaf");
   const std::shared_ptr<TensorImpl>& grad = leaf_impl->grad;
   if (!grad) {
     std::shared_ptr<TensorImpl> impl = g.impl();
@@ -116,18 +118,33 @@ unsigned next_hook_handle() { return g_next_hook_handle.fetch_add(1, std::memory
 
 namespace {}  // namespace
 
-Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
-           std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
-           bool accepts_undefined_grads)
+Node::Node(std::string name, BackwardFn backward, std::span<const Tensor> inputs,
+           std::span<const Tensor> outputs, bool accepts_undefined_grads)
     : name_(std::move(name)),
       sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)),
       backward_(std::move(backward)),
-      next_edges_(std::move(next_edges)),
-      input_meta_(std::move(input_meta)),
-      output_meta_(std::move(output_meta)),
+      next_edges_(inputs.size()),
+      input_meta_(inputs.size()),
       accepts_undefined_grads_(accepts_undefined_grads) {
-  needs_input_grad_.resize(next_edges_.size());
-  for (size_t i = 0; i < next_edges_.size(); ++i) needs_input_grad_[i] = next_edges_[i].valid();
+  auto meta = [](const TensorImpl& t) {
+    return NodeMeta{{t.shape.begin(), t.shape.end()}, t.dtype};
+  };
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined()) continue;
+    const TensorImpl& impl = *inputs[i].impl();
+    if (impl.grad_fn) {
+      next_edges_[i].node = impl.grad_fn;
+      next_edges_[i].output_nr = impl.output_nr;
+    } else if (impl.requires_grad) {
+      next_edges_[i].leaf = inputs[i].impl();
+      next_edges_[i].is_leaf = true;
+    } else {
+      continue;  // no edge: the engine never looks at this input's meta
+    }
+    input_meta_[i] = meta(impl);
+  }
+  output_meta_.reserve(outputs.size());
+  for (const Tensor& out : outputs) output_meta_.push_back(meta(out.checked("shape")));
 }
 
 Node::~Node() {
@@ -135,7 +152,7 @@ Node::~Node() {
   // one at a time, each after its own sole-owned inputs were moved onto the stack, so no
   // destructor ever runs inside another one more than a level deep.
   std::vector<std::shared_ptr<Node>> stack;
-  auto detach_sole = [&stack](std::vector<Edge>& edges) {
+  auto detach_sole = [&stack](EdgeList& edges) {
     for (Edge& e : edges)
       if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
   };
@@ -151,12 +168,14 @@ Node::~Node() {
 
 const std::string& node_name(const Node& node) { return node.name(); }
 
-std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
+std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs, std::vector<bool>& needs) {
   GG_CHECK(backward_ != nullptr,
            "[backward] trying to backward through {} a second time: its saved tensors were freed "
            "after the first backward; pass retain_graph=true to the first call",
            name_);
-  return backward_(grad_outputs, needs_input_grad_);
+  needs.resize(next_edges_.size());
+  for (size_t i = 0; i < next_edges_.size(); ++i) needs[i] = next_edges_[i].valid();
+  return backward_(grad_outputs, needs);
 }
 
 namespace {
@@ -175,12 +194,8 @@ namespace {
 // Makes the node (the callers checked needs_grad) and sets it as the outputs' grad_fn.
 void record_node(std::string name, std::span<const Tensor> inputs, std::span<Tensor> outputs,
                  BackwardFn backward, bool accepts_undefined_grads) {
-  std::vector<Edge> edges(inputs.size());
-  std::vector<TensorMeta> input_meta(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& in = inputs[i];
+  for (const Tensor& in : inputs) {
     if (!in.defined()) continue;
-    input_meta[i] = {in.shape(), in.dtype()};
     const TensorImpl& impl = *in.impl();
     // A view that requires grad, whose storage was modified in place through another tensor
     // after the view got its history: that history no longer describes its values.
@@ -190,19 +205,8 @@ void record_node(std::string name, std::span<const Tensor> inputs, std::span<Ten
              "not regenerate the view's history as PyTorch does: take the view again after the "
              "in-place operation",
              name, describe(in), impl.storage->version(), impl.view_version);
-    if (impl.grad_fn) {
-      edges[i].node = impl.grad_fn;
-      edges[i].output_nr = impl.output_nr;
-    } else if (impl.requires_grad) {
-      edges[i].leaf = in.impl();
-      edges[i].is_leaf = true;
-    }
   }
-  std::vector<TensorMeta> output_meta;
-  output_meta.reserve(outputs.size());
-  for (const Tensor& out : outputs) output_meta.push_back({out.shape(), out.dtype()});
-  auto node = std::make_shared<Node>(std::move(name), std::move(backward), std::move(edges),
-                                     std::move(input_meta), std::move(output_meta),
+  auto node = std::make_shared<Node>(std::move(name), std::move(backward), inputs, outputs,
                                      accepts_undefined_grads);
   for (size_t i = 0; i < outputs.size(); ++i) {
     // Only floating outputs carry gradients (an integer out_dtype ends the graph there).
@@ -350,7 +354,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
       for (size_t k = 0; k < inputs->size(); ++k) {
         if ((*inputs)[k].impl() != leaf) continue;
         if (leaf->hooks) g = run_hooks(leaf->hooks->pre, 0, std::move(g));
-        captured[k] = conform(std::move(g), {leaf->shape, leaf->dtype}, "leaf");
+        captured[k] = conform(std::move(g), leaf->shape, leaf->dtype, "leaf");
         return;
       }
       return;
@@ -461,6 +465,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
   }
 
   std::vector<Tensor> grads;  // one node's output gradients (reused)
+  std::vector<bool> needs;    // which of one node's inputs need a gradient (reused)
   for (size_t n = 0; n < order.size(); ++n) {
     Node* node = order[n].get();
     if (!reached[n] || !wanted[n]) {  // reachable, but no gradient flowed into it (or not needed)
@@ -490,7 +495,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     if (!node->accepts_undefined_grads()) {
       for (size_t i = 0; i < grads.size(); ++i)
         if (!grads[i].defined())
-          grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
+          grads[i] =
+              zeros(Shape(node->output_meta()[i].shape.begin(), node->output_meta()[i].shape.end()),
+                    node->output_meta()[i].dtype);
     }
     // With create_graph (grad mode on) the gradients must carry their history: a backward that a
     // kernel computes would silently drop terms of the second derivative.
@@ -502,7 +509,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     std::vector<Tensor> input_grads;
     {
       RunningNodeScope running(order[n]);
-      input_grads = node->apply(grads);
+      input_grads = node->apply(grads, needs);
     }
     grads.clear();  // let go of the output gradients (an input gradient may be one of them)
     if (!retain_graph) node->release();
@@ -518,7 +525,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
         continue;
       }
       // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
-      Tensor g = conform(std::move(input_grads[i]), node->input_meta()[i], node->name());
+      const NodeMeta& meta = node->input_meta()[i];
+      Tensor g = conform(std::move(input_grads[i]), meta.dims(), meta.dtype, node->name());
       if (e.node) {
         receive(e.node.get(), e.output_nr, std::move(g));
       } else {
