@@ -2,6 +2,7 @@
 // the roots, process them in reverse creation order, route each input gradient along its edge, and
 // free each node's saved tensors once it has run.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -118,7 +119,7 @@ unsigned next_hook_handle() { return g_next_hook_handle.fetch_add(1, std::memory
 
 namespace {}  // namespace
 
-Node::Node(std::string name, BackwardFn backward, std::span<const Tensor> inputs,
+Node::Node(std::string name, BackwardFn backward, std::span<const Tensor* const> inputs,
            std::span<const Tensor> outputs, bool accepts_undefined_grads)
     : name_(std::move(name)),
       sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)),
@@ -126,25 +127,27 @@ Node::Node(std::string name, BackwardFn backward, std::span<const Tensor> inputs
       next_edges_(inputs.size()),
       input_meta_(inputs.size()),
       accepts_undefined_grads_(accepts_undefined_grads) {
-  auto meta = [](const TensorImpl& t) {
-    return NodeMeta{{t.shape.begin(), t.shape.end()}, t.dtype};
+  auto set_meta = [](NodeMeta& meta, const TensorImpl& t) {
+    meta.shape.assign(t.shape.begin(), t.shape.end());
+    meta.dtype = t.dtype;
   };
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!inputs[i].defined()) continue;
-    const TensorImpl& impl = *inputs[i].impl();
+    if (!inputs[i]->defined()) continue;
+    const TensorImpl& impl = *inputs[i]->impl();
     if (impl.grad_fn) {
       next_edges_[i].node = impl.grad_fn;
       next_edges_[i].output_nr = impl.output_nr;
     } else if (impl.requires_grad) {
-      next_edges_[i].leaf = inputs[i].impl();
+      next_edges_[i].leaf = inputs[i]->impl();
       next_edges_[i].is_leaf = true;
     } else {
       continue;  // no edge: the engine never looks at this input's meta
     }
-    input_meta_[i] = meta(impl);
+    set_meta(input_meta_[i], impl);
   }
-  output_meta_.reserve(outputs.size());
-  for (const Tensor& out : outputs) output_meta_.push_back(meta(out.checked("shape")));
+  output_meta_.resize(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i)
+    set_meta(output_meta_[i], outputs[i].checked("shape"));
 }
 
 Node::~Node() {
@@ -192,9 +195,10 @@ bool needs_grad(std::initializer_list<Tensor> inputs) { return any_needs_grad(in
 
 namespace {
 // Makes the node (the callers checked needs_grad) and sets it as the outputs' grad_fn.
-void record_node(std::string name, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+void record_node(std::string name, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
                  BackwardFn backward, bool accepts_undefined_grads) {
-  for (const Tensor& in : inputs) {
+  for (const Tensor* input : inputs) {
+    const Tensor& in = *input;
     if (!in.defined()) continue;
     const TensorImpl& impl = *in.impl();
     // A view that requires grad, whose storage was modified in place through another tensor
@@ -211,29 +215,52 @@ void record_node(std::string name, std::span<const Tensor> inputs, std::span<Ten
   for (size_t i = 0; i < outputs.size(); ++i) {
     // Only floating outputs carry gradients (an integer out_dtype ends the graph there).
     if (!outputs[i].defined() || !is_floating(outputs[i].dtype())) continue;
-    outputs[i].set_gradient_edge(node, static_cast<uint32_t>(i));
+    // The last output takes the node's handle rather than a copy of it.
+    outputs[i].set_gradient_edge(i + 1 == outputs.size() ? std::move(node) : node,
+                                 static_cast<uint32_t>(i));
   }
+}
+
+// The inputs' addresses, for record_node (inline for up to four inputs).
+template <class Range>
+boost::container::small_vector<const Tensor*, 4> addresses(const Range& inputs) {
+  boost::container::small_vector<const Tensor*, 4> out;
+  for (const Tensor& in : inputs) out.push_back(&in);
+  return out;
 }
 }  // namespace
 
 void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
             BackwardFn backward, bool accepts_undefined_grads) {
   if (!needs_grad(inputs)) return;
-  record_node(std::move(name), inputs, outputs, std::move(backward), accepts_undefined_grads);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, outputs, std::move(backward),
+              accepts_undefined_grads);
 }
 
 Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
               BackwardFn backward) {
   if (!needs_grad(inputs)) return output;
-  record_node(std::move(name), inputs, {&output, 1}, std::move(backward), false);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, {&output, 1}, std::move(backward), false);
   return output;
 }
 
 Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
               BackwardFn backward) {
   if (!needs_grad(inputs)) return output;
-  record_node(std::move(name), {inputs.begin(), inputs.size()}, {&output, 1}, std::move(backward),
-              false);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, {&output, 1}, std::move(backward), false);
+  return output;
+}
+
+Tensor record(std::string name, const Tensor& a, const Tensor& b, Tensor output,
+              BackwardFn backward) {
+  if (!GradMode::is_enabled() ||
+      !((a.defined() && a.requires_grad()) || (b.defined() && b.requires_grad())))
+    return output;
+  const std::array<const Tensor*, 2> inputs{&a, &b};
+  record_node(std::move(name), inputs, {&output, 1}, std::move(backward), false);
   return output;
 }
 
@@ -410,9 +437,13 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     for (const Edge& e : order[next]->next_edges())
       if (e.node) discover(e.node);
   }
-  // A node is made after the nodes of its inputs, so reverse creation order is topological.
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return a->sequence_nr() > b->sequence_nr(); });
+  // A node is made after the nodes of its inputs, so reverse creation order is topological (a
+  // chain is discovered in that order already).
+  const auto later = [](const auto& a, const auto& b) {
+    return a->sequence_nr() > b->sequence_nr();
+  };
+  if (!std::is_sorted(order.begin(), order.end(), later))
+    std::sort(order.begin(), order.end(), later);
 
   // Gradient buffers: one slot per output of each node, in one vector; `reached` marks the nodes
   // some gradient flowed into.
@@ -440,28 +471,44 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
       wanted[n] = w;
     }
   }
-  for (const auto& node : order)
-    for (const Edge& e : node->next_edges())
-      if (e.is_leaf)
-        if (auto leaf = e.leaf.lock()) ++leaf_state(leaf).pending;
-  // An edge of a node that ran (with gradient g, or none) or was skipped.
-  auto leaf_edge_done = [&](const Edge& e, Tensor g) {
-    auto leaf = e.leaf.lock();
-    if (!leaf) return;
-    LeafState& st = leaf_state(leaf);
+  // Where each edge leads, looked up once: edge i of node n has targets[first_edge[n] + i], the
+  // index in `order` of its node, or of its leaf in `leaves` (npos for a leaf that is gone, and
+  // for an edge that leads nowhere).
+  std::vector<size_t> first_edge(order.size() + 1, 0);
+  std::vector<size_t> targets;
+  for (size_t n = 0; n < order.size(); ++n) {
+    for (const Edge& e : order[n]->next_edges()) {
+      size_t target = NodeIndex::npos;
+      if (e.node) {
+        target = index.find(e.node.get());
+      } else if (e.is_leaf) {
+        if (auto leaf = e.leaf.lock()) {
+          target = leaf_index.emplace(leaf.get(), leaves.size());
+          if (target == leaves.size()) leaves.push_back({std::move(leaf), Tensor(), 0});
+          ++leaves[target].pending;
+        }
+      }
+      targets.push_back(target);
+    }
+    first_edge[n + 1] = targets.size();
+  }
+  // A leaf edge of a node that ran (with gradient g, or none) or was skipped. (The leaf is alive:
+  // its LeafState holds it.)
+  auto leaf_edge_done = [&](size_t leaf, Tensor g) {
+    if (leaf == NodeIndex::npos) return;
+    LeafState& st = leaves[leaf];
     if (g.defined()) add_to(st.grad, std::move(g));
     if (--st.pending == 0) flush(st);
   };
   std::vector<Tensor> slots(first_slot.back());
   std::vector<char> reached(order.size(), 0);
-  auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
-    const size_t i = index.find(node);
+  auto receive = [&](size_t i, uint32_t output_nr, Tensor g) {
     add_gradient(slots[first_slot[i] + output_nr], std::move(g), create_graph);
     reached[i] = 1;
   };
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
-    if (root.grad_fn) receive(root.grad_fn.get(), root.output_nr, grad_roots[r]);
+    if (root.grad_fn) receive(index.find(root.grad_fn.get()), root.output_nr, grad_roots[r]);
   }
 
   std::vector<Tensor> grads;  // one node's output gradients (reused)
@@ -469,8 +516,8 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
   for (size_t n = 0; n < order.size(); ++n) {
     Node* node = order[n].get();
     if (!reached[n] || !wanted[n]) {  // reachable, but no gradient flowed into it (or not needed)
-      for (const Edge& e : node->next_edges())
-        if (e.is_leaf) leaf_edge_done(e, Tensor());
+      for (size_t i = 0; i < node->next_edges().size(); ++i)
+        if (node->next_edges()[i].is_leaf) leaf_edge_done(targets[first_edge[n] + i], Tensor());
       if (!retain_graph) node->release();
       continue;
     }
@@ -520,17 +567,18 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid()) continue;
+      const size_t target = targets[first_edge[n] + i];
       if (!input_grads[i].defined()) {
-        if (e.is_leaf) leaf_edge_done(e, Tensor());
+        if (e.is_leaf) leaf_edge_done(target, Tensor());
         continue;
       }
       // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
       const NodeMeta& meta = node->input_meta()[i];
       Tensor g = conform(std::move(input_grads[i]), meta.dims(), meta.dtype, node->name());
       if (e.node) {
-        receive(e.node.get(), e.output_nr, std::move(g));
+        receive(target, e.output_nr, std::move(g));
       } else {
-        leaf_edge_done(e, std::move(g));
+        leaf_edge_done(target, std::move(g));
       }
     }
   }

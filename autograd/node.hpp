@@ -74,7 +74,7 @@ class Node {
  public:
   // Edges to the inputs' histories (none for undefined inputs and those that need no grad), with
   // the shapes and dtypes of those inputs, and of the outputs.
-  Node(std::string name, BackwardFn backward, std::span<const Tensor> inputs,
+  Node(std::string name, BackwardFn backward, std::span<const Tensor* const> inputs,
        std::span<const Tensor> outputs, bool accepts_undefined_grads);
   // Frees the graph behind this node iteratively: a chain of a million ops would overflow the
   // stack if each node's destructor destroyed the next one (as shared_ptr does by itself).
@@ -135,6 +135,10 @@ Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output
               BackwardFn backward);
 // The same for record("XBackward", {a, b}, ...): nothing is allocated when nothing is recorded.
 Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
+              BackwardFn backward);
+
+// The same for a binary op's operands, without copying their handles into a list as {a, b} does.
+Tensor record(std::string name, const Tensor& a, const Tensor& b, Tensor output,
               BackwardFn backward);
 
 // Marks the node that made `output` (if one was recorded) as once differentiable (see
