@@ -442,17 +442,18 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
   const auto later = [](const auto& a, const auto& b) {
     return a->sequence_nr() > b->sequence_nr();
   };
-  if (!std::is_sorted(order.begin(), order.end(), later))
+  // `index` maps each node to its place in `order`: as discovered, unless it had to be sorted.
+  if (!std::is_sorted(order.begin(), order.end(), later)) {
     std::sort(order.begin(), order.end(), later);
+    index.clear();
+    for (size_t i = 0; i < order.size(); ++i) index.insert(order[i].get(), i);
+  }
 
   // Gradient buffers: one slot per output of each node, in one vector; `reached` marks the nodes
   // some gradient flowed into.
-  index.clear();
   std::vector<size_t> first_slot(order.size() + 1, 0);
-  for (size_t i = 0; i < order.size(); ++i) {
-    index.insert(order[i].get(), i);
+  for (size_t i = 0; i < order.size(); ++i)
     first_slot[i + 1] = first_slot[i] + order[i]->num_outputs();
-  }
   // autograd::grad runs only the nodes that lead to an input (children come later in `order`).
   std::vector<char> wanted(order.size(), 1);
   if (capture) {
