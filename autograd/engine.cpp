@@ -2,6 +2,7 @@
 // the roots, process them in reverse creation order, route each input gradient along its edge, and
 // free each node's saved tensors once it has run.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -20,21 +21,23 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 // Brings the gradient for an input to that input's shape and dtype, or says why it cannot.
 // (By value: a gradient that arrives as the only handle on its tensor leaves as one.)
-Tensor conform(Tensor grad, const TensorMeta& meta, const std::string& node_name) {
+Tensor conform(Tensor grad, std::span<const int64_t> shape, Dtype dtype,
+               const std::string& node_name) {
   Tensor g = std::move(grad);
-  if (g.shape() != meta.shape) {
+  if (!std::ranges::equal(g.shape(), shape)) {
+    const Shape target(shape.begin(), shape.end());
     try {
-      g = sum_to(g, meta.shape);
+      g = sum_to(g, target);
     } catch (const Error&) {
       fail("[backward] {} returned a gradient of shape {} for an input of shape {}", node_name,
-           shape_str(g.shape()), shape_str(meta.shape));
+           shape_str(g.shape()), shape_str(target));
     }
   }
-  if (g.dtype() != meta.dtype) {
-    GG_CHECK(is_floating(g.dtype()) && is_floating(meta.dtype),
+  if (g.dtype() != dtype) {
+    GG_CHECK(is_floating(g.dtype()) && is_floating(dtype),
              "[backward] {} returned a {} gradient for a {} input", node_name,
-             dtype_name(g.dtype()), dtype_name(meta.dtype));
-    g = g.to(meta.dtype);
+             dtype_name(g.dtype()), dtype_name(dtype));
+    g = g.to(dtype);
   }
   return g;
 }
@@ -56,7 +59,7 @@ bool sole_owner(const std::shared_ptr<TensorImpl>& t) {
 // With create_graph a gradient that has history keeps it (out of place, recorded).
 void accumulate_leaf(const std::shared_ptr<TensorImpl>& leaf_impl, Tensor g) {
   const Tensor leaf(leaf_impl);
-  g = conform(std::move(g), {leaf_impl->shape, leaf_impl->dtype}, "leaf");
+  g = conform(std::move(g), leaf_impl->shape, leaf_impl->dtype, "leaf");
   const std::shared_ptr<TensorImpl>& grad = leaf_impl->grad;
   if (!grad) {
     std::shared_ptr<TensorImpl> impl = g.impl();
@@ -116,18 +119,35 @@ unsigned next_hook_handle() { return g_next_hook_handle.fetch_add(1, std::memory
 
 namespace {}  // namespace
 
-Node::Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
-           std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
-           bool accepts_undefined_grads)
+Node::Node(std::string name, BackwardFn backward, std::span<const Tensor* const> inputs,
+           std::span<const Tensor> outputs, bool accepts_undefined_grads)
     : name_(std::move(name)),
       sequence_nr_(g_next_sequence_nr.fetch_add(1, std::memory_order_relaxed)),
       backward_(std::move(backward)),
-      next_edges_(std::move(next_edges)),
-      input_meta_(std::move(input_meta)),
-      output_meta_(std::move(output_meta)),
+      next_edges_(inputs.size()),
+      input_meta_(inputs.size()),
       accepts_undefined_grads_(accepts_undefined_grads) {
-  needs_input_grad_.resize(next_edges_.size());
-  for (size_t i = 0; i < next_edges_.size(); ++i) needs_input_grad_[i] = next_edges_[i].valid();
+  auto set_meta = [](NodeMeta& meta, const TensorImpl& t) {
+    meta.shape.assign(t.shape.begin(), t.shape.end());
+    meta.dtype = t.dtype;
+  };
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i]->defined()) continue;
+    const TensorImpl& impl = *inputs[i]->impl();
+    if (impl.grad_fn) {
+      next_edges_[i].node = impl.grad_fn;
+      next_edges_[i].output_nr = impl.output_nr;
+    } else if (impl.requires_grad) {
+      next_edges_[i].leaf = inputs[i]->impl();
+      next_edges_[i].is_leaf = true;
+    } else {
+      continue;  // no edge: the engine never looks at this input's meta
+    }
+    set_meta(input_meta_[i], impl);
+  }
+  output_meta_.resize(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i)
+    set_meta(output_meta_[i], outputs[i].checked("shape"));
 }
 
 Node::~Node() {
@@ -135,7 +155,7 @@ Node::~Node() {
   // one at a time, each after its own sole-owned inputs were moved onto the stack, so no
   // destructor ever runs inside another one more than a level deep.
   std::vector<std::shared_ptr<Node>> stack;
-  auto detach_sole = [&stack](std::vector<Edge>& edges) {
+  auto detach_sole = [&stack](EdgeList& edges) {
     for (Edge& e : edges)
       if (e.node && e.node.use_count() == 1) stack.push_back(std::move(e.node));
   };
@@ -151,12 +171,14 @@ Node::~Node() {
 
 const std::string& node_name(const Node& node) { return node.name(); }
 
-std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs) {
+std::vector<Tensor> Node::apply(const std::vector<Tensor>& grad_outputs, std::vector<bool>& needs) {
   GG_CHECK(backward_ != nullptr,
            "[backward] trying to backward through {} a second time: its saved tensors were freed "
            "after the first backward; pass retain_graph=true to the first call",
            name_);
-  return backward_(grad_outputs, needs_input_grad_);
+  needs.resize(next_edges_.size());
+  for (size_t i = 0; i < next_edges_.size(); ++i) needs[i] = next_edges_[i].valid();
+  return backward_(grad_outputs, needs);
 }
 
 namespace {
@@ -173,14 +195,11 @@ bool needs_grad(std::initializer_list<Tensor> inputs) { return any_needs_grad(in
 
 namespace {
 // Makes the node (the callers checked needs_grad) and sets it as the outputs' grad_fn.
-void record_node(std::string name, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+void record_node(std::string name, std::span<const Tensor* const> inputs, std::span<Tensor> outputs,
                  BackwardFn backward, bool accepts_undefined_grads) {
-  std::vector<Edge> edges(inputs.size());
-  std::vector<TensorMeta> input_meta(inputs.size());
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& in = inputs[i];
+  for (const Tensor* input : inputs) {
+    const Tensor& in = *input;
     if (!in.defined()) continue;
-    input_meta[i] = {in.shape(), in.dtype()};
     const TensorImpl& impl = *in.impl();
     // A view that requires grad, whose storage was modified in place through another tensor
     // after the view got its history: that history no longer describes its values.
@@ -190,46 +209,58 @@ void record_node(std::string name, std::span<const Tensor> inputs, std::span<Ten
              "not regenerate the view's history as PyTorch does: take the view again after the "
              "in-place operation",
              name, describe(in), impl.storage->version(), impl.view_version);
-    if (impl.grad_fn) {
-      edges[i].node = impl.grad_fn;
-      edges[i].output_nr = impl.output_nr;
-    } else if (impl.requires_grad) {
-      edges[i].leaf = in.impl();
-      edges[i].is_leaf = true;
-    }
   }
-  std::vector<TensorMeta> output_meta;
-  output_meta.reserve(outputs.size());
-  for (const Tensor& out : outputs) output_meta.push_back({out.shape(), out.dtype()});
-  auto node = std::make_shared<Node>(std::move(name), std::move(backward), std::move(edges),
-                                     std::move(input_meta), std::move(output_meta),
+  auto node = std::make_shared<Node>(std::move(name), std::move(backward), inputs, outputs,
                                      accepts_undefined_grads);
   for (size_t i = 0; i < outputs.size(); ++i) {
     // Only floating outputs carry gradients (an integer out_dtype ends the graph there).
     if (!outputs[i].defined() || !is_floating(outputs[i].dtype())) continue;
-    outputs[i].set_gradient_edge(node, static_cast<uint32_t>(i));
+    // The last output takes the node's handle rather than a copy of it.
+    outputs[i].set_gradient_edge(i + 1 == outputs.size() ? std::move(node) : node,
+                                 static_cast<uint32_t>(i));
   }
+}
+
+// The inputs' addresses, for record_node (inline for up to four inputs).
+template <class Range>
+boost::container::small_vector<const Tensor*, 4> addresses(const Range& inputs) {
+  boost::container::small_vector<const Tensor*, 4> out;
+  for (const Tensor& in : inputs) out.push_back(&in);
+  return out;
 }
 }  // namespace
 
 void record(std::string name, const std::vector<Tensor>& inputs, std::vector<Tensor>& outputs,
             BackwardFn backward, bool accepts_undefined_grads) {
   if (!needs_grad(inputs)) return;
-  record_node(std::move(name), inputs, outputs, std::move(backward), accepts_undefined_grads);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, outputs, std::move(backward),
+              accepts_undefined_grads);
 }
 
 Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output,
               BackwardFn backward) {
   if (!needs_grad(inputs)) return output;
-  record_node(std::move(name), inputs, {&output, 1}, std::move(backward), false);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, {&output, 1}, std::move(backward), false);
   return output;
 }
 
 Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
               BackwardFn backward) {
   if (!needs_grad(inputs)) return output;
-  record_node(std::move(name), {inputs.begin(), inputs.size()}, {&output, 1}, std::move(backward),
-              false);
+  const auto in = addresses(inputs);
+  record_node(std::move(name), {in.data(), in.size()}, {&output, 1}, std::move(backward), false);
+  return output;
+}
+
+Tensor record(std::string name, const Tensor& a, const Tensor& b, Tensor output,
+              BackwardFn backward) {
+  if (!GradMode::is_enabled() ||
+      !((a.defined() && a.requires_grad()) || (b.defined() && b.requires_grad())))
+    return output;
+  const std::array<const Tensor*, 2> inputs{&a, &b};
+  record_node(std::move(name), inputs, {&output, 1}, std::move(backward), false);
   return output;
 }
 
@@ -350,7 +381,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
       for (size_t k = 0; k < inputs->size(); ++k) {
         if ((*inputs)[k].impl() != leaf) continue;
         if (leaf->hooks) g = run_hooks(leaf->hooks->pre, 0, std::move(g));
-        captured[k] = conform(std::move(g), {leaf->shape, leaf->dtype}, "leaf");
+        captured[k] = conform(std::move(g), leaf->shape, leaf->dtype, "leaf");
         return;
       }
       return;
@@ -406,18 +437,23 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     for (const Edge& e : order[next]->next_edges())
       if (e.node) discover(e.node);
   }
-  // A node is made after the nodes of its inputs, so reverse creation order is topological.
-  std::sort(order.begin(), order.end(),
-            [](const auto& a, const auto& b) { return a->sequence_nr() > b->sequence_nr(); });
+  // A node is made after the nodes of its inputs, so reverse creation order is topological (a
+  // chain is discovered in that order already).
+  const auto later = [](const auto& a, const auto& b) {
+    return a->sequence_nr() > b->sequence_nr();
+  };
+  // `index` maps each node to its place in `order`: as discovered, unless it had to be sorted.
+  if (!std::is_sorted(order.begin(), order.end(), later)) {
+    std::sort(order.begin(), order.end(), later);
+    index.clear();
+    for (size_t i = 0; i < order.size(); ++i) index.insert(order[i].get(), i);
+  }
 
   // Gradient buffers: one slot per output of each node, in one vector; `reached` marks the nodes
   // some gradient flowed into.
-  index.clear();
   std::vector<size_t> first_slot(order.size() + 1, 0);
-  for (size_t i = 0; i < order.size(); ++i) {
-    index.insert(order[i].get(), i);
+  for (size_t i = 0; i < order.size(); ++i)
     first_slot[i + 1] = first_slot[i] + order[i]->num_outputs();
-  }
   // autograd::grad runs only the nodes that lead to an input (children come later in `order`).
   std::vector<char> wanted(order.size(), 1);
   if (capture) {
@@ -436,36 +472,53 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
       wanted[n] = w;
     }
   }
-  for (const auto& node : order)
-    for (const Edge& e : node->next_edges())
-      if (e.is_leaf)
-        if (auto leaf = e.leaf.lock()) ++leaf_state(leaf).pending;
-  // An edge of a node that ran (with gradient g, or none) or was skipped.
-  auto leaf_edge_done = [&](const Edge& e, Tensor g) {
-    auto leaf = e.leaf.lock();
-    if (!leaf) return;
-    LeafState& st = leaf_state(leaf);
+  // Where each edge leads, looked up once: edge i of node n has targets[first_edge[n] + i], the
+  // index in `order` of its node, or of its leaf in `leaves` (npos for a leaf that is gone, and
+  // for an edge that leads nowhere).
+  std::vector<size_t> first_edge(order.size() + 1, 0);
+  std::vector<size_t> targets;
+  for (size_t n = 0; n < order.size(); ++n) {
+    for (const Edge& e : order[n]->next_edges()) {
+      size_t target = NodeIndex::npos;
+      if (e.node) {
+        target = index.find(e.node.get());
+      } else if (e.is_leaf) {
+        if (auto leaf = e.leaf.lock()) {
+          target = leaf_index.emplace(leaf.get(), leaves.size());
+          if (target == leaves.size()) leaves.push_back({std::move(leaf), Tensor(), 0});
+          ++leaves[target].pending;
+        }
+      }
+      targets.push_back(target);
+    }
+    first_edge[n + 1] = targets.size();
+  }
+  // A leaf edge of a node that ran (with gradient g, or none) or was skipped. (The leaf is alive:
+  // its LeafState holds it.)
+  auto leaf_edge_done = [&](size_t leaf, Tensor g) {
+    if (leaf == NodeIndex::npos) return;
+    LeafState& st = leaves[leaf];
     if (g.defined()) add_to(st.grad, std::move(g));
     if (--st.pending == 0) flush(st);
   };
   std::vector<Tensor> slots(first_slot.back());
   std::vector<char> reached(order.size(), 0);
-  auto receive = [&](const Node* node, uint32_t output_nr, Tensor g) {
-    const size_t i = index.find(node);
+  auto receive = [&](size_t i, uint32_t output_nr, Tensor g) {
     add_gradient(slots[first_slot[i] + output_nr], std::move(g), create_graph);
     reached[i] = 1;
   };
   for (size_t r = 0; r < roots.size(); ++r) {
     const TensorImpl& root = *roots[r].impl();
-    if (root.grad_fn) receive(root.grad_fn.get(), root.output_nr, grad_roots[r]);
+    if (root.grad_fn) receive(index.find(root.grad_fn.get()), root.output_nr, grad_roots[r]);
   }
 
   std::vector<Tensor> grads;  // one node's output gradients (reused)
+  std::vector<bool> needs;    // which of one node's inputs need a gradient (reused)
   for (size_t n = 0; n < order.size(); ++n) {
     Node* node = order[n].get();
     if (!reached[n] || !wanted[n]) {  // reachable, but no gradient flowed into it (or not needed)
-      for (const Edge& e : node->next_edges())
-        if (e.is_leaf) leaf_edge_done(e, Tensor());
+      for (size_t i = 0; i < node->next_edges().size(); ++i)
+        if (node->next_edges()[i].is_leaf) leaf_edge_done(targets[first_edge[n] + i], Tensor());
       if (!retain_graph) node->release();
       continue;
     }
@@ -490,7 +543,9 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     if (!node->accepts_undefined_grads()) {
       for (size_t i = 0; i < grads.size(); ++i)
         if (!grads[i].defined())
-          grads[i] = zeros(node->output_meta()[i].shape, node->output_meta()[i].dtype);
+          grads[i] =
+              zeros(Shape(node->output_meta()[i].shape.begin(), node->output_meta()[i].shape.end()),
+                    node->output_meta()[i].dtype);
     }
     // With create_graph (grad mode on) the gradients must carry their history: a backward that a
     // kernel computes would silently drop terms of the second derivative.
@@ -502,7 +557,7 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     std::vector<Tensor> input_grads;
     {
       RunningNodeScope running(order[n]);
-      input_grads = node->apply(grads);
+      input_grads = node->apply(grads, needs);
     }
     grads.clear();  // let go of the output gradients (an input gradient may be one of them)
     if (!retain_graph) node->release();
@@ -513,16 +568,18 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots,
     for (size_t i = 0; i < edges.size(); ++i) {
       const Edge& e = edges[i];
       if (!e.valid()) continue;
+      const size_t target = targets[first_edge[n] + i];
       if (!input_grads[i].defined()) {
-        if (e.is_leaf) leaf_edge_done(e, Tensor());
+        if (e.is_leaf) leaf_edge_done(target, Tensor());
         continue;
       }
       // Moved out of input_grads: a gradient that nothing else holds can become a leaf's grad.
-      Tensor g = conform(std::move(input_grads[i]), node->input_meta()[i], node->name());
+      const NodeMeta& meta = node->input_meta()[i];
+      Tensor g = conform(std::move(input_grads[i]), meta.dims(), meta.dtype, node->name());
       if (e.node) {
-        receive(e.node.get(), e.output_nr, std::move(g));
+        receive(target, e.output_nr, std::move(g));
       } else {
-        leaf_edge_done(e, std::move(g));
+        leaf_edge_done(target, std::move(g));
       }
     }
   }

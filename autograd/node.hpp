@@ -1,10 +1,12 @@
 #pragma once
 // A Node is one recorded op call: edges to where its inputs' gradients go, and a backward closure
 // holding what it saved. Nodes are numbered as they are made; that order is the tape.
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,17 @@ struct TensorMeta {
   Shape shape;
   Dtype dtype = kFloat32;
 };
+
+// A node's edges and the shapes and dtypes it keeps, held inside the node for the usual one or
+// two inputs of up to four dims: a Node is then one allocation, not one per vector and Shape (a
+// chain of small ops spent a quarter of its time in malloc and free).
+using EdgeList = boost::container::small_vector<Edge, 2>;
+struct NodeMeta {
+  boost::container::small_vector<int64_t, 4> shape;
+  Dtype dtype = kFloat32;
+  std::span<const int64_t> dims() const { return {shape.data(), shape.size()}; }
+};
+using MetaList = boost::container::small_vector<NodeMeta, 2>;
 
 // Backward closure: receives one gradient per output (all defined unless the node accepts
 // undefined ones) and needs_input_grad per input; returns one gradient per input (undefined
@@ -59,9 +72,10 @@ unsigned next_hook_handle();
 
 class Node {
  public:
-  Node(std::string name, BackwardFn backward, std::vector<Edge> next_edges,
-       std::vector<TensorMeta> input_meta, std::vector<TensorMeta> output_meta,
-       bool accepts_undefined_grads);
+  // Edges to the inputs' histories (none for undefined inputs and those that need no grad), with
+  // the shapes and dtypes of those inputs, and of the outputs.
+  Node(std::string name, BackwardFn backward, std::span<const Tensor* const> inputs,
+       std::span<const Tensor> outputs, bool accepts_undefined_grads);
   // Frees the graph behind this node iteratively: a chain of a million ops would overflow the
   // stack if each node's destructor destroyed the next one (as shared_ptr does by itself).
   ~Node();
@@ -70,9 +84,10 @@ class Node {
 
   const std::string& name() const { return name_; }
   uint64_t sequence_nr() const { return sequence_nr_; }
-  const std::vector<Edge>& next_edges() const { return next_edges_; }
-  const std::vector<TensorMeta>& input_meta() const { return input_meta_; }
-  const std::vector<TensorMeta>& output_meta() const { return output_meta_; }
+  const EdgeList& next_edges() const { return next_edges_; }
+  // Input i's shape and dtype when it has an edge (valid()); empty otherwise.
+  const MetaList& input_meta() const { return input_meta_; }
+  const MetaList& output_meta() const { return output_meta_; }
   size_t num_outputs() const { return output_meta_.size(); }
   bool accepts_undefined_grads() const { return accepts_undefined_grads_; }
   bool released() const { return !backward_; }
@@ -82,8 +97,10 @@ class Node {
   bool once_differentiable() const { return once_differentiable_; }
   void set_once_differentiable() { once_differentiable_ = true; }
 
-  // Runs the backward closure; throws gg::Error once the node was released.
-  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs);
+  // Runs the backward closure, with which inputs need a gradient (the edges that lead somewhere)
+  // in `needs` (the caller's buffer, reused across nodes); throws gg::Error once the node was
+  // released.
+  std::vector<Tensor> apply(const std::vector<Tensor>& grad_outputs, std::vector<bool>& needs);
   // Frees the saved tensors (the closure); later apply() calls fail.
   void release() { backward_ = nullptr; }
 
@@ -96,12 +113,11 @@ class Node {
   std::string name_;
   uint64_t sequence_nr_;
   BackwardFn backward_;
-  std::vector<Edge> next_edges_;
-  std::vector<TensorMeta> input_meta_;
-  std::vector<TensorMeta> output_meta_;
+  EdgeList next_edges_;
+  MetaList input_meta_;
+  MetaList output_meta_;
   bool accepts_undefined_grads_;
   bool once_differentiable_ = false;
-  std::vector<bool> needs_input_grad_;  // which edges lead somewhere (fixed at construction)
   std::vector<HookEntry> tensor_hooks_;
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained_;
 };
@@ -119,6 +135,10 @@ Tensor record(std::string name, const std::vector<Tensor>& inputs, Tensor output
               BackwardFn backward);
 // The same for record("XBackward", {a, b}, ...): nothing is allocated when nothing is recorded.
 Tensor record(std::string name, std::initializer_list<Tensor> inputs, Tensor output,
+              BackwardFn backward);
+
+// The same for a binary op's operands, without copying their handles into a list as {a, b} does.
+Tensor record(std::string name, const Tensor& a, const Tensor& b, Tensor output,
               BackwardFn backward);
 
 // Marks the node that made `output` (if one was recorded) as once differentiable (see

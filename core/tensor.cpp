@@ -211,7 +211,7 @@ const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
 
 Tensor Tensor::detach() const {
   const TensorImpl& t = checked("detach");
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = std::make_shared_for_overwrite<TensorImpl>();  // see make_tensor
   impl->storage = t.storage;
   impl->shape = t.shape;
   impl->strides = t.strides;
@@ -255,7 +255,10 @@ Tensor make_tensor(Shape shape, Dtype dtype, bool zero) {
            "bytes one allocation may take (the machine's physical memory)",
            static_cast<uint64_t>(n) * elem, dtype_name(dtype), shape_str(shape),
            max_allocation_bytes());
-  auto impl = std::make_shared<TensorImpl>();
+  // _for_overwrite: every member of TensorImpl has an initializer, and value-initialising
+  // (make_shared<TensorImpl>()) first zeroes all 152 bytes with a `rep stos`, a tenth of the
+  // cost of making a small tensor.
+  auto impl = std::make_shared_for_overwrite<TensorImpl>();
   impl->storage = std::make_shared<Storage>(static_cast<size_t>(n) * elem, zero);
   impl->strides = contiguous_strides(shape);
   impl->shape = std::move(shape);
@@ -310,7 +313,7 @@ Tensor as_strided_view(const Tensor& base, Shape shape, Shape strides, int64_t o
              op, shape_str(shape), shape_str(strides), offset, capacity, dtype_name(b.dtype),
              shape_str(b.shape));
   }
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = std::make_shared_for_overwrite<TensorImpl>();  // see make_tensor
   impl->storage = b.storage;
   impl->shape = std::move(shape);
   impl->strides = std::move(strides);

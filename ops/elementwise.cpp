@@ -56,7 +56,7 @@ Tensor scalar_like(double value, const Tensor& like) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_op(BinaryOp::Add, a, b, "add");
-  return record("AddBackward", {a, b}, out, [](const Grads& g, const Needs&) {
+  return record("AddBackward", a, b, std::move(out), [](const Grads& g, const Needs&) {
     return Grads{g[0], g[0]};
   });
 }
@@ -65,7 +65,7 @@ void accumulate_into(const Tensor& dst, const Tensor& src) { kernels::add_into(d
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor out = binary_op(BinaryOp::Sub, a, b, "sub");
-  return record("SubBackward", {a, b}, out, [](const Grads& g, const Needs& needs) {
+  return record("SubBackward", a, b, std::move(out), [](const Grads& g, const Needs& needs) {
     return Grads{g[0], needs[1] ? neg(g[0]) : Tensor()};
   });
 }
@@ -75,7 +75,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   if (!autograd::needs_grad({a, b})) return out;
   // Each operand is saved only for the other's gradient: x * 0.125 must not keep x alive (in
   // attention it held the whole q/k/v projection buffer until backward).
-  return record("MulBackward", {a, b}, out,
+  return record("MulBackward", a, b, std::move(out),
                 [a = saved_for(a, b), b = saved_for(b, a)](const Grads& g, const Needs& needs) {
                   return Grads{needs[0] ? g[0] * b.unpack() : Tensor(),
                                needs[1] ? g[0] * a.unpack() : Tensor()};
@@ -85,7 +85,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   Tensor out = binary_op(BinaryOp::Div, a, b, "div");
   if (!autograd::needs_grad({a, b})) return out;
-  return record("DivBackward", {a, b}, out,
+  return record("DivBackward", a, b, std::move(out),
                 [a = saved_for(a, b), sb = SavedTensor(b)](const Grads& g, const Needs& needs) {
                   const Tensor b = sb.unpack();
                   Tensor ga = needs[0] ? g[0] / b : Tensor();

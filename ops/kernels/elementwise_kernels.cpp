@@ -24,7 +24,8 @@ Tensor through_f32(const Tensor& t) { return t.dtype() == kBFloat16 ? as_dtype(t
 }  // namespace
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape, Dtype out_dtype) {
-  if (numel_of(shape) >= onednn::kMinElements &&
+  const int64_t n = numel_of(shape);  // once: it checks every size for overflow
+  if (n >= onednn::kMinElements &&
       (onednn::bf16_through_f32(a.dtype()) || onednn::bf16_through_f32(b.dtype()))) {
     // No bf16 binary on this CPU: the Float32 op (oneDNN at this size), rounded once. (Smaller
     // problems take the loop, which computes bf16 in float as the f32 loop does.)
@@ -32,8 +33,7 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b, const Shape& shape,
     Tensor out = binary(op, fa, fb, shape, binary_result_dtype(op, fa.dtype(), fb.dtype()));
     return as_dtype(out, out_dtype);
   }
-  if (onednn::binary_supported(op, a.dtype(), b.dtype()) &&
-      numel_of(shape) >= onednn::kMinElements) {
+  if (onednn::binary_supported(op, a.dtype(), b.dtype()) && n >= onednn::kMinElements) {
     Tensor out = empty(shape, out_dtype);
     if (onednn::binary(op, a, b, out)) return out;
   }
