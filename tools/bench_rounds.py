@@ -109,8 +109,8 @@ def summarize(args):
         len(gg_files), about.get("machine"), about.get("oneDNN ISA"), about.get("threads"),
         about.get("load before")))
     print("| workload | groupgrad | median | us/group | dense oneDNN GEMM / ours | "
-          "PyTorch 2.x best variant | PyTorch / ours |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "PyTorch 2.x best variant | PyTorch / ours | F.grouped_mm / ours |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     workloads = []
     for (w, _v) in gg:
         if w not in workloads:
@@ -120,6 +120,7 @@ def summarize(args):
         # yardstick, like ours, not one of them).
         peers = {v: t for (pw, v), t in pt.items() if pw == w and not v.startswith("dense")}
         best = min(peers.items(), key=lambda kv: kv[1]) if peers else None
+        grouped = next((t for v, t in peers.items() if v.startswith("F.grouped_mm")), None)
         dense = next((t for (dw, v), t in gg.items() if dw == w and v.startswith("dense")), None)
         for form in ("groupgrad", "groupgrad, 3D x 3D"):
             if (w, form) not in gg:
@@ -127,33 +128,34 @@ def summarize(args):
             ours = gg[(w, form)]
             row = gg_rows[(w, form)]
             if w.startswith("autograd"):
-                print("| {} | {} | {} | {:.2f} us/op | - | - | - |".format(
+                print("| {} | {} | {} | {:.2f} us/op | - | - | - | - |".format(
                     w, form, fmt_ms(ours), ours * 1e3 / max(row.get("groups") or 64, 1)))
                 continue
             if w.startswith("train"):
                 eager = {v: t for v, t in tp.items() if v.startswith("eager")}
                 tbest = min(eager.items(), key=lambda kv: kv[1]) if eager else None
-                print("| {} | {} | {} | - | - | {} | {} |".format(
+                print("| {} | {} | {} | - | - | {} | {} | - |".format(
                     w, form, fmt_ms(ours),
                     "{} {}".format(tbest[0], fmt_ms(tbest[1])) if tbest else "-",
                     "{:.2f}x".format(tbest[1] / ours) if tbest else "-"))
                 for v, t in tp.items():
                     if not v.startswith("eager"):
-                        print("| {} | (PyTorch: {}) | {} | - | - | - | {:.2f}x |".format(
+                        print("| {} | (PyTorch: {}) | {} | - | - | - | {:.2f}x | - |".format(
                             w, v, fmt_ms(t), t / ours))
                 mem = tp_rows.get(tbest[0], {}).get("rss_peak_bytes") if tbest else None
                 print("| {} memory | tensor peak {:.1f} MiB, RSS +{:.1f} MiB | - | - | - | "
-                      "RSS +{} | - |".format(
+                      "RSS +{} | - | - |".format(
                           w, (row.get("alloc_peak_bytes") or 0) / 1048576.0,
                           (row.get("rss_peak_bytes") or 0) / 1048576.0,
                           "{:.1f} MiB".format(mem / 1048576.0) if mem is not None else "-"))
                 continue
-            print("| {} | {} | {} | {:.2f} | {} | {} | {} |".format(
+            print("| {} | {} | {} | {:.2f} | {} | {} | {} | {} |".format(
                 w, "3D x 3D" if form != "groupgrad" else FORMS.get(w.split()[0], form),
                 fmt_ms(ours), ours * 1e3 / row["groups"],
                 "{:.2f}x".format(dense / ours) if dense and form == "groupgrad" else "-",
                 "{} {}".format(best[0], fmt_ms(best[1])) if best else "-",
-                "{:.2f}x".format(best[1] / ours) if best else "-"))
+                "{:.2f}x".format(best[1] / ours) if best else "-",
+                "{:.2f}x".format(grouped / ours) if grouped else "-"))
 
 
 def main():
