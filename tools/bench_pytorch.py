@@ -212,12 +212,15 @@ def main():
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per variant")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="torch.set_num_threads (default: all cores)")
+    parser.add_argument("--bf16-reps", type=int, help="timed samples for the bf16 workloads, "
+                        "with one warm-up call (below AVX512_CORE PyTorch's bf16 matmul is a "
+                        "scalar loop: seconds per call)")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--ours", help="tools/bench --json output: adds a ratio to groupgrad's "
                         "medians from that (separate) run")
     args = parser.parse_args()
-    if args.reps < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--reps and --threads must be >= 1, --warmup >= 0")
+    if args.reps < 1 or args.warmup < 0 or args.threads < 1 or (args.bf16_reps or 1) < 1:
+        parser.error("--reps, --bf16-reps and --threads must be >= 1, --warmup >= 0")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -258,7 +261,10 @@ def main():
                                  unsupported="not supported on CPU: " + first))
                 continue
             runnable.append((name, run))
-        timings = time_interleaved([r for _, r in runnable], args.warmup, args.reps)
+        bf16 = w["dtype"] == torch.bfloat16
+        reps = args.bf16_reps if bf16 and args.bf16_reps else args.reps
+        warmup = min(args.warmup, 1) if bf16 and args.bf16_reps else args.warmup
+        timings = time_interleaved([r for _, r in runnable], warmup, reps)
         for (name, run), t in zip(runnable, timings):
             rows.append(dict(workload=w["name"], variant=name, flops=flops, groups=ngroups,
                              rss_peak_bytes=rss_peak_of(run), **t))

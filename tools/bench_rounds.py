@@ -64,6 +64,8 @@ def run_rounds(args):
         if kernel:
             cmd = [sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--ours", gg_json,
                    "--json", os.path.join(args.out, "pt_r{}.json".format(r))] + common
+            if args.max_isa and not args.max_isa.startswith("AVX512"):
+                cmd += ["--bf16-reps", "3"]  # PyTorch's bf16 is a scalar loop there
             for w in kernel:
                 cmd += ["-w", w]
             run(cmd, env)
