@@ -204,6 +204,27 @@ char* scratch_buffer(size_t bytes) {
   return buffer.data() + (kAlign - address % kAlign) % kAlign;
 }
 
+// Runs body(part) for each part < parts, on `parts` threads, one part each. A small batch's region
+// (`watch`) is timed: its time beyond the longest part was spent waiting for a thread, which
+// note_small_batch_region judges (a long part, e.g. a first call JIT-compiling, is no stall).
+template <class Body>
+void run_parts(size_t parts, bool watch, Body body) {
+  thread_local std::vector<int64_t> busy_of_this_thread;
+  std::vector<int64_t>& busy = busy_of_this_thread;  // the caller's (in the region too)
+  busy.assign(parts, 0);
+  const int64_t start = watch ? now_ns() : 0;
+  parallel_for(
+      static_cast<int64_t>(parts), Schedule::kStatic,
+      [&](int64_t part) {
+        const int64_t from = watch ? now_ns() : 0;
+        body(static_cast<size_t>(part));
+        if (watch) busy[static_cast<size_t>(part)] = now_ns() - from;
+      },
+      static_cast<int>(parts));
+  if (watch)
+    note_small_batch_region(now_ns() - start - *std::max_element(busy.begin(), busy.end()));
+}
+
 // Runs identical tasks as ONE batched oneDNN problem: directly when their operands are equally
 // spaced in memory (3D x 3D, equal groups of a packed layout, list tensors cut from one buffer),
 // or -- when `allow_copies` -- after copying the scattered ones into a batch (small list groups
@@ -306,27 +327,13 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
   }
   // Each thread copies (if it must) and multiplies a contiguous share of the groups, in its own
   // scratch (its primitive runs single-threaded inside the region): one fork/join in all, and the
-  // copies still in its cache when its primitive reads them. A small batch times the region and
-  // each share: the region's time beyond the longest share was spent waiting for a thread (a
-  // stall), however long the shares themselves took (a first call JIT-compiles its kernels).
+  // copies still in its cache when its primitive reads them.
   const size_t parts = std::min(tasks.size(), static_cast<size_t>(threads));
   const size_t share = tasks.size() / parts, extra = tasks.size() % parts;
-  thread_local std::vector<int64_t> busy_of_this_thread;
-  std::vector<int64_t>& busy = busy_of_this_thread;  // the caller's (in the region too)
-  busy.assign(parts, 0);
-  const int64_t start = small ? now_ns() : 0;
-  parallel_for(
-      static_cast<int64_t>(parts), Schedule::kStatic,
-      [&](int64_t part) {
-        const auto u = static_cast<size_t>(part);
-        const size_t begin = u * share + std::min(u, extra);
-        const int64_t from = small ? now_ns() : 0;
-        run_slice(begin, begin + share + (u < extra ? 1 : 0));
-        if (small) busy[u] = now_ns() - from;
-      },
-      static_cast<int>(parts));
-  if (small)
-    note_small_batch_region(now_ns() - start - *std::max_element(busy.begin(), busy.end()));
+  run_parts(parts, small, [&](size_t u) {
+    const size_t begin = u * share + std::min(u, extra);
+    run_slice(begin, begin + share + (u < extra ? 1 : 0));
+  });
   return true;
 }
 
@@ -370,7 +377,12 @@ void run_balanced(std::vector<Job>& jobs) {
     }
   }
   if (first == jobs.size()) return;
-  if (threads == 1 || jobs.size() - first == 1) {
+  // Small work (dnnl_sgemm groups below AVX512_CORE) as small batches are run: on this thread
+  // alone under kOneThreadFlops or while small batches stay alone, else watched for stalls.
+  const bool small = total < kSmallBatchFlops;
+  const bool alone = small && (total < kOneThreadFlops || small_batches_alone());
+  if (threads == 1 || jobs.size() - first == 1 || alone) {
+    const OneThread one_thread(alone);
     for (size_t i = first; i < jobs.size(); ++i) run(*jobs[i].task, jobs[i].onednn_ok);
     return;
   }
@@ -381,8 +393,8 @@ void run_balanced(std::vector<Job>& jobs) {
     bins[t].push_back(&jobs[i]);
     load[t] += jobs[i].flops + kJobOverheadFlops;
   }
-  for_each_dynamic(threads, [&](int64_t t) {
-    for (const Job* j : bins[static_cast<size_t>(t)]) run(*j->task, j->onednn_ok);
+  run_parts(static_cast<size_t>(threads), small, [&](size_t t) {
+    for (const Job* j : bins[t]) run(*j->task, j->onednn_ok);
   });
 }
 
@@ -470,7 +482,12 @@ void run_gemm_tasks(const std::vector<GemmTask>& tasks) {
   for (size_t c = 0; c < used; ++c) {
     const std::vector<const GemmTask*>& members = classes[c];
     const MatmulProblem& problem = members.front()->problem;
-    if (run_as_one_batch(members, cheap_to_copy(problem))) continue;
+    // Below AVX512_CORE small f32 products in separate allocations run as one dnnl_sgemm each,
+    // in place, rather than copied into a batch (AMD EPYC as AVX2, one thread: 64 x 16x32x32
+    // took 31 us as bare sgemm calls, 42 as one batched gemm:jit primitive plus ~19 us of
+    // copies); a batch that needs no copies still runs as one primitive.
+    const bool per_task = onednn::runs_on_sgemm(problem);
+    if (run_as_one_batch(members, cheap_to_copy(problem) && !per_task)) continue;
     const bool onednn_ok = runs_on_onednn(problem);  // the same for the whole class
     for (const GemmTask* t : members) rest.push_back({t, onednn_ok, flops(t->problem)});
   }

@@ -679,6 +679,11 @@ bool matmul_supported(const MatmulProblem& p) {
          describable({p.batch, p.M, p.N, p.dst_strides});
 }
 
+bool runs_on_sgemm(const MatmulProblem& p) {
+  return p.batch == 1 && p.M > 0 && p.N > 0 && p.K > 0 && !through_f32(p) && !pads_weights(p) &&
+         !splits(p) && sgemm_layouts(p).has_value();
+}
+
 void matmul(const MatmulProblem& p, const void* src, const void* wei, const void* bias, void* dst,
             MatmulFallback fallback) {
   check_matmul_problem(p);

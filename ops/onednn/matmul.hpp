@@ -34,6 +34,9 @@ using gg::to_string;
 // operands, and a bf16 dst is written from the f32 result, rounded once. f32 runs gemm:jit there
 // (AVX2 and SSE4.1 alike), which has no per-shape kernels to build.
 bool matmul_supported(const MatmulProblem& p);
+// Whether matmul(p) runs as one dnnl_sgemm call (below AVX512_CORE: a plain f32 product, batch 1,
+// no bias, each operand with a unit stride, weights that need no padded copy).
+bool runs_on_sgemm(const MatmulProblem& p);
 
 // What runs a problem (or a piece of one) that oneDNN has no fast kernel for. The caller chooses
 // it (kernels::matmul passes reference::matmul), so that this backend does not reach into its
