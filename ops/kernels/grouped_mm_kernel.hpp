@@ -5,7 +5,8 @@
 //     a packed layout, the list outputs) become ONE batched oneDNN primitive; identical small
 //     problems in separate allocations (list tensors) are copied into such a batch first, when
 //     two memcpys per group cost less than a primitive call per group (<= 48 KB a group), each
-//     thread copying and multiplying its own share of the groups in one parallel region. Batches
+//     thread copying and multiplying its own share of the groups in one parallel region (below
+//     AVX512_CORE such f32 groups run as one dnnl_sgemm call each instead, in place). Batches
 //     under 1 MFLOP run on the calling thread; under 4 MFLOP they do too for a second after one
 //     of their regions stalled (small_batches_alone below);
 //   - the rest: one cached primitive per distinct shape (onednn::matmul keys its cache by
