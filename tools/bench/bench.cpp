@@ -250,8 +250,10 @@ int main(int argc, char** argv) {
       "Variants of a workload are timed in alternating rounds, so that load from other processes "
       "falls on all of them alike; quote the ratios of one run. Peers: one dense oneDNN GEMM with "
       "the same FLOPs (forward, and the two backward GEMMs), a oneDNN loop that builds a primitive "
-      "per group per call, and libtorch 1.13 when built with -DGG_BENCH_LIBTORCH=ON. "
-      "tools/bench_pytorch.py times PyTorch 2.x on the same workloads.");
+      "per group per call, groupgrad's own 3D x 3D call for the list workloads of equal groups "
+      "(tiny, heads), and libtorch 1.13 when built with -DGG_BENCH_LIBTORCH=ON. "
+      "tools/bench_pytorch.py times PyTorch 2.x on the same workloads, and tools/bench_rounds.py "
+      "runs both for several rounds.");
   if (const std::optional<int> status = gg::cli::parse(app, argc, argv)) return *status;
   auto asked = [&](const std::string& id) {
     return std::find(only.begin(), only.end(), id) != only.end();
