@@ -84,6 +84,12 @@ double flops(const MatmulProblem& p) {
          static_cast<double>(p.K);
 }
 
+// Whether a group of this many flops runs best alone on all threads rather than dealt to one:
+// below AVX512_CORE from kGemmJitAloneFlops up (gemm:jit splits one big product well).
+bool alone_on_all_threads(double group_flops) {
+  return !onednn::brgemm_isa() && group_flops >= kGemmJitAloneFlops;
+}
+
 void run(const GemmTask& t, bool onednn_ok) {
   if (onednn_ok) {
     kernels::matmul(t.problem, t.src, t.wei, t.bias, t.dst);
@@ -320,8 +326,7 @@ bool run_as_one_batch(Tasks tasks, bool allow_copies) {
   const auto n = static_cast<double>(tasks.size());
   const double per_thread = std::ceil(n / threads);
   const bool even = n >= threads && per_thread <= 1.25 * n / threads;
-  const bool small_groups = onednn::brgemm_isa() || flops(p) / n < kGemmJitAloneFlops;
-  if (scratch == 0 && !small && !(even && small_groups)) {
+  if (scratch == 0 && !small && !(even && !alone_on_all_threads(flops(p) / n))) {
     run_slice(0, tasks.size());
     return true;
   }
@@ -351,10 +356,6 @@ struct Job {
   double flops;
 };
 
-bool alone_on_all_threads(const Job& j) {
-  return !onednn::brgemm_isa() && j.flops >= kGemmJitAloneFlops;
-}
-
 // Runs the jobs on the OpenMP threads with as few fork/joins as possible. A job bigger than its
 // share of the work (> kShareSlack x total / threads) runs alone on all threads (oneDNN splits
 // it); the others are dealt to the threads largest first, each to the least loaded thread (LPT),
@@ -370,7 +371,8 @@ void run_balanced(std::vector<Job>& jobs) {
   if (threads > 1) {
     for (; first < jobs.size(); ++first) {
       const Job& j = jobs[first];
-      if (!j.onednn_ok || (j.flops <= kShareSlack * total / threads && !alone_on_all_threads(j)))
+      if (!j.onednn_ok ||
+          (j.flops <= kShareSlack * total / threads && !alone_on_all_threads(j.flops)))
         break;
       run(*j.task, true);  // on all threads
       total -= j.flops;
